@@ -1,0 +1,220 @@
+//! Vectorized `exp`, `ln` and `log1p` for f32 lanes, after Cephes' `expf`/`logf` (S. Moshier).
+//!
+//! Error bounds, measured by the host tests in this file against f64 references (run
+//! `cargo test -p focal-ghm-kernels math -- --nocapture` to print the sweep):
+//! - `exp(x)`: ≤ 2 ulp relative for results in the normal range (x in [-87.3, 88.7]); results in
+//!   the subnormal range (x down to -103.9) are off by at most one subnormal step (1.4e-45)
+//!   beyond that; exp(x) = 0 for x ≤ -104, +inf for x ≥ 88.73, NaN for NaN.
+//! - `ln(x)`: ≤ 2 ulp relative for every positive x, subnormals included; ln(0) = -inf,
+//!   ln(x<0) = NaN, ln(inf) = inf.
+//! - `log1p(y)`: ≤ 3 ulp relative for y in [-1, ∞) (including tiny y, where it returns y
+//!   to within an ulp); log1p(-1) = -inf.
+//!
+//! Only adds, multiplies, one division in `log1p`, and bit manipulation: no tables, no gathers,
+//! so the same code runs as 4-lane SIMD and, through the portable backend, as scalar code.
+
+use crate::simd::{F32x4, I32x4, M32x4};
+
+/// 1.5 · 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to the nearest
+/// integer (ties to even), with no float-to-int conversion.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// `x` rounded to the nearest integer, for |x| < 2^22.
+#[inline(always)]
+pub fn round_small(x: F32x4) -> F32x4 {
+    let m = F32x4::splat(ROUND_MAGIC);
+    (x + m) - m
+}
+
+/// 2^n for integer lanes n in [-126, 127], built directly in the exponent field.
+#[inline(always)]
+fn pow2i(n: I32x4) -> F32x4 {
+    F32x4::from_bits((n + I32x4::splat(127)).shl(23))
+}
+
+/// e^x, lane-wise. See the module docs for the error bound.
+#[inline(always)]
+pub fn exp(x: F32x4) -> F32x4 {
+    // Past these bounds the result is 0 or inf anyway; clamping keeps 2^n representable.
+    // min/max propagate NaN, so NaN stays NaN through the polynomial.
+    let x = x.min(F32x4::splat(89.0)).max(F32x4::splat(-105.0));
+    let fx = round_small(x * F32x4::splat(core::f32::consts::LOG2_E));
+    // Cody–Waite: ln 2 split so that fx·C1 is exact.
+    let r = x - fx * F32x4::splat(0.693_359_375) - fx * F32x4::splat(-2.121_944_4e-4);
+    let r2 = r * r;
+    let mut p = F32x4::splat(1.987_569_1e-4);
+    p = p * r + F32x4::splat(1.398_199_9e-3);
+    p = p * r + F32x4::splat(8.333_452e-3);
+    p = p * r + F32x4::splat(4.166_579_6e-2);
+    p = p * r + F32x4::splat(1.666_666_5e-1);
+    p = p * r + F32x4::splat(5.000_000_1e-1);
+    let y = p * r2 + r + F32x4::ONE;
+    // 2^n in two factors so that n down to -151 (subnormal results) and up to 128 (overflow to
+    // inf) need no special case: each half stays a normal power of two.
+    let n = fx.trunc_i32();
+    let n1 = n.shr(1);
+    let n2 = n - n1;
+    y * pow2i(n1) * pow2i(n2)
+}
+
+/// Natural logarithm, lane-wise. See the module docs for the error bound.
+#[inline(always)]
+pub fn ln(x: F32x4) -> F32x4 {
+    // Subnormals: scale into the normal range first and correct the exponent below.
+    let tiny = x.lt(F32x4::splat(f32::MIN_POSITIVE));
+    let xs = M32x4::select(tiny, x * F32x4::splat(8_388_608.0), x); // 2^23
+    let bias = M32x4::select(tiny, F32x4::splat(23.0), F32x4::ZERO);
+
+    let bits = xs.to_bits();
+    let e = (bits.shr(23).and(I32x4::splat(0xff)) - I32x4::splat(126)).to_f32() - bias;
+    // Mantissa in [0.5, 1).
+    let m = F32x4::from_bits(bits.and(I32x4::splat(0x007f_ffff)).or(I32x4::splat(0x3f00_0000)));
+    // Re-centre on 1: m in [sqrt(1/2), sqrt(2)) keeps the polynomial's argument small.
+    let small = m.lt(F32x4::splat(core::f32::consts::FRAC_1_SQRT_2));
+    let e = M32x4::select(small, e - F32x4::ONE, e);
+    let m = M32x4::select(small, m + m, m) - F32x4::ONE;
+
+    let z = m * m;
+    let mut p = F32x4::splat(7.037_683_6e-2);
+    p = p * m + F32x4::splat(-1.151_461_1e-1);
+    p = p * m + F32x4::splat(1.167_699_9e-1);
+    p = p * m + F32x4::splat(-1.242_014_1e-1);
+    p = p * m + F32x4::splat(1.424_932_3e-1);
+    p = p * m + F32x4::splat(-1.666_805_8e-1);
+    p = p * m + F32x4::splat(2.000_071_5e-1);
+    p = p * m + F32x4::splat(-2.499_999_4e-1);
+    p = p * m + F32x4::splat(3.333_333e-1);
+    let mut y = p * m * z;
+    y = y + e * F32x4::splat(-2.121_944_4e-4);
+    y = y - F32x4::splat(0.5) * z;
+    let r = m + y + e * F32x4::splat(0.693_359_375);
+
+    // Edge cases: ln(0) = -inf, ln(<0) = NaN, ln(inf) = inf; NaN is already NaN.
+    let r = M32x4::select(x.eq(F32x4::ZERO), F32x4::splat(f32::NEG_INFINITY), r);
+    let r = M32x4::select(x.lt(F32x4::ZERO), F32x4::splat(f32::NAN), r);
+    M32x4::select(x.eq(F32x4::splat(f32::INFINITY)), x, r)
+}
+
+/// ln(1 + y), lane-wise, accurate for tiny y. See the module docs for the error bound.
+#[inline(always)]
+pub fn log1p(y: F32x4) -> F32x4 {
+    // Kahan's trick: u = 1 + y is rounded, but ln(u) · y / (u - 1) cancels that rounding to first
+    // order, since u - 1 is exact for u in [0.5, 2] and the ratio is smooth elsewhere.
+    let u = y + F32x4::ONE;
+    let d = u - F32x4::ONE;
+    let r = ln(u) * (y / d);
+    // u == 1: y is below half an ulp of 1 and ln(1 + y) = y to within an ulp.
+    // u == inf: y = inf or the sum overflowed; ln(u) is then right and y/d is inf/inf.
+    let r = M32x4::select(u.eq(F32x4::ONE), y, r);
+    M32x4::select(u.eq(F32x4::splat(f32::INFINITY)), ln(y), r)
+}
+
+/// x^γ for x ≥ 0 and γ > 0 (0^γ = 0); for the focal modulating factor with a general γ.
+#[inline(always)]
+pub fn pow_pos(x: F32x4, gamma: F32x4) -> F32x4 {
+    exp(gamma * ln(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ulp_err(got: f32, want: f64) -> f64 {
+        if want == 0.0 || !want.is_finite() {
+            return if (got as f64) == want { 0.0 } else { f64::INFINITY };
+        }
+        let w = want as f32;
+        // One ulp at the f32 nearest the true value.
+        let ulp = (f32::from_bits(w.abs().to_bits() + 1) - w.abs()) as f64;
+        ((got as f64) - want).abs() / ulp
+    }
+
+    fn sweep(lo: f32, hi: f32, steps: u32, mut f: impl FnMut(f32)) {
+        // Uniform in the bit pattern, so every binade in the range is sampled equally.
+        let (a, b) = (lo.to_bits() as i64, hi.to_bits() as i64);
+        let (lo_b, hi_b) = if lo < 0.0 && hi <= 0.0 { (b, a) } else { (a, b) };
+        let n = (hi_b - lo_b).max(1);
+        let step = (n / steps as i64).max(1);
+        let mut k = lo_b;
+        while k <= hi_b {
+            f(f32::from_bits(k as u32));
+            k += step;
+        }
+    }
+
+    fn lane0(f: fn(F32x4) -> F32x4, x: f32) -> f32 {
+        f(F32x4::splat(x)).to_array()[0]
+    }
+
+    #[test]
+    fn exp_within_2_ulp_over_normal_results() {
+        let mut worst = 0.0f64;
+        for (lo, hi) in [(0.0f32, 88.72f32), (-87.33f32, -0.0f32)] {
+            sweep(lo, hi, 2_000_000, |x| {
+                let e = ulp_err(lane0(exp, x), (x as f64).exp());
+                if e > worst {
+                    worst = e;
+                }
+            });
+        }
+        println!("exp worst error over normal results: {worst:.3} ulp");
+        assert!(worst <= 2.0, "exp error {worst} ulp");
+    }
+
+    #[test]
+    fn exp_subnormal_and_edges() {
+        let mut x = -87.4f32;
+        while x > -110.0 {
+            let got = lane0(exp, x) as f64;
+            let want = (x as f64).exp();
+            assert!((got - want).abs() <= 1.5 * 1.401_298_5e-45, "exp({x}) = {got}, want {want}");
+            x -= 0.01;
+        }
+        assert_eq!(lane0(exp, 89.0), f32::INFINITY);
+        assert_eq!(lane0(exp, f32::INFINITY), f32::INFINITY);
+        assert_eq!(lane0(exp, f32::NEG_INFINITY), 0.0);
+        assert_eq!(lane0(exp, 0.0), 1.0);
+        assert!(lane0(exp, f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn ln_within_2_ulp() {
+        let mut worst = 0.0f64;
+        sweep(1.0e-45, 3.0e38, 4_000_000, |x| {
+            let e = ulp_err(lane0(ln, x), (x as f64).ln());
+            if e > worst {
+                worst = e;
+            }
+        });
+        println!("ln worst error: {worst:.3} ulp");
+        assert!(worst <= 2.0, "ln error {worst}");
+        assert_eq!(lane0(ln, 0.0), f32::NEG_INFINITY);
+        assert!(lane0(ln, -1.0).is_nan());
+        assert_eq!(lane0(ln, f32::INFINITY), f32::INFINITY);
+        assert_eq!(lane0(ln, 1.0), 0.0);
+    }
+
+    #[test]
+    fn log1p_within_3_ulp() {
+        let mut worst = 0.0f64;
+        let mut check = |y: f32| {
+            let want = libm_log1p(y as f64);
+            let e = ulp_err(lane0(log1p, y), want);
+            if e > worst {
+                worst = e;
+            }
+        };
+        sweep(1.0e-45, 3.0e38, 4_000_000, &mut check);
+        sweep(-0.999_999_94, -1.0e-45, 2_000_000, &mut check);
+        println!("log1p worst error: {worst:.3} ulp");
+        assert!(worst <= 3.0, "log1p error {worst} ulp");
+        assert_eq!(lane0(log1p, -1.0), f32::NEG_INFINITY);
+        assert_eq!(lane0(log1p, 0.0), 0.0);
+        assert_eq!(lane0(log1p, f32::INFINITY), f32::INFINITY);
+    }
+
+    /// f64 log1p with ~1e-16 relative accuracy (std's ln_1p).
+    fn libm_log1p(y: f64) -> f64 {
+        y.ln_1p()
+    }
+}
