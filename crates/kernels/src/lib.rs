@@ -3,6 +3,7 @@
 //! Layers, bottom up:
 //! - [`simd`]: four-lane vector types (wasm SIMD128, or a portable array backend);
 //! - [`math`]: vectorized `exp`, `ln`, `log1p` with stated error bounds;
+//! - [`source`]: targets and weights in their layouts, walked four lanes at a time;
 //! - [`focal`] and [`ghm`]: the losses of SPEC.md §1–4 over raw slices;
 //! - `ffi` (wasm only): `extern "C"` exports the TypeScript loader calls with pointers into
 //!   linear memory.
@@ -17,6 +18,7 @@ pub mod focal;
 pub mod ghm;
 pub mod math;
 pub mod simd;
+pub mod source;
 
 #[cfg(target_arch = "wasm32")]
 mod ffi;

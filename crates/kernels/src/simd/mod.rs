@@ -152,3 +152,12 @@ impl Default for SumF64 {
         SumF64::new()
     }
 }
+
+impl M32x4 {
+    /// How many lanes are set.
+    #[inline(always)]
+    pub fn count(self) -> u32 {
+        let a = I32x4::from_mask(self).to_array();
+        (a[0] & 1) as u32 + (a[1] & 1) as u32 + (a[2] & 1) as u32 + (a[3] & 1) as u32
+    }
+}

@@ -1,0 +1,74 @@
+//! Focal losses (SPEC.md §1–2): sigmoid (binary, soft or class-index targets) and softmax.
+
+pub mod sigmoid;
+pub mod softmax;
+
+use crate::math;
+use crate::simd::F32x4;
+
+/// The focal modulating factor `m^γ` and its derivative factor `γ·m^(γ-1)`, specialised for the
+/// common γ so that they cost a multiply or nothing, while giving the same numbers as the
+/// general path (which needs an `exp` and a `ln`).
+pub trait Focusing: Copy {
+    /// `(m^γ, γ·m^(γ-1))` for `m` in [0, 1]; the second is 0 where m = 0 and γ ≠ 1
+    /// (SPEC §1: the term vanishes where pt = 0 and γ < 1; for γ > 1 it is 0 anyway).
+    fn factors(self, m: F32x4) -> (F32x4, F32x4);
+}
+
+#[derive(Clone, Copy)]
+pub struct Gamma0;
+#[derive(Clone, Copy)]
+pub struct Gamma1;
+#[derive(Clone, Copy)]
+pub struct Gamma2;
+#[derive(Clone, Copy)]
+pub struct GammaAny(pub f32);
+
+impl Focusing for Gamma0 {
+    #[inline(always)]
+    fn factors(self, _m: F32x4) -> (F32x4, F32x4) {
+        (F32x4::ONE, F32x4::ZERO)
+    }
+}
+impl Focusing for Gamma1 {
+    #[inline(always)]
+    fn factors(self, m: F32x4) -> (F32x4, F32x4) {
+        (m, F32x4::ONE)
+    }
+}
+impl Focusing for Gamma2 {
+    #[inline(always)]
+    fn factors(self, m: F32x4) -> (F32x4, F32x4) {
+        (m * m, m + m)
+    }
+}
+impl Focusing for GammaAny {
+    #[inline(always)]
+    fn factors(self, m: F32x4) -> (F32x4, F32x4) {
+        // m^(γ-1) once; m^γ = m^(γ-1)·m shares the exp and ln.
+        let g = F32x4::splat(self.0);
+        let pm1 = math::exp((g - F32x4::ONE) * math::ln(m)).keep(m.gt(F32x4::ZERO));
+        (pm1 * m, g * pm1)
+    }
+}
+
+/// Runs `$body` with `$g` bound to the specialised [`Focusing`] for `$gamma`.
+macro_rules! with_focusing {
+    ($gamma:expr, $g:ident => $body:expr) => {{
+        let gamma: f32 = $gamma;
+        if gamma == 0.0 {
+            let $g = $crate::focal::Gamma0;
+            $body
+        } else if gamma == 1.0 {
+            let $g = $crate::focal::Gamma1;
+            $body
+        } else if gamma == 2.0 {
+            let $g = $crate::focal::Gamma2;
+            $body
+        } else {
+            let $g = $crate::focal::GammaAny(gamma);
+            $body
+        }
+    }};
+}
+pub(crate) use with_focusing;

@@ -1,0 +1,232 @@
+//! GHM-C and GHM-R (SPEC.md §3–4; mmdetection `GHMC`, `GHMR`) as two passes over the data.
+//!
+//! The stats pass computes each element's gradient norm `g`, its bin, and its loss term (BCE
+//! for GHM-C, authentic smooth L1 for GHM-R), and adds per-bin counts and loss sums into a
+//! caller-owned [`Stats`] array of f64. Those statistics are all the loss needs, and they add:
+//! chunks of a stream, blocks of a thread pool and data-parallel replicas merge by adding them.
+//! The caller (TypeScript) turns merged statistics into bin weights, the EMA step and the loss;
+//! the grad pass then applies one factor per bin.
+//!
+//! Bins are found arithmetically and land exactly where mmdetection's comparisons against the
+//! float32 edges `fl(i/bins)` land: `k = trunc(g·bins)` can be off by one from rounding, so it is
+//! corrected against the two edges around it, which are recomputed as the same correctly
+//! rounded f32 division the edges were built with.
+//!
+//! Stats layout for `bins` bins (length `stats_len(bins)`):
+//! `[count_0 .. count_{bins-1}, count_nan, sum_0 .. sum_{bins-1}, sum_nan, label_weight_sum]`.
+//! The NaN slot holds valid elements whose `g` is NaN (NaN logits): they count towards GHM-C's
+//! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
+
+use crate::focal::sigmoid::{bce, logistic};
+use crate::simd::{F32x4, M32x4, SumF64};
+use crate::source::{for_each_block, RangeTracker, TargetRange, Targets, Weights};
+
+/// The largest bin count the kernels accept (per-lane histograms live on the stack).
+pub const MAX_BINS: usize = 1024;
+
+/// mmdetection's last edges: GHM-C nudges 1 up by 1e-6 (in f32), GHM-R sets 1e3.
+pub const GHMC_LAST_EDGE: f32 = 1.000_001;
+pub const GHMR_LAST_EDGE: f32 = 1.0e3;
+
+pub const fn stats_len(bins: usize) -> usize {
+    2 * (bins + 1) + 1
+}
+
+/// Bin slot per lane: `0..bins` for a bin, `bins` for NaN g, `bins + 1` for invalid elements.
+#[inline(always)]
+fn slots(g: F32x4, valid: M32x4, bins: usize, last_edge: f32) -> [i32; 4] {
+    let b = F32x4::splat(bins as f32);
+    let top = F32x4::splat((bins - 1) as f32);
+    let k = (g * b).trunc_i32().to_f32().max(F32x4::ZERO).min(top);
+    let lo = k / b;
+    let k1 = k + F32x4::ONE;
+    let hi = k1.eq(b).select(F32x4::splat(last_edge), k1 / b);
+    let k = g.lt(lo).select(k - F32x4::ONE, k);
+    let k = g.ge(hi).select(k1, k).max(F32x4::ZERO).min(top);
+    let is_nan = g.eq(g).not();
+    let slot = is_nan.select(b, k);
+    let slot = valid.select(slot, F32x4::splat((bins + 1) as f32));
+    slot.trunc_i32().to_array()
+}
+
+/// Four per-lane histograms, so that runs of equal bins (most of a detector's g sit in bin 0)
+/// do not serialise on one memory cell. Lane `l` keeps counts at `2l·stride` and sums at
+/// `(2l+1)·stride`, `stride = bins + 2`.
+struct LaneHist {
+    p: *mut f64,
+    stride: usize,
+}
+
+impl LaneHist {
+    #[inline(always)]
+    fn add(&mut self, slot: [i32; 4], v: F32x4) {
+        let v = v.to_array();
+        for lane in 0..4 {
+            // Slots are in 0..=bins+1 by construction of `slots`.
+            let k = slot[lane] as usize;
+            unsafe {
+                *self.p.add(2 * lane * self.stride + k) += 1.0;
+                *self.p.add((2 * lane + 1) * self.stride + k) += v[lane] as f64;
+            }
+        }
+    }
+
+    fn at(&self, lane: usize, sums: bool, k: usize) -> f64 {
+        unsafe { *self.p.add((2 * lane + sums as usize) * self.stride + k) }
+    }
+
+    /// Adds bins and the NaN slot (not the discard slot) into `stats`, lanes in a fixed order.
+    fn merge_into(&self, bins: usize, stats: &mut [f64]) {
+        for k in 0..=bins {
+            for (sums, base) in [(false, 0), (true, bins + 1)] {
+                stats[base + k] += (self.at(0, sums, k) + self.at(1, sums, k)) + (self.at(2, sums, k) + self.at(3, sums, k));
+            }
+        }
+    }
+}
+
+/// Runs `f` with a zeroed histogram, then merges it and the label-weight sum `f` returns into
+/// `stats`.
+#[inline(always)]
+fn with_hist<F: FnOnce(&mut LaneHist) -> f64>(bins: usize, stats: &mut [f64], f: F) {
+    // Stack storage sized for MAX_BINS, but only the slots in use are zeroed (and ever read),
+    // so small calls stay cheap.
+    let mut buf = core::mem::MaybeUninit::<[f64; 8 * (MAX_BINS + 2)]>::uninit();
+    let stride = bins + 2;
+    let p = buf.as_mut_ptr() as *mut f64;
+    unsafe { core::ptr::write_bytes(p, 0, 8 * stride) };
+    let mut h = LaneHist { p, stride };
+    let wsum = f(&mut h);
+    h.merge_into(bins, stats);
+    stats[2 * (bins + 1)] += wsum;
+}
+
+/// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
+pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, stats: &mut [f64]) -> TargetRange {
+    assert!(bins >= 1 && bins <= MAX_BINS && stats.len() >= stats_len(bins));
+    let mut range = RangeTracker::new();
+    with_hist(bins, stats, |h| {
+        let mut wsum = SumF64::new();
+        for_each_block(x.len(), targets, weights, |i, len, t, w| {
+            let xv = unsafe { F32x4::load_partial(x.as_ptr().add(i), len, 0.0) };
+            let (p, q, e) = logistic(xv);
+            let omt = F32x4::ONE - t;
+            let g = (p * omt - q * t).abs();
+            h.add(slots(g, w.gt(F32x4::ZERO), bins, GHMC_LAST_EDGE), bce(xv, t, omt, e));
+            wsum.add(w);
+            range.add(t);
+        });
+        wsum.total()
+    });
+    range.range()
+}
+
+/// GHM-C gradient of one chunk: `factor[slot] · (p - t)`, with `factor` of length `bins + 2`
+/// (the NaN and discard slots included, normally 0).
+pub fn ghmc_grad(x: &[f32], targets: Targets, weights: Weights, bins: usize, factor: &[f32], grad: &mut [f32]) {
+    assert!(bins >= 1 && bins <= MAX_BINS && factor.len() >= bins + 2 && grad.len() >= x.len());
+    for_each_block(x.len(), targets, weights, |i, len, t, w| {
+        let xv = unsafe { F32x4::load_partial(x.as_ptr().add(i), len, 0.0) };
+        let (p, q, _) = logistic(xv);
+        let omt = F32x4::ONE - t;
+        let d = p * omt - q * t;
+        let f = gather(factor, slots(d.abs(), w.gt(F32x4::ZERO), bins, GHMC_LAST_EDGE));
+        unsafe { (f * d).store_partial(grad.as_mut_ptr().add(i), len) };
+    });
+}
+
+#[inline(always)]
+fn gather(table: &[f32], slot: [i32; 4]) -> F32x4 {
+    F32x4::from_array([table[slot[0] as usize], table[slot[1] as usize], table[slot[2] as usize], table[slot[3] as usize]])
+}
+
+/// `(d, sqrt(d² + μ²))` for GHM-R.
+#[inline(always)]
+fn ghmr_terms(pred: &[f32], target: &[f32], i: usize, len: usize, mu: F32x4) -> (F32x4, F32x4) {
+    let (pv, tv) = unsafe { (F32x4::load_partial(pred.as_ptr().add(i), len, 0.0), F32x4::load_partial(target.as_ptr().add(i), len, 0.0)) };
+    let d = pv - tv;
+    (d, (d * d + mu * mu).sqrt())
+}
+
+/// GHM-R statistics of one chunk, added into `stats`.
+pub fn ghmr_stats(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, stats: &mut [f64]) {
+    assert!(bins >= 1 && bins <= MAX_BINS && stats.len() >= stats_len(bins) && target.len() >= pred.len());
+    let muv = F32x4::splat(mu);
+    with_hist(bins, stats, |h| {
+        let mut wsum = SumF64::new();
+        // Targets here are only a carrier for the weights: GHM-R's target is a second float array.
+        for_each_block(pred.len(), Targets::Soft(target), weights, |i, len, _, w| {
+            let (d, s) = ghmr_terms(pred, target, i, len, muv);
+            // sqrt(d²+μ²) - μ without cancellation for small d.
+            let asl1 = d * d / (s + muv);
+            h.add(slots(d.abs() / s, w.gt(F32x4::ZERO), bins, GHMR_LAST_EDGE), asl1);
+            wsum.add(w);
+        });
+        wsum.total()
+    });
+}
+
+/// GHM-R gradient of one chunk: `factor[slot] · d / sqrt(d² + μ²)`.
+pub fn ghmr_grad(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, factor: &[f32], grad: &mut [f32]) {
+    assert!(bins >= 1 && bins <= MAX_BINS && factor.len() >= bins + 2 && grad.len() >= pred.len() && target.len() >= pred.len());
+    let muv = F32x4::splat(mu);
+    for_each_block(pred.len(), Targets::Soft(target), weights, |i, len, _, w| {
+        let (d, s) = ghmr_terms(pred, target, i, len, muv);
+        let u = d / s;
+        let f = gather(factor, slots(u.abs(), w.gt(F32x4::ZERO), bins, GHMR_LAST_EDGE));
+        unsafe { (f * u).store_partial(grad.as_mut_ptr().add(i), len) };
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bin by linear search against the f32 edges, as mmdetection compares.
+    fn slow_bin(g: f32, bins: usize, last: f32) -> usize {
+        let edge = |i: usize| if i == bins { last } else { i as f32 / bins as f32 };
+        (0..bins).find(|&i| edge(i) <= g && g < edge(i + 1)).unwrap()
+    }
+
+    #[test]
+    fn arithmetic_bins_equal_edge_comparison() {
+        for bins in 1..=256usize {
+            let mut gs: Vec<f32> = vec![0.0, 1.0, 0.5];
+            for i in 0..=bins {
+                let e = i as f32 / bins as f32;
+                gs.extend_from_slice(&[e, f32::from_bits(e.to_bits().wrapping_sub(1)), f32::from_bits(e.to_bits() + 1)]);
+            }
+            for g in gs.chunks(4) {
+                let mut a = [0.0f32; 4];
+                a[..g.len()].copy_from_slice(g);
+                let s = slots(F32x4::from_array(a), F32x4::ONE.gt(F32x4::ZERO), bins, GHMC_LAST_EDGE);
+                for (j, &gv) in g.iter().enumerate() {
+                    if (0.0..=1.0).contains(&gv) {
+                        assert_eq!(s[j] as usize, slow_bin(gv, bins, GHMC_LAST_EDGE), "bins={bins} g={gv}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_add_up_to_the_whole() {
+        let n = 1001;
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 211) as f32 - 105.0) * 0.09).collect();
+        let t: Vec<u8> = (0..n).map(|i| (i % 7 == 0) as u8).collect();
+        let w: Vec<f32> = (0..n).map(|i| if i % 11 == 0 { 0.0 } else { 1.0 }).collect();
+        let bins = 13;
+        let mut whole = vec![0.0; stats_len(bins)];
+        ghmc_stats(&x, Targets::Binary(&t), Weights::Elements(&w), bins, &mut whole);
+        let mut parts = vec![0.0; stats_len(bins)];
+        for (a, b) in [(0, 1), (1, 1), (1, 300), (300, 303), (303, n)] {
+            ghmc_stats(&x[a..b], Targets::Binary(&t[a..b]), Weights::Elements(&w[a..b]), bins, &mut parts);
+        }
+        let valid = w.iter().filter(|&&v| v > 0.0).count() as f64;
+        assert_eq!(whole[..=bins].iter().sum::<f64>(), valid);
+        assert_eq!(&whole[..=bins], &parts[..=bins]);
+        for k in bins + 1..stats_len(bins) {
+            assert!((whole[k] - parts[k]).abs() <= 1e-12 * whole[k].abs().max(1.0));
+        }
+    }
+}
