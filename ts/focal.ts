@@ -1,0 +1,249 @@
+// The public focal losses: validate and lay out inputs, run the kernel over chunks, shape results.
+
+import {
+  expectArray,
+  expectBoolean,
+  expectFinite,
+  expectInRange,
+  expectInteger,
+  expectOneOf,
+  expectOptions,
+  expectPositive,
+} from './errors';
+import { checkLabels, layoutTargets, layoutWeights, TargetRange, WeightKind, type Layout, type Targets } from './inputs';
+import { CHUNK_ELEMENTS, runChunked, type ChunkInput } from './memory';
+import { workspace, type Workspace } from './workspace';
+
+export type Reduction = 'mean' | 'sum' | 'none';
+const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
+
+export interface SigmoidFocalOptions {
+  /** Weight of positives in [0, 1] (negatives get 1 - α); `null` disables it; `'auto'` uses the negatives' share of the batch. Default 0.25. */
+  alpha?: number | null | 'auto';
+  /** Focusing parameter γ ≥ 0. Default 2. */
+  gamma?: number;
+  /** Per-element weights, or per-row weights (length N) with class-index targets. */
+  weight?: Float32Array;
+  /** Default `'mean'`. */
+  reduction?: Reduction;
+  /** With `'mean'`: divide the sum by this instead of the element count (must be > 0). */
+  avgFactor?: number;
+  /** Multiplies the loss (and gradient). Default 1. */
+  lossWeight?: number;
+  /** Also return d loss / d logits. Default false. */
+  grad?: boolean;
+}
+
+export interface LossResult {
+  /** The reduced loss, or the elementwise losses for reduction `'none'`. */
+  loss: number | Float32Array;
+  /** d loss / d logits, same length as the logits, when `grad: true`. */
+  grad?: Float32Array;
+}
+
+export interface SigmoidFocalResult extends LossResult {
+  /** The α used: the option's value, or what `'auto'` resolved to; `null` when disabled. */
+  alpha: number | null;
+}
+
+const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad'] as const;
+
+/** Reads the result words a kernel left at the start of the params region. */
+function info(ws: Workspace, ptr: number, len: number): Float64Array {
+  return new Float64Array(ws.heap.buffer, ptr, len);
+}
+
+function resolveGamma(fn: string, v: unknown): number {
+  const g = expectFinite(fn, 'options.gamma', v ?? 2);
+  if (!(g >= 0)) throw new RangeError(`${fn}: options.gamma must be ≥ 0, got ${g}`);
+  return g;
+}
+
+/** The divisor of the mean, and what the elementwise loss and gradient are scaled by. */
+function scales(fn: string, reduction: Reduction, count: number, avgFactor: unknown, lossWeight: number) {
+  let denom = 1;
+  if (avgFactor !== undefined) {
+    const a = expectPositive(fn, 'options.avgFactor', avgFactor);
+    if (reduction === 'sum') {
+      throw new RangeError(`${fn}: options.avgFactor cannot be used with reduction 'sum' (as in mmdetection); use 'mean'`);
+    }
+    if (reduction === 'mean') denom = a;
+  } else if (reduction === 'mean') {
+    denom = count;
+  }
+  return { denom, gradScale: lossWeight / denom };
+}
+
+/** α = 'auto': F / (P + F), the negatives' share among elements of weight > 0 (0.5 for none). */
+function autoAlpha(ws: Workspace, lay: Layout, wkind: WeightKind, w: ChunkInput): number {
+  const out = ws.params.reserve(16);
+  let pos = 0;
+  let neg = 0;
+  runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [lay.targets, w], [], (u, [t, wp]) => {
+    ws.k.fg_count_pos_neg(u * lay.perUnit, lay.tkind, t!, lay.numClasses, wkind, wp!, out);
+    const c = info(ws, out, 2);
+    pos += c[0]!;
+    neg += c[1]!;
+  });
+  return pos + neg > 0 ? neg / (pos + neg) : 0.5;
+}
+
+export function unitsPerChunk(perUnit: number): number {
+  return Math.max(1, Math.floor(CHUNK_ELEMENTS / perUnit));
+}
+
+/**
+ * Sigmoid focal loss (Lin et al. 2017), as mmdetection's `py_sigmoid_focal_loss` and
+ * torchvision's `sigmoid_focal_loss` compute it (SPEC.md §1), optionally with its gradient.
+ *
+ * Targets are binary (`Uint8Array` of 0/1), soft (`Float32Array` in [0, 1]), or class indices
+ * `{ labels, numClasses }` for an `[N, numClasses]` logit matrix (label `numClasses` = background),
+ * which never builds the one-hot matrix. NaN logits give NaN, as in PyTorch; reduction `'mean'`
+ * over zero elements is NaN (0/0), as `torch.mean` of an empty tensor.
+ *
+ * @example
+ * ```ts
+ * import { init, sigmoidFocalLoss } from 'focal-ghm';
+ * await init();
+ * const logits = new Float32Array([2.0, -1.0, 0.5]);
+ * const targets = new Uint8Array([1, 0, 0]);
+ * const { loss, grad } = sigmoidFocalLoss(logits, targets, { alpha: 0.25, gamma: 2, grad: true });
+ * // Class indices: 2 anchors × 3 classes; the second anchor is background (label 3).
+ * sigmoidFocalLoss(new Float32Array(6), { labels: new Int32Array([1, 3]), numClasses: 3 });
+ * ```
+ * @throws TypeError for arrays of the wrong type; RangeError for wrong lengths or values out of range.
+ */
+export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options?: SigmoidFocalOptions): SigmoidFocalResult {
+  const fn = 'sigmoidFocalLoss';
+  const ws = workspace(fn);
+  const x = expectArray(fn, 'logits', logits, Float32Array);
+  const o = expectOptions(fn, options, SIGMOID_OPTIONS);
+  const lay = layoutTargets(fn, x.length, targets);
+  const { wkind, input: w } = layoutWeights(fn, 'options.weight', o.weight, lay);
+  const alphaOpt = o.alpha === undefined ? 0.25 : o.alpha;
+  if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
+  const gamma = resolveGamma(fn, o.gamma);
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+  const { denom, gradScale } = scales(fn, reduction, x.length, o.avgFactor, lossWeight);
+
+  const xin: ChunkInput = { array: x, perUnit: lay.perUnit };
+  const alpha = alphaOpt === 'auto' ? autoAlpha(ws, lay, wkind, w) : (alphaOpt as number | null);
+  const lossArr = reduction === 'none' ? new Float32Array(x.length) : undefined;
+  const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
+  const infoPtr = ws.params.reserve(32);
+  let sum = 0;
+  const range = new TargetRange();
+  runChunked(
+    ws.heap,
+    ws.scratch,
+    lay.units,
+    unitsPerChunk(lay.perUnit),
+    [xin, lay.targets, w],
+    [
+      { array: lossArr, perUnit: lay.perUnit },
+      { array: gradArr, perUnit: lay.perUnit },
+    ],
+    (u, [xp, tp, wp], [lp, gp]) => {
+      ws.k.fg_sigmoid_focal(
+        xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
+        alpha === null ? 0 : 1, alpha ?? 0, gamma, lp!, lossWeight, gp!, gradScale, infoPtr,
+      );
+      const r = info(ws, infoPtr, 3);
+      sum += r[0]!;
+      range.add(r, 1);
+    },
+  );
+  range.check(fn, 'targets', lay.tkind);
+  const loss = lossArr ?? (lossWeight * sum) / denom;
+  return gradArr ? { loss, grad: gradArr, alpha } : { loss, alpha };
+}
+
+export interface SoftmaxFocalOptions {
+  /** Number of classes C; logits are `[N, C]` row-major. */
+  numClasses: number;
+  /** α for every class, a per-class `Float32Array` of length C, or `null` (1). Default 0.25. */
+  alpha?: number | Float32Array | null;
+  /** Focusing parameter γ ≥ 0. Default 2. */
+  gamma?: number;
+  /** Default `'mean'` (over non-ignored rows, at least 1). `'none'` gives one loss per row. */
+  reduction?: Reduction;
+  /** Rows with this label are skipped. Default -100. */
+  ignoreIndex?: number;
+  /** Multiplies the loss (and gradient). Default 1. */
+  lossWeight?: number;
+  /** Also return d loss / d logits. Default false. */
+  grad?: boolean;
+}
+
+const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight', 'grad'] as const;
+
+/**
+ * Softmax (multi-class) focal loss, as kornia's `focal_loss` computes it (SPEC.md §2):
+ * `-α_y (1 - p_y)^γ log p_y` per row, optionally with its gradient.
+ *
+ * @example
+ * ```ts
+ * import { init, softmaxFocalLoss } from 'focal-ghm';
+ * await init();
+ * // 2 rows × 3 classes; the second row is ignored.
+ * const logits = new Float32Array([2, 0.5, -1, 0, 0, 0]);
+ * const { loss, grad } = softmaxFocalLoss(logits, new Int32Array([0, -100]), { numClasses: 3, gamma: 2, grad: true });
+ * ```
+ * @throws TypeError for arrays of the wrong type; RangeError for wrong lengths or values out of range.
+ */
+export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, options: SoftmaxFocalOptions): LossResult {
+  const fn = 'softmaxFocalLoss';
+  const ws = workspace(fn);
+  const x = expectArray(fn, 'logits', logits, Float32Array);
+  const y = expectArray(fn, 'labels', labels, Int32Array);
+  if (options === undefined) throw new TypeError(`${fn}: options with numClasses are required`);
+  const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
+  const c = expectInteger(fn, 'options.numClasses', o.numClasses, 1, 1 << 24);
+  if (x.length % c !== 0) throw new RangeError(`${fn}: options.numClasses (${c}) does not divide the logits length ${x.length}`);
+  const rows = x.length / c;
+  if (y.length !== rows) throw new RangeError(`${fn}: labels has length ${y.length}, expected ${rows} (one per row of ${c} logits)`);
+  const ignoreIndex = expectInteger(fn, 'options.ignoreIndex', o.ignoreIndex ?? -100, -(2 ** 31), 2 ** 31 - 1);
+  checkLabels(fn, 'labels', y, 0, c - 1, ignoreIndex);
+  const alpha = new Float32Array(c);
+  const a = o.alpha === undefined ? 0.25 : o.alpha;
+  if (a === null) alpha.fill(1);
+  else if (a instanceof Float32Array) {
+    if (a.length !== c) throw new RangeError(`${fn}: options.alpha has length ${a.length}, expected numClasses = ${c}`);
+    a.forEach((v, i) => expectInRange(fn, `options.alpha[${i}]`, v, 0, 1));
+    alpha.set(a);
+  } else if (typeof a === 'number') alpha.fill(expectInRange(fn, 'options.alpha', a, 0, 1));
+  else throw new TypeError(`${fn}: options.alpha must be a number, a Float32Array or null`);
+  const gamma = resolveGamma(fn, o.gamma);
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+  let counted = 0;
+  for (let i = 0; i < rows; i++) if (y[i] !== ignoreIndex) counted++;
+  const denom = reduction === 'mean' ? Math.max(counted, 1) : 1;
+
+  const lossArr = reduction === 'none' ? new Float32Array(rows) : undefined;
+  const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
+  // Params: info words, then the α table.
+  const params = ws.params.reserve(32 + c * 4);
+  new Float32Array(ws.heap.buffer, params + 32, c).set(alpha);
+  let sum = 0;
+  runChunked(
+    ws.heap,
+    ws.scratch,
+    rows,
+    unitsPerChunk(c),
+    [{ array: x, perUnit: c }, { array: y, perUnit: 1 }],
+    [
+      { array: lossArr, perUnit: 1 },
+      { array: gradArr, perUnit: c },
+    ],
+    (u, [xp, yp], [lp, gp]) => {
+      ws.k.fg_softmax_focal(xp!, u, c, yp!, params + 32, gamma, ignoreIndex, lp!, lossWeight, gp!, lossWeight / denom, params);
+      sum += info(ws, params, 1)[0]!;
+    },
+  );
+  const loss = lossArr ?? (lossWeight * sum) / denom;
+  return gradArr ? { loss, grad: gradArr } : { loss };
+}

@@ -1,0 +1,458 @@
+// GHM-C and GHM-R (SPEC.md §3–4): the EMA state, the step from per-bin statistics to bin
+// weights and loss, and the public classes. The kernels only collect statistics and apply
+// per-bin factors; everything with state happens here, in float64, and only after the inputs
+// have been fully checked, so a call that throws leaves the state untouched.
+
+import { expectArray, expectBoolean, expectFinite, expectInRange, expectInteger, expectOptions, expectPositive } from './errors';
+import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
+import { runChunked, type ChunkInput } from './memory';
+import { unitsPerChunk, type LossResult } from './focal';
+import { workspace, type Workspace } from './workspace';
+
+/** The kernels keep per-lane histograms on the stack, sized for this many bins. */
+export const MAX_BINS = 1024;
+
+/**
+ * Per-bin sufficient statistics of a batch: element counts and loss sums per bin. They add:
+ * chunks of a stream, blocks of a thread pool, or shards on data-parallel replicas merge into the
+ * statistics of the whole batch with {@link GHMStats.add}, and one EMA step on the merged value
+ * gives exactly the loss of the whole batch.
+ */
+export class GHMStats {
+  /** Valid elements per bin. */
+  readonly counts: Float64Array;
+  /** Σ loss term (BCE for GHM-C, authentic smooth L1 for GHM-R) per bin. */
+  readonly sums: Float64Array;
+  /** Valid elements whose gradient norm is NaN (NaN inputs): counted in `tot`, in no bin. */
+  nanCount = 0;
+  nanSum = 0;
+  /** Σ label weights over all elements (GHM-R's `tot`). */
+  weightSum = 0;
+
+  constructor(readonly bins: number) {
+    expectInteger('GHMStats', 'bins', bins, 1, MAX_BINS);
+    this.counts = new Float64Array(bins);
+    this.sums = new Float64Array(bins);
+  }
+
+  /** Adds `other` into this (same bins); returns this. */
+  add(other: GHMStats): this {
+    if (!(other instanceof GHMStats)) throw new TypeError('GHMStats.add: other must be a GHMStats');
+    if (other.bins !== this.bins) throw new RangeError(`GHMStats.add: other has ${other.bins} bins, expected ${this.bins}`);
+    for (let i = 0; i < this.bins; i++) {
+      this.counts[i]! += other.counts[i]!;
+      this.sums[i]! += other.sums[i]!;
+    }
+    this.nanCount += other.nanCount;
+    this.nanSum += other.nanSum;
+    this.weightSum += other.weightSum;
+    return this;
+  }
+
+  /** Number of valid elements. */
+  get valid(): number {
+    let s = this.nanCount;
+    for (let i = 0; i < this.bins; i++) s += this.counts[i]!;
+    return s;
+  }
+
+  /** Plain JSON (to send to another replica or worker). */
+  toJSON(): { bins: number; counts: number[]; sums: number[]; nanCount: number; nanSum: number; weightSum: number } {
+    return {
+      bins: this.bins,
+      counts: Array.from(this.counts),
+      sums: Array.from(this.sums),
+      nanCount: this.nanCount,
+      nanSum: this.nanSum,
+      weightSum: this.weightSum,
+    };
+  }
+
+  /** The inverse of {@link GHMStats.toJSON}. */
+  static fromJSON(j: ReturnType<GHMStats['toJSON']>): GHMStats {
+    const s = new GHMStats(j.bins);
+    if (j.counts.length !== j.bins || j.sums.length !== j.bins) throw new RangeError('GHMStats.fromJSON: counts and sums need one entry per bin');
+    s.counts.set(j.counts);
+    s.sums.set(j.sums);
+    s.nanCount = j.nanCount;
+    s.nanSum = j.nanSum;
+    s.weightSum = j.weightSum;
+    return s;
+  }
+
+  /** @internal Adds a kernel statistics array (layout in crates/kernels/src/ghm.rs). */
+  addRaw(raw: Float64Array): void {
+    const b = this.bins;
+    for (let i = 0; i < b; i++) {
+      this.counts[i]! += raw[i]!;
+      this.sums[i]! += raw[b + 1 + i]!;
+    }
+    this.nanCount += raw[b]!;
+    this.nanSum += raw[2 * b + 1]!;
+    this.weightSum += raw[2 * b + 2]!;
+  }
+}
+
+/** The outcome of one EMA step: the loss, and per-slot gradient factors for the kernels. */
+export interface GHMStep {
+  loss: number;
+  /** `lossWeight · weight_bin / tot` per bin, then 0 for the NaN and discard slots. */
+  factors: Float32Array;
+}
+
+/** JSON-serializable EMA state of a GHM loss. */
+export interface GHMState {
+  kind: 'ghmc' | 'ghmr';
+  bins: number;
+  momentum: number;
+  accSum: number[];
+}
+
+abstract class GHMBase {
+  readonly bins: number;
+  readonly momentum: number;
+  readonly lossWeight: number;
+  protected acc: Float64Array;
+  protected abstract readonly kind: 'ghmc' | 'ghmr';
+
+  constructor(fn: string, o: Partial<Record<string, unknown>>) {
+    this.bins = expectInteger(fn, 'options.bins', o.bins ?? 10, 1, MAX_BINS);
+    this.momentum = expectInRange(fn, 'options.momentum', o.momentum ?? 0, 0, 1, true);
+    this.lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+    this.acc = new Float64Array(this.bins);
+  }
+
+  /** The EMA state ("acc_sum" in mmdetection): a copy, one entry per bin. */
+  get accSum(): Float64Array {
+    return this.acc.slice();
+  }
+
+  /**
+   * The EMA state as plain JSON, to save and {@link loadState} after a restart.
+   * @example
+   * ```ts
+   * localStorage.setItem('ghm', JSON.stringify(ghmc.state()));
+   * ghmc.loadState(JSON.parse(localStorage.getItem('ghm')!));
+   * ```
+   */
+  state(): GHMState {
+    return { kind: this.kind, bins: this.bins, momentum: this.momentum, accSum: Array.from(this.acc) };
+  }
+
+  /** Restores a state saved by {@link state}; it must come from the same kind and bin count. */
+  loadState(s: GHMState): void {
+    const fn = `${this.constructor.name}.loadState`;
+    if (typeof s !== 'object' || s === null) throw new TypeError(`${fn}: state must be an object from state()`);
+    if (s.kind !== this.kind) throw new RangeError(`${fn}: state.kind is '${String(s.kind)}', expected '${this.kind}'`);
+    if (s.bins !== this.bins) throw new RangeError(`${fn}: state.bins is ${String(s.bins)}, expected ${this.bins}`);
+    if (!Array.isArray(s.accSum) || s.accSum.length !== this.bins) {
+      throw new RangeError(`${fn}: state.accSum must be an array of ${this.bins} numbers`);
+    }
+    s.accSum.forEach((v, i) => {
+      if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${fn}: state.accSum[${i}] must be a finite number ≥ 0, got ${String(v)}`);
+    });
+    this.acc = Float64Array.from(s.accSum);
+  }
+
+  /** Zeroes the EMA state. */
+  reset(): void {
+    this.acc = new Float64Array(this.bins);
+  }
+
+  /** GHM-C's `tot` is a count of valid elements, GHM-R's a sum of label weights. */
+  protected abstract tot(stats: GHMStats): number;
+
+  /**
+   * One EMA step from the statistics of a whole batch: updates the state and returns the loss
+   * and the gradient factors. A batch with no valid element changes nothing and has loss 0.
+   */
+  step(stats: GHMStats): GHMStep {
+    const fn = `${this.constructor.name}.step`;
+    if (!(stats instanceof GHMStats)) throw new TypeError(`${fn}: stats must be a GHMStats`);
+    if (stats.bins !== this.bins) throw new RangeError(`${fn}: stats has ${stats.bins} bins, expected ${this.bins}`);
+    const b = this.bins;
+    const factors = new Float32Array(b + 2);
+    if (stats.valid === 0) return { loss: 0, factors };
+    const tot = Math.max(this.tot(stats), 1);
+    const m = this.momentum;
+    const acc = this.acc.slice();
+    const w = new Float64Array(b);
+    let n = 0;
+    for (let i = 0; i < b; i++) {
+      const num = stats.counts[i]!;
+      if (num > 0) {
+        n++;
+        if (m > 0) {
+          // This exact expression: the golden EMA states are bit-exact to it.
+          acc[i] = m * acc[i]! + (1 - m) * num;
+          w[i] = tot / acc[i]!;
+        } else {
+          w[i] = tot / num;
+        }
+      }
+    }
+    let loss = 0;
+    for (let i = 0; i < b; i++) {
+      if (stats.counts[i]! > 0) {
+        w[i]! /= n;
+        loss += w[i]! * stats.sums[i]!;
+        factors[i] = (this.lossWeight * w[i]!) / tot;
+      }
+    }
+    // NaN inputs weigh 0 but, as 0·NaN in PyTorch, still make the loss NaN.
+    if (stats.nanCount > 0) loss += 0 * stats.nanSum * NaN;
+    this.acc = acc;
+    return { loss: (this.lossWeight * loss) / tot, factors };
+  }
+}
+
+const GHMC_OPTIONS = ['bins', 'momentum', 'lossWeight'] as const;
+const FORWARD_OPTIONS = ['grad'] as const;
+
+export interface GHMCOptions {
+  /** Number of gradient-norm bins, 1..1024. Default 10. */
+  bins?: number;
+  /** EMA momentum in [0, 1); 0 disables the EMA. Default 0. */
+  momentum?: number;
+  /** Multiplies the loss and gradient. Default 1. */
+  lossWeight?: number;
+}
+
+interface GHMCInputs {
+  x: Float32Array;
+  lay: Layout;
+  wkind: number;
+  w: ChunkInput;
+}
+
+/**
+ * GHM-C loss (Li et al. 2019; mmdetection `GHMC`, SPEC.md §3): BCE with each element weighted by
+ * the inverse density of its gradient norm `|σ(x) - t|`, counted in bins and smoothed over calls
+ * by an EMA. Each {@link GHMC.forward} is one EMA step.
+ *
+ * @example
+ * ```ts
+ * import { init, GHMC } from 'focal-ghm';
+ * await init();
+ * const ghmc = new GHMC({ bins: 30, momentum: 0.75 });
+ * const { loss, grad } = ghmc.forward(logits, targets, undefined, { grad: true });
+ * const saved = ghmc.state();   // JSON; ghmc.loadState(saved) after a restart
+ * ```
+ */
+export class GHMC extends GHMBase {
+  protected readonly kind = 'ghmc' as const;
+
+  constructor(options: GHMCOptions = {}) {
+    super('GHMC', expectOptions('GHMC', options, GHMC_OPTIONS));
+  }
+
+  protected tot(stats: GHMStats): number {
+    return stats.valid;
+  }
+
+  private inputs(fn: string, logits: unknown, targets: unknown, labelWeight: unknown): GHMCInputs {
+    const x = expectArray(fn, 'logits', logits, Float32Array);
+    const lay = layoutTargets(fn, x.length, targets);
+    const { wkind, input: w } = layoutWeights(fn, 'labelWeight', labelWeight, lay);
+    return { x, lay, wkind, w };
+  }
+
+  private collectInputs(fn: string, ws: Workspace, a: GHMCInputs): GHMStats {
+    const { x, lay, wkind, w } = a;
+    const b = this.bins;
+    const len = ws.k.fg_ghm_stats_len(b);
+    const params = ws.params.reserve(16 + len * 8);
+    const stats = new GHMStats(b);
+    const range = new TargetRange();
+    runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [{ array: x, perUnit: lay.perUnit }, lay.targets, w], [], (u, [xp, tp, wp]) => {
+      new Float64Array(ws.heap.buffer, params + 16, len).fill(0);
+      ws.k.fg_ghmc_stats(xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, b, params + 16, params);
+      stats.addRaw(new Float64Array(ws.heap.buffer, params + 16, len));
+      range.add(new Float64Array(ws.heap.buffer, params, 2), 0);
+    });
+    range.check(fn, 'targets', lay.tkind);
+    return stats;
+  }
+
+  /**
+   * The per-bin statistics of a batch, without an EMA step (the state is not touched).
+   * Merge several with {@link GHMStats.add} and apply them with {@link GHMC.step}.
+   * @example
+   * ```ts
+   * const s = ghmc.collect(logitsA, targetsA).add(ghmc.collect(logitsB, targetsB));
+   * const { loss } = ghmc.step(s);  // same as one forward over A and B together
+   * ```
+   */
+  collect(logits: Float32Array, targets: Targets, labelWeight?: Float32Array): GHMStats {
+    const fn = 'GHMC.collect';
+    const ws = workspace(fn);
+    return this.collectInputs(fn, ws, this.inputs(fn, logits, targets, labelWeight));
+  }
+
+  /**
+   * d loss / d logits of a batch for a step's factors (a second pass over the data).
+   * @example
+   * ```ts
+   * const step = ghmc.step(ghmc.collect(logits, targets));
+   * const grad = ghmc.gradient(step, logits, targets);
+   * ```
+   */
+  gradient(step: GHMStep, logits: Float32Array, targets: Targets, labelWeight?: Float32Array): Float32Array {
+    const fn = 'GHMC.gradient';
+    const ws = workspace(fn);
+    return this.gradInputs(ws, step, this.inputs(fn, logits, targets, labelWeight));
+  }
+
+  private gradInputs(ws: Workspace, step: GHMStep, a: GHMCInputs): Float32Array {
+    const { x, lay, wkind, w } = a;
+    const b = this.bins;
+    if (step.factors.length !== b + 2) throw new RangeError(`GHMC.gradient: step.factors has length ${step.factors.length}, expected ${b + 2}`);
+    const grad = new Float32Array(x.length);
+    const params = ws.params.reserve((b + 2) * 4);
+    runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [{ array: x, perUnit: lay.perUnit }, lay.targets, w], [{ array: grad, perUnit: lay.perUnit }], (u, [xp, tp, wp], [gp]) => {
+      new Float32Array(ws.heap.buffer, params, b + 2).set(step.factors);
+      ws.k.fg_ghmc_grad(xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, b, params, gp!);
+    });
+    return grad;
+  }
+
+  /**
+   * The loss of a batch, one EMA step, and optionally the gradient.
+   * `labelWeight`: per element, or per row with class-index targets; elements with weight ≤ 0
+   * are ignored (mmdetection's `valid`).
+   * @example
+   * ```ts
+   * const ghmc = new GHMC({ bins: 30, momentum: 0.75 });
+   * const { loss, grad } = ghmc.forward(logits, new Uint8Array(targets), labelWeight, { grad: true });
+   * ```
+   */
+  forward(logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: { grad?: boolean }): LossResult {
+    const fn = 'GHMC.forward';
+    const ws = workspace(fn);
+    const o = expectOptions(fn, options, FORWARD_OPTIONS);
+    const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+    const a = this.inputs(fn, logits, targets, labelWeight);
+    const step = this.step(this.collectInputs(fn, ws, a));
+    return wantGrad ? { loss: step.loss, grad: this.gradInputs(ws, step, a) } : { loss: step.loss };
+  }
+}
+
+export interface GHMROptions extends GHMCOptions {
+  /** The authentic smooth L1's μ > 0. Default 0.02. */
+  mu?: number;
+}
+
+const GHMR_OPTIONS = ['mu', 'bins', 'momentum', 'lossWeight'] as const;
+
+interface GHMRInputs {
+  pred: Float32Array;
+  target: Float32Array;
+  lay: Layout;
+  wkind: number;
+  w: ChunkInput;
+}
+
+/**
+ * GHM-R loss (Li et al. 2019; mmdetection `GHMR`, SPEC.md §4): authentic smooth L1
+ * `sqrt(d² + μ²) - μ` weighted by the inverse density of its gradient norm, with the EMA.
+ *
+ * @example
+ * ```ts
+ * import { init, GHMR } from 'focal-ghm';
+ * await init();
+ * const ghmr = new GHMR({ mu: 0.02, bins: 10, momentum: 0.7 });
+ * const { loss, grad } = ghmr.forward(pred, target, labelWeight, { grad: true });
+ * ```
+ */
+export class GHMR extends GHMBase {
+  protected readonly kind = 'ghmr' as const;
+  readonly mu: number;
+
+  constructor(options: GHMROptions = {}) {
+    const o = expectOptions('GHMR', options, GHMR_OPTIONS);
+    super('GHMR', o);
+    this.mu = expectPositive('GHMR', 'options.mu', o.mu ?? 0.02);
+  }
+
+  protected tot(stats: GHMStats): number {
+    return stats.weightSum;
+  }
+
+  private inputs(fn: string, pred: unknown, target: unknown, labelWeight: unknown): GHMRInputs {
+    const p = expectArray(fn, 'pred', pred, Float32Array);
+    const t = expectArray(fn, 'target', target, Float32Array);
+    if (t.length !== p.length) throw new RangeError(`${fn}: target has length ${t.length}, expected ${p.length} (one per pred)`);
+    const lay: Layout = { n: p.length, tkind: TargetKind.Soft, targets: { array: t, perUnit: 1 }, numClasses: 1, units: p.length, perUnit: 1 };
+    const { wkind, input: w } = layoutWeights(fn, 'labelWeight', labelWeight, lay);
+    return { pred: p, target: t, lay, wkind, w };
+  }
+
+  private collectInputs(ws: Workspace, a: GHMRInputs): GHMStats {
+    const b = this.bins;
+    const len = ws.k.fg_ghm_stats_len(b);
+    const params = ws.params.reserve(len * 8);
+    const stats = new GHMStats(b);
+    runChunked(ws.heap, ws.scratch, a.lay.units, unitsPerChunk(1), [{ array: a.pred, perUnit: 1 }, a.lay.targets, a.w], [], (u, [pp, tp, wp]) => {
+      new Float64Array(ws.heap.buffer, params, len).fill(0);
+      ws.k.fg_ghmr_stats(pp!, tp!, u, a.wkind, wp!, this.mu, b, params);
+      stats.addRaw(new Float64Array(ws.heap.buffer, params, len));
+    });
+    return stats;
+  }
+
+  private gradInputs(ws: Workspace, step: GHMStep, a: GHMRInputs): Float32Array {
+    const b = this.bins;
+    if (step.factors.length !== b + 2) throw new RangeError(`GHMR.gradient: step.factors has length ${step.factors.length}, expected ${b + 2}`);
+    const grad = new Float32Array(a.pred.length);
+    const params = ws.params.reserve((b + 2) * 4);
+    runChunked(ws.heap, ws.scratch, a.lay.units, unitsPerChunk(1), [{ array: a.pred, perUnit: 1 }, a.lay.targets, a.w], [{ array: grad, perUnit: 1 }], (u, [pp, tp, wp], [gp]) => {
+      new Float32Array(ws.heap.buffer, params, b + 2).set(step.factors);
+      ws.k.fg_ghmr_grad(pp!, tp!, u, a.wkind, wp!, this.mu, b, params, gp!);
+    });
+    return grad;
+  }
+
+  /**
+   * Per-bin statistics of a batch without an EMA step; see {@link GHMC.collect}.
+   * @example
+   * ```ts
+   * const { loss } = ghmr.step(ghmr.collect(predA, targetA).add(ghmr.collect(predB, targetB)));
+   * ```
+   */
+  collect(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array): GHMStats {
+    const fn = 'GHMR.collect';
+    const ws = workspace(fn);
+    return this.collectInputs(ws, this.inputs(fn, pred, target, labelWeight));
+  }
+
+  /**
+   * d loss / d pred for a step's factors.
+   * @example
+   * ```ts
+   * const grad = ghmr.gradient(ghmr.step(ghmr.collect(pred, target)), pred, target);
+   * ```
+   */
+  gradient(step: GHMStep, pred: Float32Array, target: Float32Array, labelWeight?: Float32Array): Float32Array {
+    const fn = 'GHMR.gradient';
+    const ws = workspace(fn);
+    return this.gradInputs(ws, step, this.inputs(fn, pred, target, labelWeight));
+  }
+
+  /**
+   * The loss of a batch, one EMA step, and optionally d loss / d pred.
+   * @example
+   * ```ts
+   * const ghmr = new GHMR({ mu: 0.02, bins: 10, momentum: 0.7 });
+   * const { loss } = ghmr.forward(pred, target);
+   * ```
+   */
+  forward(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: { grad?: boolean }): LossResult {
+    const fn = 'GHMR.forward';
+    const ws = workspace(fn);
+    const o = expectOptions(fn, options, FORWARD_OPTIONS);
+    const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+    const a = this.inputs(fn, pred, target, labelWeight);
+    const step = this.step(this.collectInputs(ws, a));
+    return wantGrad ? { loss: step.loss, grad: this.gradInputs(ws, step, a) } : { loss: step.loss };
+  }
+}

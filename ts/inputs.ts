@@ -1,0 +1,111 @@
+// Validation and layout of loss inputs: which kernel code a targets/weights argument maps to,
+// how it is cut into chunks, and the checks that name the offending argument.
+
+import { expectArray, expectInteger, expectLength } from './errors';
+import type { ChunkInput } from './memory';
+
+/** Targets of the elementwise losses: binary bytes, soft floats, or one class index per row. */
+export type Targets = Uint8Array | Float32Array | ClassTargets;
+
+/** Class-index targets for an `[N, numClasses]` logit matrix: `labels[i]` in `[0, numClasses]`, `numClasses` = background. */
+export interface ClassTargets {
+  labels: Int32Array;
+  numClasses: number;
+}
+
+export enum TargetKind {
+  Binary = 0,
+  Soft = 1,
+  Labels = 2,
+}
+
+export enum WeightKind {
+  None = 0,
+  Elements = 1,
+  Rows = 2,
+}
+
+/** How an elementwise batch is laid out: `units` chunkable units of `perUnit` elements each. */
+export interface Layout {
+  n: number;
+  tkind: TargetKind;
+  targets: ChunkInput;
+  numClasses: number;
+  units: number;
+  perUnit: number;
+}
+
+export function layoutTargets(fn: string, n: number, targets: unknown, name = 'targets'): Layout {
+  if (targets instanceof Uint8Array || targets instanceof Float32Array) {
+    expectLength(fn, name, targets.length, n, 'one target per logit');
+    const tkind = targets instanceof Uint8Array ? TargetKind.Binary : TargetKind.Soft;
+    return { n, tkind, targets: { array: targets, perUnit: 1 }, numClasses: 1, units: n, perUnit: 1 };
+  }
+  if (typeof targets === 'object' && targets !== null && !ArrayBuffer.isView(targets) && 'labels' in targets) {
+    const t = targets as { labels: unknown; numClasses: unknown };
+    const labels = expectArray(fn, `${name}.labels`, t.labels, Int32Array);
+    const c = expectInteger(fn, `${name}.numClasses`, t.numClasses, 1);
+    if (n % c !== 0) {
+      throw new RangeError(`${fn}: ${name}.numClasses (${c}) does not divide the logits length ${n}`);
+    }
+    const rows = n / c;
+    expectLength(fn, `${name}.labels`, labels.length, rows, `one label per row of ${c} logits`);
+    checkLabels(fn, `${name}.labels`, labels, 0, c, null);
+    return { n, tkind: TargetKind.Labels, targets: { array: labels, perUnit: 1 }, numClasses: c, units: rows, perUnit: c };
+  }
+  throw new TypeError(
+    `${fn}: ${name} must be a Uint8Array (binary), a Float32Array (soft) or { labels: Int32Array, numClasses }, got ${describeValue(targets)}`,
+  );
+}
+
+/** Every label in `[lo, hi]`, or equal to `except`. */
+export function checkLabels(fn: string, name: string, labels: Int32Array, lo: number, hi: number, except: number | null): void {
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i]!;
+    if ((l < lo || l > hi) && l !== except) {
+      const also = except === null ? '' : ` or ${except}`;
+      throw new RangeError(`${fn}: ${name}[${i}] is ${l}, expected an integer in [${lo}, ${hi}]${also}`);
+    }
+  }
+}
+
+function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  return typeof v === 'object' ? ((v as object).constructor?.name ?? 'object') : typeof v;
+}
+
+/** Weights per element, or per row with class-index targets. */
+export function layoutWeights(fn: string, name: string, w: unknown, lay: Layout): { wkind: WeightKind; input: ChunkInput } {
+  if (w === undefined || w === null) return { wkind: WeightKind.None, input: { array: undefined, perUnit: 0 } };
+  const a = expectArray(fn, name, w, Float32Array);
+  if (a.length === lay.n) return { wkind: WeightKind.Elements, input: { array: a, perUnit: lay.perUnit } };
+  if (lay.tkind === TargetKind.Labels && a.length === lay.units) {
+    return { wkind: WeightKind.Rows, input: { array: a, perUnit: 1 } };
+  }
+  const rows = lay.tkind === TargetKind.Labels ? ` or ${lay.units} (one per row)` : '';
+  throw new RangeError(`${fn}: ${name} has length ${a.length}, expected ${lay.n} (one per logit)${rows}`);
+}
+
+/** Running min/max of targets over chunks, NaN-sticky, and the check that they are in [0, 1]. */
+export class TargetRange {
+  min = Infinity;
+  max = -Infinity;
+  nan = false;
+
+  add(info: Float64Array, at: number): void {
+    const lo = info[at]!;
+    const hi = info[at + 1]!;
+    if (Number.isNaN(lo) || Number.isNaN(hi)) this.nan = true;
+    if (lo < this.min) this.min = lo;
+    if (hi > this.max) this.max = hi;
+  }
+
+  check(fn: string, name: string, kind: TargetKind): void {
+    if (kind === TargetKind.Labels) return;
+    if (this.nan) throw new RangeError(`${fn}: ${name} contains NaN; targets must be in [0, 1]`);
+    if (this.min < 0 || this.max > 1) {
+      const what = kind === TargetKind.Binary ? 'binary targets must be 0 or 1' : 'soft targets must be in [0, 1]';
+      throw new RangeError(`${fn}: ${name} has values in [${this.min}, ${this.max}]; ${what}`);
+    }
+  }
+}
