@@ -148,7 +148,7 @@ export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options
     (u, [xp, tp, wp], [lp, gp]) => {
       ws.k.fg_sigmoid_focal(
         xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
-        alpha === null ? 0 : 1, alpha ?? 0, gamma, lp!, lossWeight, gp!, gradScale, infoPtr,
+        alpha === null ? 1 : alpha, alpha === null ? 1 : 1 - alpha, gamma, lp!, lossWeight, gp!, gradScale, infoPtr,
       );
       const r = info(ws, infoPtr, 3);
       sum += r[0]!;

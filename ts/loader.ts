@@ -10,7 +10,7 @@ export interface Kernels {
   __heap_base: WebAssembly.Global;
   fg_sigmoid_focal(
     x: number, n: number, tkind: number, t: number, numClasses: number, wkind: number, w: number,
-    alphaOn: number, alpha: number, gamma: number,
+    alphaPos: number, alphaNeg: number, gamma: number,
     lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
   ): void;
   fg_count_pos_neg(n: number, tkind: number, t: number, numClasses: number, wkind: number, w: number, out: number): void;

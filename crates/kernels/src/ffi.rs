@@ -52,7 +52,8 @@ unsafe fn write_range(info: *mut f64, r: TargetRange) {
     *info.add(1) = r.max as f64;
 }
 
-/// Sigmoid focal loss of `n` elements. `info` receives `[Σ loss, min target, max target]`.
+/// Sigmoid focal loss of `n` elements, positives weighted `alpha_pos` and negatives `alpha_neg`
+/// (both 1 when α is disabled). `info` receives `[Σ loss, min target, max target]`.
 #[no_mangle]
 pub unsafe extern "C" fn fg_sigmoid_focal(
     x: *const f32,
@@ -62,8 +63,8 @@ pub unsafe extern "C" fn fg_sigmoid_focal(
     num_classes: usize,
     wkind: u32,
     w: *const f32,
-    alpha_on: u32,
-    alpha: f32,
+    alpha_pos: f32,
+    alpha_neg: f32,
     gamma: f32,
     loss_out: *mut f32,
     loss_scale: f32,
@@ -75,7 +76,7 @@ pub unsafe extern "C" fn fg_sigmoid_focal(
         sl(x, n),
         targets(tkind, t, n, num_classes),
         weights(wkind, w, n, num_classes),
-        Alpha::new(if alpha_on != 0 { Some(alpha) } else { None }),
+        Alpha { pos: alpha_pos, neg: alpha_neg },
         gamma,
         Outputs { loss: sl_mut(loss_out, n).map(|s| (s, loss_scale)), grad: sl_mut(grad_out, n).map(|s| (s, grad_scale)) },
     );

@@ -71,28 +71,28 @@ where
     T: Fn(usize, usize) -> F32x4,
     F: FnMut(usize, usize, F32x4, F32x4),
 {
-    let ones = F32x4::ONE;
+    // One call site of `f` per loop, so that the kernel body is inlined into it; the tail takes
+    // the padded loads on a branch that is predictable (taken once).
     let mut i = 0;
-    // Full blocks first, then one padded tail block, so the hot loop has no length logic.
     match weights {
         Weights::Elements(w) => {
-            while i + 4 <= n {
-                f(i, 4, load_t(i, 4), unsafe { F32x4::load(w.as_ptr().add(i)) });
+            while i < n {
+                let len = if n - i >= 4 { 4 } else { n - i };
+                let wv = if len == 4 {
+                    unsafe { F32x4::load(w.as_ptr().add(i)) }
+                } else {
+                    unsafe { F32x4::load_partial(w.as_ptr().add(i), len, 0.0) }
+                };
+                f(i, len, load_t(i, len), wv);
                 i += 4;
-            }
-            if i < n {
-                let len = n - i;
-                f(i, len, load_t(i, len), unsafe { F32x4::load_partial(w.as_ptr().add(i), len, 0.0) });
             }
         }
         _ => {
-            while i + 4 <= n {
-                f(i, 4, load_t(i, 4), ones);
+            while i < n {
+                let len = if n - i >= 4 { 4 } else { n - i };
+                let wv = if len == 4 { F32x4::ONE } else { F32x4::ONE.keep(first_lanes(len)) };
+                f(i, len, load_t(i, len), wv);
                 i += 4;
-            }
-            if i < n {
-                let len = n - i;
-                f(i, len, load_t(i, len), ones.keep(first_lanes(len)));
             }
         }
     }

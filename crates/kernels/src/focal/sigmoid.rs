@@ -22,9 +22,11 @@ pub struct Alpha {
 }
 
 impl Alpha {
-    pub fn new(alpha: Option<f32>) -> Alpha {
+    /// From α as f64: `1 - α` is formed before rounding to f32, so that α near 1 keeps its
+    /// negatives' weight accurate (f32 `1 - α` would lose it to cancellation).
+    pub fn new(alpha: Option<f64>) -> Alpha {
         match alpha {
-            Some(a) => Alpha { pos: a, neg: 1.0 - a },
+            Some(a) => Alpha { pos: a as f32, neg: (1.0 - a) as f32 },
             None => Alpha { pos: 1.0, neg: 1.0 },
         }
     }
@@ -47,7 +49,7 @@ pub struct Summary {
 /// `(p, 1-p, exp(-|x|))` for `p = σ(x)`.
 #[inline(always)]
 pub(crate) fn logistic(x: F32x4) -> (F32x4, F32x4, F32x4) {
-    let e = math::exp(-x.abs());
+    let e = math::exp_nonpos(-x.abs());
     let r = F32x4::ONE / (F32x4::ONE + e);
     let er = e * r;
     let pos = x.ge(F32x4::ZERO);
@@ -57,7 +59,7 @@ pub(crate) fn logistic(x: F32x4) -> (F32x4, F32x4, F32x4) {
 /// Binary cross-entropy with logits for targets `t` (`omt = 1 - t`, `e = exp(-|x|)`).
 #[inline(always)]
 pub(crate) fn bce(x: F32x4, t: F32x4, omt: F32x4, e: F32x4) -> F32x4 {
-    x.max(F32x4::ZERO) * omt + (-x).max(F32x4::ZERO) * t + math::log1p(e)
+    x.max(F32x4::ZERO) * omt + (-x).max(F32x4::ZERO) * t + math::log1p_unit(e)
 }
 
 /// `(loss, dloss/dx)` per lane, unscaled, for targets `t` and weights `w`.
@@ -68,7 +70,8 @@ fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, t: F32x4, w: F32x4, a: Alpha, 
     let zero = F32x4::ZERO;
     let bce = bce(x, t, omt, e);
     let pt = q * t + p * omt;
-    let aw = F32x4::splat(a.neg) + F32x4::splat(a.pos - a.neg) * t;
+    // Two non-negative terms: no cancellation when α is near 0 or 1.
+    let aw = F32x4::splat(a.pos) * t + F32x4::splat(a.neg) * omt;
     let (pw, dpw) = g.factors(pt);
     let aww = aw * w;
     let loss = aww * pw * bce;
@@ -169,7 +172,7 @@ mod tests {
         (loss, grad)
     }
 
-    fn check(gamma: f32, alpha: Option<f32>) {
+    fn check(gamma: f32, alpha: Option<f64>) {
         let mut xs = Vec::new();
         let mut ts = Vec::new();
         let mut k = 0u32;
@@ -193,7 +196,7 @@ mod tests {
         );
         let mut want_sum = 0.0;
         for i in 0..n {
-            let (l, g) = reference(xs[i] as f64, ts[i] as f64, 1.0, alpha.map(|a| a as f64), gamma as f64);
+            let (l, g) = reference(xs[i] as f64, ts[i] as f64, 1.0, alpha, gamma as f64);
             want_sum += l;
             assert!((loss[i] as f64 - l).abs() <= 2e-6 * l.abs().max(1.0), "loss x={} t={} γ={gamma}: {} vs {l}", xs[i], ts[i], loss[i]);
             assert!((grad[i] as f64 - g).abs() <= 2e-6 * g.abs().max(1.0), "grad x={} t={} γ={gamma}: {} vs {g}", xs[i], ts[i], grad[i]);
@@ -228,7 +231,8 @@ mod tests {
         let (mut g1, mut g2) = (vec![0.0; n], vec![0.0; n]);
         let a = run(Targets::Labels { labels: &labels, num_classes: c }, Weights::Rows(&rw), &mut g1);
         let b = run(Targets::Binary(&onehot), Weights::Elements(&ew), &mut g2);
-        assert_eq!(a, b);
+        // Blocks of four differ (rows are walked separately), so sums agree to rounding only.
+        assert!((a - b).abs() <= 1e-6 * b.abs());
         assert_eq!(g1, g2);
         assert_eq!(count_pos_neg(n, Targets::Labels { labels: &labels, num_classes: c }, Weights::Rows(&rw)), (4, 26));
     }

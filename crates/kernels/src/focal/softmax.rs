@@ -103,7 +103,7 @@ fn run<G: Focusing>(
     }
     for (r, &y) in labels.iter().enumerate() {
         let row = &x[r * c..(r + 1) * c];
-        let skip = y < 0 || y as usize >= c;
+        let skip = y == p.ignore_index || y < 0 || y as usize >= c;
         if skip {
             if let Some((go, _)) = grad_out.as_mut() {
                 go[r * c..(r + 1) * c].iter_mut().for_each(|v| *v = 0.0);

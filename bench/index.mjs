@@ -1,0 +1,466 @@
+// focal-ghm benchmarks: `node bench/index.mjs [--quick] [--big | --no-big]`
+//
+// Suites (benny), each case verified against focal-ghm before it is timed:
+//   1. sigmoid focal forward (γ=2, α=0.25, mean) at N = 1e4, 1e6, 4e6:
+//        focal-ghm | scalar JS | TF.js wasm | TF.js cpu
+//   2. forward + gradient at the same sizes:
+//        focal-ghm (grad: true) | scalar JS forward+backward | TF.js wasm valueAndGrad
+//   3. GHM-C forward (bins 30, momentum 0.75) at N = 4e6:
+//        focal-ghm GHMC | mmdet-style scalar | single-pass scalar | focal-ghm sigmoid focal forward
+//        (the last for the "GHM-C within 1.5× of focal forward" ratio)
+//   4. accuracy: reduction 'sum' over 1e8 elements vs a float64 (Neumaier) reference, ≤ 1e-5.
+// Then a table of ratios focal-ghm throughput / peer throughput, also written to
+// bench/results/latest.json.
+//
+// Options:
+//   --quick        smoke run: N = 1e4 and 1e6 only, GHM-C at 1e6, short sampling, no 1e8 check
+//   --big          run the 1e8 accuracy check even with --quick (also BENCH_BIG=1)
+//   --no-big       skip the 1e8 accuracy check (also BENCH_BIG=0)
+// Env: FOCAL_GHM_DIST=/path/to/index.js benchmarks another build of the library (default
+//      ../dist/index.js).
+// Exit status 1 when the library is missing or the 1e8 accuracy check fails.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import b from 'benny';
+
+import { getData, fillData, SIZES } from './data.mjs';
+import {
+  sigmoidFocalForward,
+  sigmoidFocalForwardBackward,
+  sigmoidFocalSumKahan,
+  createGhmcState,
+  ghmcMmdetStyle,
+  ghmcSinglePass,
+} from './peers/scalar.mjs';
+import {
+  setupTf,
+  tfBackendInfo,
+  useBackendSync,
+  tfFocalFromArrays,
+  tfFocalWithGradFromArrays,
+  tfElementwiseFocalFromArrays,
+} from './peers/tfjs.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = new Set(process.argv.slice(2));
+for (const a of args) {
+  if (!['--quick', '--big', '--no-big', '--help', '-h'].includes(a)) {
+    console.error(`bench: unknown option ${a} (use --quick, --big, --no-big)`);
+    process.exit(2);
+  }
+}
+if (args.has('--help') || args.has('-h')) {
+  console.log('usage: node bench/index.mjs [--quick] [--big | --no-big]');
+  process.exit(0);
+}
+const QUICK = args.has('--quick');
+const envBig = process.env.BENCH_BIG;
+const BIG = args.has('--no-big') || envBig === '0' ? false : args.has('--big') || envBig === '1' ? true : !QUICK;
+
+// ------------------------------------------------------------------------------------------------
+// The library under test
+// ------------------------------------------------------------------------------------------------
+const distPath = process.env.FOCAL_GHM_DIST
+  ? path.resolve(process.env.FOCAL_GHM_DIST)
+  : path.resolve(here, '../dist/index.js');
+if (!existsSync(distPath)) {
+  console.error(`bench: ${path.relative(process.cwd(), distPath) || distPath} not found — run npm run build first`);
+  process.exit(1);
+}
+const lib = await import(pathToFileURL(distPath).href);
+for (const name of ['sigmoidFocalLoss', 'GHMC']) {
+  if (typeof lib[name] !== 'function') {
+    console.error(`bench: ${distPath} does not export ${name} — run npm run build first`);
+    process.exit(1);
+  }
+}
+if (typeof lib.init === 'function') await lib.init();
+
+// ------------------------------------------------------------------------------------------------
+// Settings
+// ------------------------------------------------------------------------------------------------
+const ALPHA = 0.25;
+const GAMMA = 2;
+const GHM_BINS = 30;
+const GHM_MOMENTUM = 0.75;
+const SIZES_RUN = QUICK ? SIZES.filter((n) => n <= 1e6) : SIZES;
+const GHM_N = QUICK ? 1e6 : 4e6;
+const BIG_N = 1e8;
+const REL_TOL = 1e-4; // peer agreement before timing
+const BIG_TOL = 1e-5; // SPEC §5
+
+const focalOpts = { alpha: ALPHA, gamma: GAMMA, reduction: 'mean' };
+const focalGradOpts = { alpha: ALPHA, gamma: GAMMA, reduction: 'mean', grad: true };
+
+/** benny/benchmark.js options from the measured cost of one call (seconds). */
+function caseOptions(secondsPerCall) {
+  if (QUICK) return { minSamples: 2, maxTime: 0.3 };
+  if (secondsPerCall > 1.5) return { minSamples: 2, maxTime: 0.5 };
+  if (secondsPerCall > 0.3) return { minSamples: 3, maxTime: 1.5 };
+  return { minSamples: 5, maxTime: 3 };
+}
+
+const fmtN = (n) => {
+  const e = Math.floor(Math.log10(n));
+  const m = n / 10 ** e;
+  return `${Number.isInteger(m) ? m : m.toFixed(1)}e${e}`;
+};
+const fmtNum = (x, digits = 3) => {
+  if (!Number.isFinite(x)) return String(x);
+  const a = Math.abs(x);
+  if (a >= 1e9) return `${(x / 1e9).toPrecision(digits)}G`;
+  if (a >= 1e6) return `${(x / 1e6).toPrecision(digits)}M`;
+  if (a >= 1e3) return `${(x / 1e3).toPrecision(digits)}k`;
+  return x.toPrecision(digits);
+};
+const rel = (a, b) => (a === b ? 0 : Math.abs(a - b) / Math.max(Math.abs(b), 1e-300));
+const now = () => performance.now() / 1e3;
+
+const warnings = [];
+function warn(msg) {
+  warnings.push(msg);
+  console.log(`  WARNING: ${msg}`);
+}
+
+/** Max |a - b| / max |b| over two gradient arrays. */
+function gradRelErr(a, b) {
+  let maxAbs = 0;
+  let maxErr = 0;
+  for (let i = 0; i < b.length; i++) {
+    const bb = Math.abs(b[i]);
+    if (bb > maxAbs) maxAbs = bb;
+    const e = Math.abs(a[i] - b[i]);
+    if (!(e <= maxErr)) maxErr = e; // NaN propagates
+  }
+  return maxAbs > 0 ? maxErr / maxAbs : maxErr;
+}
+
+/** Run fn once, timed (seconds); errors are returned, not thrown. */
+function timed(fn) {
+  const t0 = now();
+  try {
+    const value = fn();
+    return { value, seconds: now() - t0 };
+  } catch (error) {
+    return { error, seconds: now() - t0 };
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Results and benny glue
+// ------------------------------------------------------------------------------------------------
+/** results[suite][fmtN(n)][case] = { ops, elementsPerSec, rme, samples } */
+const results = { forward: {}, forwardGrad: {}, ghmc: {} };
+
+async function runSuite(title, kind, n, cases) {
+  if (cases.length === 0) return;
+  const bucket = (results[kind][fmtN(n)] ??= {});
+  console.log('');
+  await b.suite(
+    title,
+    ...cases.map((c) => b.add(c.name, c.fn, caseOptions(c.seconds))),
+    b.cycle((r) => {
+      // Throughput from the MEDIAN sample (seconds per call): robust to load spikes on a shared
+      // machine. benchmark.js's mean-based hz is kept as opsMean.
+      const ops = r.details.median > 0 ? 1 / r.details.median : r.ops;
+      const eps = ops * n;
+      bucket[r.name] = {
+        ops,
+        elementsPerSec: eps,
+        opsMean: r.ops,
+        rme: r.margin,
+        samples: r.samples,
+        secondsPerCallMedian: r.details.median,
+      };
+      console.log(
+        `  ${r.name.padEnd(34)} ${fmtNum(ops).padStart(7)} ops/s  ${fmtNum(eps).padStart(7)} elements/s  ` +
+          `(median of ${r.samples} samples; mean ${fmtNum(r.ops)} ops/s ±${r.margin.toFixed(1)}%)`,
+      );
+    }),
+    b.complete((s) => {
+      if (s.results.length > 1) console.log(`  fastest: ${s.fastest.name}`);
+    }),
+  );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Header
+// ------------------------------------------------------------------------------------------------
+const tStart = now();
+console.log('focal-ghm benchmarks' + (QUICK ? ' (--quick)' : ''));
+console.log(`  library: ${path.relative(process.cwd(), distPath) || distPath}`);
+console.log(`  node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} threads), ${os.platform()}-${os.arch()}`);
+const tf = await setupTf('cpu'); // initialize both backends up front, so cases can switch synchronously
+await setupTf('wasm');
+console.log(`  TF.js ${tf.version_core}: ${tfBackendInfo(tf)} / cpu`);
+const load1 = os.loadavg()[0];
+if (load1 > 0.75 * os.cpus().length) {
+  console.log(`  NOTE: load average ${load1.toFixed(2)} on ${os.cpus().length} threads: the machine is busy, expect noisy timings`);
+}
+console.log(`  sizes ${SIZES_RUN.map(fmtN).join(', ')}; GHM-C at ${fmtN(GHM_N)}; 1e8 accuracy check ${BIG ? 'on' : 'off'}`);
+console.log('  timed TF.js calls include tensor creation from the typed arrays, dataSync() read-back and disposal');
+
+// ------------------------------------------------------------------------------------------------
+// 1. Sigmoid focal forward
+// ------------------------------------------------------------------------------------------------
+for (const n of SIZES_RUN) {
+  const { logits, targets } = getData(n);
+  console.log(`\n== sigmoid focal forward, N=${fmtN(n)}: verifying peers`);
+  const peers = [
+    { name: 'focal-ghm', fn: () => lib.sigmoidFocalLoss(logits, targets, focalOpts).loss },
+    { name: 'scalar JS', fn: () => sigmoidFocalForward(logits, targets, ALPHA, GAMMA) },
+    { name: 'TF.js wasm', backend: 'wasm', fn: () => (useBackendSync(tf, 'wasm'), tfFocalFromArrays(tf, logits, targets, ALPHA, GAMMA)) },
+    { name: 'TF.js cpu', backend: 'cpu', fn: () => (useBackendSync(tf, 'cpu'), tfFocalFromArrays(tf, logits, targets, ALPHA, GAMMA)) },
+  ];
+  const cases = [];
+  let ref;
+  for (const p of peers) {
+    const w = timed(p.fn); // warm-up (JIT, first-call allocations)
+    const r = w.error ? w : timed(p.fn);
+    if (r.error) {
+      warn(`forward N=${fmtN(n)}: ${p.name} threw (${r.error.message}); case skipped`);
+      if (p.name === 'focal-ghm') break; // nothing to compare against
+      continue;
+    }
+    if (p.name === 'focal-ghm') {
+      ref = r.value;
+      console.log(`  focal-ghm loss ${ref.toPrecision(10)}`);
+    } else {
+      const e = rel(r.value, ref);
+      let note = '';
+      if (!(e <= REL_TOL)) {
+        if (p.backend) {
+          // A float32 mean over N elements drifts: tell a reduction error from a formula error.
+          useBackendSync(tf, p.backend);
+          const el = tfElementwiseFocalFromArrays(tf, logits, targets, ALPHA, GAMMA);
+          let s = 0;
+          for (let i = 0; i < el.length; i++) s += el[i];
+          const e64 = rel(s / el.length, ref);
+          note = `; its elementwise losses summed in float64 differ by ${e64.toExponential(2)}` +
+            (e64 <= REL_TOL ? ' (the gap is TF.js\'s float32 reduction, not the formula)' : '');
+        }
+        warn(`forward N=${fmtN(n)}: ${p.name} loss ${r.value} differs from focal-ghm ${ref} by rel ${e.toExponential(2)} > ${REL_TOL}${note}`);
+      }
+      console.log(`  ${p.name.padEnd(12)} loss ${Number(r.value).toPrecision(10)}  rel diff ${e.toExponential(2)}`);
+    }
+    cases.push({ name: p.name, fn: p.fn, seconds: r.seconds });
+  }
+  await runSuite(`sigmoid focal forward, N=${fmtN(n)}`, 'forward', n, cases);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 2. Forward + gradient
+// ------------------------------------------------------------------------------------------------
+for (const n of SIZES_RUN) {
+  const { logits, targets } = getData(n);
+  console.log(`\n== sigmoid focal forward+gradient, N=${fmtN(n)}: verifying peers`);
+  const gradOut = new Float32Array(n); // the scalar peer writes into a reused buffer
+  const peers = [
+    { name: 'focal-ghm (grad)', fn: () => lib.sigmoidFocalLoss(logits, targets, focalGradOpts) },
+    {
+      name: 'scalar JS fwd+bwd',
+      fn: () => ({ loss: sigmoidFocalForwardBackward(logits, targets, ALPHA, GAMMA, gradOut), grad: gradOut }),
+    },
+    {
+      name: 'TF.js wasm valueAndGrad',
+      backend: 'wasm',
+      fn: () => (useBackendSync(tf, 'wasm'), tfFocalWithGradFromArrays(tf, logits, targets, ALPHA, GAMMA)),
+    },
+  ];
+  const cases = [];
+  let ref;
+  for (const p of peers) {
+    const w = timed(p.fn); // warm-up (JIT, first-call allocations)
+    const r = w.error ? w : timed(p.fn);
+    if (r.error || !r.value || !r.value.grad || r.value.grad.length !== n) {
+      warn(`forward+grad N=${fmtN(n)}: ${p.name} ${r.error ? `threw (${r.error.message})` : 'returned no gradient of length N'}; case skipped`);
+      if (p.name.startsWith('focal-ghm')) break;
+      continue;
+    }
+    if (p.name.startsWith('focal-ghm')) {
+      ref = { loss: r.value.loss, grad: Float32Array.from(r.value.grad) };
+      console.log(`  focal-ghm loss ${ref.loss.toPrecision(10)}`);
+    } else {
+      const e = rel(r.value.loss, ref.loss);
+      const ge = gradRelErr(r.value.grad, ref.grad);
+      if (!(e <= REL_TOL)) {
+        const note = p.backend && ge <= REL_TOL
+          ? ' (gradient agrees: the same float32 mean reduction as in the forward suite)'
+          : '';
+        warn(`forward+grad N=${fmtN(n)}: ${p.name} loss differs from focal-ghm by rel ${e.toExponential(2)} > ${REL_TOL}${note}`);
+      }
+      if (!(ge <= REL_TOL)) warn(`forward+grad N=${fmtN(n)}: ${p.name} gradient differs from focal-ghm: max |Δ| / max |g| = ${ge.toExponential(2)} > ${REL_TOL}`);
+      console.log(`  ${p.name.padEnd(24)} loss rel diff ${e.toExponential(2)}, grad max|Δ|/max|g| ${ge.toExponential(2)}`);
+    }
+    cases.push({ name: p.name, fn: p.fn, seconds: r.seconds });
+  }
+  await runSuite(`sigmoid focal forward+gradient, N=${fmtN(n)}`, 'forwardGrad', n, cases);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 3. GHM-C forward
+// ------------------------------------------------------------------------------------------------
+{
+  const n = GHM_N;
+  const { logits, targets } = getData(n);
+  const ghmOpts = { bins: GHM_BINS, momentum: GHM_MOMENTUM, lossWeight: 1 };
+  console.log(`\n== GHM-C forward (bins ${GHM_BINS}, momentum ${GHM_MOMENTUM}), N=${fmtN(n)}: verifying peers`);
+  // Verification on fresh objects: two consecutive calls (the second exercises the EMA state).
+  const fresh = {
+    'focal-ghm GHMC': () => {
+      const g = new lib.GHMC(ghmOpts);
+      return (x, t) => g.forward(x, t, undefined, { grad: false }).loss;
+    },
+    'scalar mmdet-style': () => {
+      const s = createGhmcState(ghmOpts);
+      return (x, t) => ghmcMmdetStyle(s, x, t, undefined);
+    },
+    'scalar single-pass': () => {
+      const s = createGhmcState(ghmOpts);
+      return (x, t) => ghmcSinglePass(s, x, t, undefined);
+    },
+  };
+  const cases = [];
+  let ref;
+  for (const [name, make] of Object.entries(fresh)) {
+    let vals;
+    try {
+      const f = make();
+      vals = [f(logits, targets), f(logits, targets)];
+    } catch (error) {
+      warn(`GHM-C: ${name} threw (${error.message}); case skipped`);
+      if (name.startsWith('focal-ghm')) break;
+      continue;
+    }
+    if (name.startsWith('focal-ghm')) {
+      ref = vals;
+      console.log(`  focal-ghm loss (call 1, call 2) ${vals.map((v) => v.toPrecision(10)).join(', ')}`);
+    } else {
+      const e = Math.max(rel(vals[0], ref[0]), rel(vals[1], ref[1]));
+      if (!(e <= REL_TOL)) warn(`GHM-C: ${name} losses ${vals.join(', ')} differ from focal-ghm ${ref.join(', ')} by rel ${e.toExponential(2)} > ${REL_TOL}`);
+      console.log(`  ${name.padEnd(20)} rel diff ${e.toExponential(2)}`);
+    }
+    // The timed object keeps its EMA state across iterations, like a training loop.
+    const f = make();
+    const r = timed(() => f(logits, targets));
+    cases.push({ name, fn: () => f(logits, targets), seconds: r.seconds });
+  }
+  if (ref) {
+    const ff = () => lib.sigmoidFocalLoss(logits, targets, focalOpts).loss;
+    timed(ff);
+    const r = timed(ff);
+    if (r.error) warn(`GHM-C: focal-ghm sigmoid focal forward threw (${r.error.message}); case skipped`);
+    else cases.push({ name: 'focal-ghm sigmoid focal forward', fn: ff, seconds: r.seconds });
+  }
+  await runSuite(`GHM-C forward (bins ${GHM_BINS}, momentum ${GHM_MOMENTUM}), N=${fmtN(n)}`, 'ghmc', n, cases);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Ratios
+// ------------------------------------------------------------------------------------------------
+const ratioRows = [
+  ['forward', 'focal-ghm', 'scalar JS', 'forward   vs scalar JS'],
+  ['forward', 'focal-ghm', 'TF.js wasm', 'forward   vs TF.js wasm'],
+  ['forward', 'focal-ghm', 'TF.js cpu', 'forward   vs TF.js cpu'],
+  ['forwardGrad', 'focal-ghm (grad)', 'scalar JS fwd+bwd', 'fwd+grad  vs scalar JS fwd+bwd'],
+  ['forwardGrad', 'focal-ghm (grad)', 'TF.js wasm valueAndGrad', 'fwd+grad  vs TF.js wasm valueAndGrad'],
+  ['ghmc', 'focal-ghm GHMC', 'scalar mmdet-style', 'GHM-C     vs mmdet-style scalar'],
+  ['ghmc', 'focal-ghm GHMC', 'scalar single-pass', 'GHM-C     vs single-pass scalar'],
+];
+const ratios = { forward: {}, forwardGrad: {}, ghmc: {} };
+const sizeKeys = [...new Set([...SIZES_RUN, GHM_N])].sort((a, b) => a - b).map(fmtN);
+for (const [kind, ours, peer] of ratioRows) {
+  for (const key of sizeKeys) {
+    const r = results[kind][key];
+    if (r && r[ours] && r[peer]) ((ratios[kind][key] ??= {})[peer] = r[ours].ops / r[peer].ops);
+  }
+}
+const g = results.ghmc[fmtN(GHM_N)];
+const ghmcOverFocal =
+  g && g['focal-ghm GHMC'] && g['focal-ghm sigmoid focal forward']
+    ? g['focal-ghm sigmoid focal forward'].ops / g['focal-ghm GHMC'].ops
+    : null;
+
+console.log('\n== Ratios: focal-ghm throughput / peer throughput (> 1: focal-ghm faster; median-based)');
+const col = 10;
+console.log(`  ${''.padEnd(38)}${sizeKeys.map((k) => `N=${k}`.padStart(col)).join('')}`);
+for (const [kind, , peer, label] of ratioRows) {
+  const cells = sizeKeys.map((k) => {
+    const v = ratios[kind][k]?.[peer];
+    return (v === undefined ? '—' : `${v.toFixed(2)}×`).padStart(col);
+  });
+  if (cells.some((c) => c.trim() !== '—')) console.log(`  ${label.padEnd(38)}${cells.join('')}`);
+}
+if (ghmcOverFocal !== null) {
+  console.log(
+    `  GHM-C time / focal forward time at N=${fmtN(GHM_N)}: ${ghmcOverFocal.toFixed(2)} ` +
+      `(target ≤ 1.5: ${ghmcOverFocal <= 1.5 ? 'met' : 'NOT met'})`,
+  );
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4. Accuracy: reduction 'sum' over 1e8 elements
+// ------------------------------------------------------------------------------------------------
+let big = null;
+if (BIG) {
+  console.log(`\n== accuracy: sigmoid focal reduction 'sum' over ${fmtN(BIG_N)} elements`);
+  const t0 = now();
+  const logits = new Float32Array(BIG_N);
+  const targets = new Uint8Array(BIG_N);
+  fillData(logits, targets, { seed: 20240601 });
+  const t1 = now();
+  const reference = sigmoidFocalSumKahan(logits, targets, ALPHA, GAMMA);
+  const t2 = now();
+  console.log(`  data ${(t1 - t0).toFixed(1)} s; float64 Neumaier reference ${reference.toPrecision(15)} (${(t2 - t1).toFixed(1)} s)`);
+  const r = timed(() => lib.sigmoidFocalLoss(logits, targets, { alpha: ALPHA, gamma: GAMMA, reduction: 'sum' }).loss);
+  if (r.error) {
+    big = { n: BIG_N, reference, error: String(r.error.message), pass: false };
+    console.log(`  FAIL: focal-ghm threw on ${fmtN(BIG_N)} elements: ${r.error.message}`);
+  } else {
+    const e = rel(r.value, reference);
+    big = { n: BIG_N, reference, focalGhm: r.value, relError: e, seconds: r.seconds, tolerance: BIG_TOL, pass: e <= BIG_TOL };
+    console.log(
+      `  focal-ghm ${r.value.toPrecision(15)} in ${r.seconds.toFixed(2)} s; relative error ${e.toExponential(3)} ` +
+        `(≤ ${BIG_TOL}: ${big.pass ? 'PASS' : 'FAIL'})`,
+    );
+  }
+  if (!big.pass) process.exitCode = 1;
+}
+
+// ------------------------------------------------------------------------------------------------
+// JSON
+// ------------------------------------------------------------------------------------------------
+const out = {
+  generatedAt: new Date().toISOString(),
+  quick: QUICK,
+  environment: {
+    node: process.version,
+    cpu: os.cpus()[0]?.model ?? null,
+    threads: os.cpus().length,
+    platform: `${os.platform()}-${os.arch()}`,
+    loadAverageAtStart: load1,
+    tfjs: tf.version_core,
+    tfjsWasm: (useBackendSync(tf, 'wasm'), tfBackendInfo(tf)),
+  },
+  settings: { alpha: ALPHA, gamma: GAMMA, reduction: 'mean', sizes: SIZES_RUN, ghmc: { n: GHM_N, bins: GHM_BINS, momentum: GHM_MOMENTUM } },
+  ratioDefinition:
+    'focal-ghm throughput / peer throughput (> 1 means focal-ghm is faster); throughput = 1 / median seconds per call',
+  ratios,
+  ghmcTimeOverFocalForwardTime: ghmcOverFocal,
+  results,
+  accuracy1e8: big,
+  warnings,
+  totalSeconds: now() - tStart,
+};
+const resultsDir = path.join(here, 'results');
+mkdirSync(resultsDir, { recursive: true });
+const outPath = path.join(resultsDir, 'latest.json');
+writeFileSync(outPath, JSON.stringify(out, null, 2) + '\n');
+
+if (warnings.length) {
+  console.log(`\n${warnings.length} warning(s):`);
+  for (const w of warnings) console.log(`  - ${w}`);
+}
+console.log(`\nwrote ${path.relative(process.cwd(), outPath)} (total ${(now() - tStart).toFixed(0)} s)`);

@@ -1,0 +1,239 @@
+// Scalar JavaScript peers: what a competent JS developer would write by hand.
+// One loop, Float32Array in, float64 arithmetic and accumulation, Math.exp / Math.log1p.
+// Definitions: /work/shared/SPEC.md §1 (sigmoid focal loss) and §3 (GHM-C).
+//
+// They are deliberately honest baselines, not strawmen: one Math.exp per element (shared by the
+// sigmoid and the stable BCE), the γ = 2 square special-cased, no allocation in the hot loop.
+
+// ---------------------------------------------------------------------------------------------
+// Sigmoid focal loss (SPEC §1), binary Uint8Array targets, no element weights, reduction 'mean'.
+// ---------------------------------------------------------------------------------------------
+
+/** Mean sigmoid focal loss. `alpha` a number in [0, 1] or null (disabled); `gamma` ≥ 0. */
+export function sigmoidFocalForward(logits, targets, alpha = 0.25, gamma = 2) {
+  const n = logits.length;
+  const a1 = alpha == null ? 1 : alpha; // weight of positives
+  const a0 = alpha == null ? 1 : 1 - alpha; // weight of negatives
+  const sq = gamma === 2;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const e = Math.exp(-Math.abs(x)); // in (0, 1]
+    const inv = 1 / (1 + e);
+    const p = x >= 0 ? inv : e * inv; // sigmoid(x), stable both sides
+    const sp = (x > 0 ? x : 0) + Math.log1p(e); // softplus(x)
+    let l;
+    if (targets[i]) {
+      const pt = 1 - p;
+      l = a1 * (sq ? pt * pt : Math.pow(pt, gamma)) * (sp - x); // bce = softplus(x) - x
+    } else {
+      l = a0 * (sq ? p * p : Math.pow(p, gamma)) * sp; // bce = softplus(x)
+    }
+    sum += l;
+  }
+  return n > 0 ? sum / n : 0;
+}
+
+/**
+ * Mean sigmoid focal loss and its gradient (SPEC §1, scaled by 1/n like the loss), written into
+ * `gradOut` (Float32Array of the same length). Returns the mean loss.
+ *
+ *   d loss/dx = aw · ( γ·pt^(γ-1) · p(1-p)(1-2t) · bce + pt^γ · (p - t) ) / n
+ */
+export function sigmoidFocalForwardBackward(logits, targets, alpha = 0.25, gamma = 2, gradOut) {
+  const n = logits.length;
+  if (!gradOut || gradOut.length !== n) throw new Error('gradOut must have the length of logits');
+  const a1 = alpha == null ? 1 : alpha;
+  const a0 = alpha == null ? 1 : 1 - alpha;
+  const sq = gamma === 2;
+  const invN = n > 0 ? 1 / n : 0;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const e = Math.exp(-Math.abs(x));
+    const inv = 1 / (1 + e);
+    const p = x >= 0 ? inv : e * inv;
+    const dp = e * inv * inv; // p(1-p), without cancellation
+    const sp = (x > 0 ? x : 0) + Math.log1p(e);
+    let l, g;
+    if (targets[i]) {
+      // t = 1: pt = 1-p, bce = softplus(x) - x, (1-2t) = -1, p - t = p - 1 = -pt
+      const pt = 1 - p;
+      const bce = sp - x;
+      const ptg = sq ? pt * pt : Math.pow(pt, gamma);
+      const d1 = pt > 0 ? (sq ? 2 * pt : gamma * Math.pow(pt, gamma - 1)) : 0;
+      l = a1 * ptg * bce;
+      g = a1 * (-d1 * dp * bce - ptg * pt);
+    } else {
+      // t = 0: pt = p, bce = softplus(x), (1-2t) = 1, p - t = p
+      const pt = p;
+      const ptg = sq ? pt * pt : Math.pow(pt, gamma);
+      const d1 = pt > 0 ? (sq ? 2 * pt : gamma * Math.pow(pt, gamma - 1)) : 0;
+      l = a0 * ptg * sp;
+      g = a0 * (d1 * dp * sp + ptg * pt);
+    }
+    sum += l;
+    gradOut[i] = g * invN;
+  }
+  return sum * invN;
+}
+
+/** Float64 reference sum of the focal loss with Neumaier (Kahan–Babuška) compensation. */
+export function sigmoidFocalSumKahan(logits, targets, alpha = 0.25, gamma = 2) {
+  const n = logits.length;
+  const a1 = alpha == null ? 1 : alpha;
+  const a0 = alpha == null ? 1 : 1 - alpha;
+  let sum = 0;
+  let c = 0;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const e = Math.exp(-Math.abs(x));
+    const inv = 1 / (1 + e);
+    const p = x >= 0 ? inv : e * inv;
+    const sp = (x > 0 ? x : 0) + Math.log1p(e);
+    let l;
+    if (targets[i]) {
+      const pt = 1 - p;
+      l = a1 * Math.pow(pt, gamma) * (sp - x);
+    } else {
+      l = a0 * Math.pow(p, gamma) * sp;
+    }
+    const s = sum + l;
+    if (Math.abs(sum) >= Math.abs(l)) c += sum - s + l;
+    else c += l - s + sum;
+    sum = s;
+  }
+  return sum + c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GHM-C (SPEC §3; mmdetection GHMC)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The GHM-C loss object's state: options, the float32 edges and the EMA accumulator `acc`.
+ * edges = float32(i / bins), then edges[bins] += 1e-6 (as float32).
+ */
+export function createGhmcState({ bins = 10, momentum = 0, lossWeight = 1 } = {}) {
+  const edges = new Float32Array(bins + 1);
+  for (let i = 0; i <= bins; i++) edges[i] = i / bins;
+  edges[bins] = edges[bins] + 1e-6; // Float32Array store rounds to float32
+  return { bins, momentum, lossWeight, edges, acc: new Float64Array(bins) };
+}
+
+/**
+ * mmdetection's GHMC.forward, followed literally:
+ *
+ *     g = |sigmoid(pred) - target|;  valid = label_weight > 0;  tot = max(valid.sum(), 1)
+ *     for i in range(bins):
+ *         inds = (g >= edges[i]) & (g < edges[i+1]) & valid
+ *         num_in_bin = inds.sum()
+ *         if num_in_bin > 0:
+ *             acc_sum[i] = mmt*acc_sum[i] + (1-mmt)*num_in_bin ; weights[inds] = tot/acc_sum[i]
+ *             (or tot/num_in_bin when mmt = 0);  n += 1
+ *     if n > 0: weights /= n
+ *     loss = sum(BCE(pred, target) * weights) / tot * loss_weight
+ *
+ * i.e. a g pass, then per bin a full mask pass + a weight-assignment pass, then a BCE pass.
+ * `labelWeight` may be undefined (all valid). Returns the loss.
+ */
+export function ghmcMmdetStyle(state, logits, targets, labelWeight) {
+  const n = logits.length;
+  const { bins, momentum: mmt, edges, acc, lossWeight } = state;
+  // g = |sigmoid(pred) - target|, valid = label_weight > 0
+  const g = new Float64Array(n);
+  const valid = new Uint8Array(n);
+  let validCount = 0;
+  for (let i = 0; i < n; i++) {
+    g[i] = Math.abs(1 / (1 + Math.exp(-logits[i])) - targets[i]);
+    const v = labelWeight === undefined || labelWeight === null || labelWeight[i] > 0 ? 1 : 0;
+    valid[i] = v;
+    validCount += v;
+  }
+  const tot = Math.max(validCount, 1);
+  const weights = new Float64Array(n); // torch.zeros_like(pred)
+  const inds = new Uint8Array(n);
+  let nonEmpty = 0;
+  for (let b = 0; b < bins; b++) {
+    const lo = edges[b];
+    const hi = edges[b + 1];
+    let num = 0;
+    for (let i = 0; i < n; i++) {
+      const m = g[i] >= lo && g[i] < hi && valid[i] === 1 ? 1 : 0;
+      inds[i] = m;
+      num += m;
+    }
+    if (num > 0) {
+      let w;
+      if (mmt > 0) {
+        acc[b] = mmt * acc[b] + (1 - mmt) * num;
+        w = tot / acc[b];
+      } else {
+        w = tot / num;
+      }
+      for (let i = 0; i < n; i++) if (inds[i]) weights[i] = w;
+      nonEmpty++;
+    }
+  }
+  if (nonEmpty > 0) for (let i = 0; i < n; i++) weights[i] /= nonEmpty;
+  // F.binary_cross_entropy_with_logits(pred, target, reduction='none'), weighted, sum / tot
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const bce = Math.max(x, 0) - x * targets[i] + Math.log1p(Math.exp(-Math.abs(x)));
+    sum += bce * weights[i];
+  }
+  return (sum / tot) * lossWeight;
+}
+
+/**
+ * Single-pass scalar GHM-C: per element compute the bin and the BCE once, accumulate per-bin
+ * (count, Σ bce), then combine (SPEC §3: loss = lossWeight/(n·tot) · Σ_i w_i · S_i).
+ * `targets` any numeric array of 0/1; `labelWeight` may be undefined (all valid). Returns the loss.
+ */
+export function ghmcSinglePass(state, logits, targets, labelWeight) {
+  const n = logits.length;
+  const { bins, momentum: mmt, edges, acc, lossWeight } = state;
+  const counts = new Float64Array(bins);
+  const sums = new Float64Array(bins);
+  const last = bins - 1;
+  const hasLw = labelWeight !== undefined && labelWeight !== null;
+  let validCount = 0;
+  for (let i = 0; i < n; i++) {
+    if (hasLw && !(labelWeight[i] > 0)) continue;
+    const x = logits[i];
+    const t = targets[i];
+    const e = Math.exp(-Math.abs(x));
+    const inv = 1 / (1 + e);
+    const p = x >= 0 ? inv : e * inv;
+    const bce = (x > 0 ? x : 0) - x * t + Math.log1p(e);
+    const g = Math.abs(p - t);
+    // Estimate the bin, then settle it against the float32 edges (edges[b] <= g < edges[b+1]).
+    let b = (g * bins) | 0;
+    if (b > last) b = last;
+    while (b > 0 && g < edges[b]) b--;
+    while (b < last && g >= edges[b + 1]) b++;
+    counts[b] += 1;
+    sums[b] += bce;
+    validCount++;
+  }
+  if (validCount === 0) return 0; // no valid element: state unchanged, loss 0
+  const tot = validCount; // = max(validCount, 1)
+  let nonEmpty = 0;
+  let total = 0;
+  for (let b = 0; b < bins; b++) {
+    const num = counts[b];
+    if (num > 0) {
+      let w;
+      if (mmt > 0) {
+        acc[b] = mmt * acc[b] + (1 - mmt) * num;
+        w = tot / acc[b];
+      } else {
+        w = tot / num;
+      }
+      total += w * sums[b];
+      nonEmpty++;
+    }
+  }
+  return (lossWeight * total) / (nonEmpty * tot);
+}

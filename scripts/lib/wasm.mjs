@@ -1,0 +1,231 @@
+// The three WebAssembly flavours of the kernels crate and the steps that produce each one:
+// cargo (wasm32-unknown-unknown, release) → wasm-opt → .build/wasm/*.wasm → ts/wasm/*.generated.ts.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { cargoEnv, WASM_TARGET } from './toolchain.mjs';
+import { BuildError, mtimeOf, newestMtime, REPO_ROOT, run, tail, writeIfChanged } from './util.mjs';
+
+const PACKAGE = 'focal-ghm-kernels';
+const LIB_FILE = 'focal_ghm_kernels.wasm';
+
+/** `-C link-arg=...` for each linker argument. */
+const linkArgs = (...args) => args.flatMap((a) => ['-C', `link-arg=${a}`]);
+
+/**
+ * wasm-opt starts from --mvp-features and adds only what we list (plus whatever the module's
+ * target_features section declares). Its defaults would also enable sign-ext, letting -O3
+ * introduce opcodes the scalar flavour's audience (engines without SIMD) may not have. The SIMD
+ * flavours may use the post-MVP features every SIMD-capable engine has.
+ */
+const SIMD_ERA_FEATURES = ['--enable-sign-ext', '--enable-mutable-globals', '--enable-nontrapping-float-to-int'];
+
+/**
+ * name: file stem suffix and target-dir suffix; required: a failure fails the build (the shared
+ * flavour is for the threaded backend of a later issue, so it only warns); fallbackRustflags:
+ * appended for one retry when the link fails for a reason they address.
+ */
+export const FLAVOURS = [
+  {
+    name: 'simd',
+    required: true,
+    rustflags: ['-C', 'target-feature=+simd128', ...linkArgs('--export=__heap_base')],
+    wasmOptFlags: ['--enable-simd', ...SIMD_ERA_FEATURES],
+  },
+  {
+    name: 'scalar',
+    required: true,
+    rustflags: linkArgs('--export=__heap_base'),
+    wasmOptFlags: [],
+  },
+  {
+    name: 'shared',
+    required: false,
+    rustflags: [
+      '-C', 'target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals',
+      ...linkArgs(
+        '--shared-memory',
+        '--import-memory',
+        '--max-memory=4294967296',
+        '--export=__stack_pointer',
+        '--export=__heap_base',
+      ),
+    ],
+    // The prebuilt core/compiler_builtins are compiled without atomics; if wasm-ld refuses to
+    // put them in shared memory, skip its feature check. Safe for this crate: it is no_std with
+    // no thread-locals, and each thread instance gets its own globals (stack pointer) anyway.
+    fallbackRustflags: linkArgs('--no-check-features'),
+    fallbackWhen: /--shared-memory is disallowed|Target feature '[^']+' used|Missing target feature/,
+    wasmOptFlags: ['--enable-simd', '--enable-threads', '--enable-bulk-memory', ...SIMD_ERA_FEATURES],
+  },
+];
+
+export const outputWasm = (flavour) => join(REPO_ROOT, '.build', 'wasm', `focal_ghm_${flavour.name}.wasm`);
+/** Marks "this flavour failed for the current inputs", so an optional failure is not retried every build. */
+const failedStamp = (flavour) => `${outputWasm(flavour)}.failed`;
+const targetDir = (flavour) => join(REPO_ROOT, 'target', `wasm-${flavour.name}`);
+const cargoOutput = (flavour) => join(targetDir(flavour), WASM_TARGET, 'release', LIB_FILE);
+export const generatedModule = (flavour) => join(REPO_ROOT, 'ts', 'wasm', `${flavour.name}.generated.ts`);
+
+/**
+ * Newest mtime among everything that determines the wasm output: the crate sources, the
+ * workspace manifest and lockfile, and the pipeline code that picks the toolchain and the flags.
+ */
+export function inputsMtime() {
+  return newestMtime([
+    join(REPO_ROOT, 'crates'),
+    join(REPO_ROOT, 'Cargo.toml'),
+    join(REPO_ROOT, 'Cargo.lock'),
+    join(REPO_ROOT, 'scripts', 'lib', 'wasm.mjs'),
+    join(REPO_ROOT, 'scripts', 'lib', 'toolchain.mjs'),
+  ]);
+}
+
+/**
+ * Is the flavour's last result newer than all of its inputs? For an optional flavour a recorded
+ * failure counts as a result (so it is not retried on every build); a required one must have
+ * its output.
+ */
+export function isFresh(flavour, newestInput) {
+  const lastResult = Math.max(mtimeOf(outputWasm(flavour)), flavour.required ? -Infinity : mtimeOf(failedStamp(flavour)));
+  return lastResult > newestInput;
+}
+
+/** The message recorded when this (optional) flavour last failed, if it has no output since. */
+export function recordedFailure(flavour) {
+  return existsSync(failedStamp(flavour)) ? readFileSync(failedStamp(flavour), 'utf8') : null;
+}
+
+function cargoArgs(flavour) {
+  return [
+    'build', '--release', '--lib', '--offline',
+    '--target', WASM_TARGET,
+    '-p', PACKAGE,
+    '--manifest-path', join(REPO_ROOT, 'Cargo.toml'),
+    '--target-dir', targetDir(flavour),
+  ];
+}
+
+/**
+ * Records that the toolchain needed the flavour's fallback flags, so later builds start with them
+ * instead of paying for a failed link (and the full recompile a RUSTFLAGS change costs) each time.
+ * --force re-checks from scratch.
+ */
+const fallbackMarker = (flavour) => `${outputWasm(flavour)}.needs-fallback`;
+
+/**
+ * Runs cargo for one flavour, retrying once with `fallbackRustflags` when the failure matches
+ * `fallbackWhen`. Returns { ok, ms, stderr, note }.
+ */
+async function cargoBuild(toolchain, flavour, { force }) {
+  const cargo = (rustflags) => run(toolchain.cargo, cargoArgs(flavour), { env: cargoEnv(toolchain, rustflags), capture: true });
+  const withFallback = [...flavour.rustflags, ...(flavour.fallbackRustflags ?? [])];
+  const note = flavour.fallbackRustflags ? `linked only with ${flavour.fallbackRustflags.join(' ')}` : '';
+  if (force) rmSync(fallbackMarker(flavour), { force: true });
+
+  if (existsSync(fallbackMarker(flavour))) {
+    const result = await cargo(withFallback);
+    return { ok: result.code === 0, ms: result.ms, stderr: result.stderr, note };
+  }
+  const first = await cargo(flavour.rustflags);
+  if (first.code === 0 || !flavour.fallbackRustflags || !flavour.fallbackWhen.test(first.stderr)) {
+    return { ok: first.code === 0, ms: first.ms, stderr: first.stderr, note: '' };
+  }
+  const retry = await cargo(withFallback);
+  if (retry.code === 0) writeFileSync(fallbackMarker(flavour), `${tail(first.stderr, 40)}\n`);
+  return { ok: retry.code === 0, ms: first.ms + retry.ms, stderr: retry.stderr, note };
+}
+
+/** wasm-opt from the binaryen npm package (a Node script, so run it with this Node). */
+async function wasmOpt(flavour) {
+  const wasmOptJs = join(REPO_ROOT, 'node_modules', 'binaryen', 'bin', 'wasm-opt');
+  if (!existsSync(wasmOptJs)) throw new BuildError(`${wasmOptJs} is missing: run \`npm ci\` (or node scripts/setup.mjs).`);
+  const out = outputWasm(flavour);
+  // Written then renamed, so a failed run never leaves a "fresh" output (pid: concurrent builds).
+  const tmp = `${out}.${process.pid}.tmp`;
+  const args = [
+    wasmOptJs, cargoOutput(flavour),
+    '-O3', '--mvp-features', ...flavour.wasmOptFlags,
+    '--strip-debug', '--strip-producers',
+    '-o', tmp,
+  ];
+  const result = await run(process.execPath, args, { capture: true });
+  if (result.code !== 0 || !existsSync(tmp)) {
+    rmSync(tmp, { force: true });
+    return { ok: false, ms: result.ms, stderr: `wasm-opt ${args.slice(1).join(' ')}\n${result.stderr}${result.stdout}` };
+  }
+  renameSync(tmp, out);
+  return { ok: true, ms: result.ms, stderr: '' };
+}
+
+/** Compiles and validates the optimized module in this Node, and lists its imports. */
+async function inspect(path) {
+  const bytes = readFileSync(path);
+  const module = await WebAssembly.compile(bytes);
+  const imports = WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name} (${i.kind})`);
+  const exports = WebAssembly.Module.exports(module).length;
+  return { bytes: bytes.length, imports, exports };
+}
+
+/**
+ * cargo + wasm-opt for one flavour. On success clears any failure stamp; on failure removes the
+ * previous output (a stale module built from older sources must never ship next to fresh ones)
+ * and records the failure. Returns a result object for the summary; never throws for build
+ * failures, so the other flavours running in parallel can finish.
+ */
+export async function buildFlavour(toolchain, flavour, { force = false } = {}) {
+  mkdirSync(dirname(outputWasm(flavour)), { recursive: true });
+  const cargo = await cargoBuild(toolchain, flavour, { force });
+  let opt = { ok: false, ms: 0, stderr: '' };
+  if (cargo.ok) opt = await wasmOpt(flavour);
+  const result = { flavour, cargoMs: cargo.ms, optMs: opt.ms, note: cargo.note, warnings: '', error: '' };
+  if (cargo.ok && opt.ok) {
+    rmSync(failedStamp(flavour), { force: true });
+    result.rawBytes = readFileSync(cargoOutput(flavour)).length;
+    Object.assign(result, await inspect(outputWasm(flavour)));
+    // Keep compiler warnings (minus cargo's progress lines) for the summary.
+    const warnings = cargo.stderr.replace(/^\s*(Compiling|Finished|Blocking) .*\n?/gm, '');
+    if (/^warning/m.test(warnings)) result.warnings = warnings;
+    return result;
+  }
+  result.error = cargo.ok ? opt.stderr : cargo.stderr;
+  rmSync(outputWasm(flavour), { force: true });
+  if (!flavour.required) {
+    writeFileSync(failedStamp(flavour), `${cargo.ok ? 'wasm-opt' : 'cargo build'} failed:\n${tail(result.error)}\n`);
+  }
+  return result;
+}
+
+/**
+ * ts/wasm/<name>.generated.ts embedding the optimized module as base64 (empty when the flavour
+ * failed, so imports still resolve and the loader can detect "not available").
+ * Returns whether the file changed.
+ */
+export function writeGeneratedModule(flavour) {
+  const wasm = outputWasm(flavour);
+  const base64 = existsSync(wasm) ? readFileSync(wasm).toString('base64') : '';
+  const source = `/* generated by scripts/build.mjs — do not edit */\nexport const wasmBase64 = "${base64}";\n`;
+  return writeIfChanged(generatedModule(flavour), source);
+}
+
+/**
+ * Cargo.lock: a missing one is generated by the (old) wasm cargo, so it gets a format every cargo
+ * reads; a version-4 lockfile (written by cargo >= 1.78) is unreadable by Debian's cargo 1.65, and
+ * for a workspace without dependencies v3 and v4 differ only in that header line, so downgrade it.
+ */
+export async function ensureReadableLockfile(toolchain) {
+  const lockfile = join(REPO_ROOT, 'Cargo.lock');
+  if (!existsSync(lockfile)) {
+    const args = ['generate-lockfile', '--offline', '--manifest-path', join(REPO_ROOT, 'Cargo.toml')];
+    const result = await run(toolchain.cargo, args, { env: cargoEnv(toolchain, []), capture: true });
+    if (result.code !== 0) throw new BuildError(`cargo generate-lockfile failed:\n${result.stderr}`);
+    return;
+  }
+  const text = readFileSync(lockfile, 'utf8');
+  const version = Number(/^version = (\d+)/m.exec(text)?.[1] ?? 0);
+  const cargoMinor = Number(/cargo 1\.(\d+)/.exec((await run(toolchain.cargo, ['-V'], { capture: true })).stdout)?.[1] ?? 999);
+  if (version >= 4 && cargoMinor < 78 && !/^source = /m.test(text)) {
+    writeFileSync(lockfile, text.replace(/^version = \d+/m, 'version = 3'));
+    console.log(`note: rewrote ${relative(REPO_ROOT, lockfile)} from lockfile version ${version} to 3 so cargo 1.${cargoMinor} can read it`);
+  }
+}
