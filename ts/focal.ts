@@ -10,12 +10,12 @@ import {
   expectOptions,
   expectPositive,
 } from './errors';
-import { checkLabels, layoutTargets, layoutWeights, TargetRange, WeightKind, type Layout, type Targets } from './inputs';
+import { checkLabels, layoutTargets, layoutWeights, TargetRange, type WeightKind, type Layout, type Targets } from './inputs';
 import { CHUNK_ELEMENTS, runChunked, type ChunkInput } from './memory';
 import { workspace, type Workspace } from './workspace';
 
 export type Reduction = 'mean' | 'sum' | 'none';
-const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
+export const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
 
 export interface SigmoidFocalOptions {
   /** Weight of positives in [0, 1] (negatives get 1 - α); `null` disables it; `'auto'` uses the negatives' share of the batch. Default 0.25. */
@@ -32,6 +32,8 @@ export interface SigmoidFocalOptions {
   lossWeight?: number;
   /** Also return d loss / d logits. Default false. */
   grad?: boolean;
+  /** Write results into these arrays instead of new ones (zero-copy when they live in wasm memory, see `createBatch`). */
+  out?: OutputBuffers;
 }
 
 export interface LossResult {
@@ -46,14 +48,75 @@ export interface SigmoidFocalResult extends LossResult {
   alpha: number | null;
 }
 
-const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad'] as const;
+const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out'] as const;
+
+/** Caller-provided outputs (e.g. a batch's buffers in wasm memory, written in place). */
+export interface OutputBuffers {
+  /** Receives the elementwise losses (reduction `'none'` only). */
+  loss?: Float32Array;
+  /** Receives the gradient; implies `grad: true`. */
+  grad?: Float32Array;
+}
+
+function resolveOut(fn: string, v: unknown, n: number, reduction: Reduction): OutputBuffers {
+  if (v === undefined) return {};
+  const o = expectOptions(fn, v, ['loss', 'grad'] as const);
+  const res: OutputBuffers = {};
+  if (o.loss !== undefined) {
+    res.loss = expectArray(fn, 'options.out.loss', o.loss, Float32Array);
+    if (reduction !== 'none') throw new RangeError(`${fn}: options.out.loss is only used with reduction 'none'`);
+    if (res.loss.length !== n) throw new RangeError(`${fn}: options.out.loss has length ${res.loss.length}, expected ${n}`);
+  }
+  if (o.grad !== undefined) {
+    res.grad = expectArray(fn, 'options.out.grad', o.grad, Float32Array);
+    if (res.grad.length !== n) throw new RangeError(`${fn}: options.out.grad has length ${res.grad.length}, expected ${n}`);
+  }
+  return res;
+}
+
+/**
+ * One chunked kernel pass of the sigmoid focal loss with class weights `aPos`/`aNeg`; returns
+ * the unscaled Σ loss and throws if the targets were out of range. Shared by the one-shot call
+ * and the stream.
+ */
+export function sigmoidPass(
+  ws: Workspace, fn: string, x: Float32Array, lay: Layout, wkind: WeightKind, w: ChunkInput,
+  aPos: number, aNeg: number, gamma: number,
+  lossArr: Float32Array | undefined, lossScale: number, gradArr: Float32Array | undefined, gradScale: number,
+): number {
+  const infoPtr = ws.params.reserve(32);
+  let sum = 0;
+  const range = new TargetRange();
+  runChunked(
+    ws.heap,
+    ws.scratch,
+    lay.units,
+    unitsPerChunk(lay.perUnit),
+    [{ array: x, perUnit: lay.perUnit }, lay.targets, w],
+    [
+      { array: lossArr, perUnit: lay.perUnit },
+      { array: gradArr, perUnit: lay.perUnit },
+    ],
+    (u, [xp, tp, wp], [lp, gp]) => {
+      ws.k.fg_sigmoid_focal(
+        xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
+        aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr,
+      );
+      const r = info(ws, infoPtr, 3);
+      sum += r[0]!;
+      range.add(r, 1);
+    },
+  );
+  range.check(fn, 'targets', lay.tkind);
+  return sum;
+}
 
 /** Reads the result words a kernel left at the start of the params region. */
 function info(ws: Workspace, ptr: number, len: number): Float64Array {
   return new Float64Array(ws.heap.buffer, ptr, len);
 }
 
-function resolveGamma(fn: string, v: unknown): number {
+export function resolveGamma(fn: string, v: unknown): number {
   const g = expectFinite(fn, 'options.gamma', v ?? 2);
   if (!(g >= 0)) throw new RangeError(`${fn}: options.gamma must be ≥ 0, got ${g}`);
   return g;
@@ -75,7 +138,7 @@ function scales(fn: string, reduction: Reduction, count: number, avgFactor: unkn
 }
 
 /** α = 'auto': F / (P + F), the negatives' share among elements of weight > 0 (0.5 for none). */
-function autoAlpha(ws: Workspace, lay: Layout, wkind: WeightKind, w: ChunkInput): number {
+export function autoAlpha(ws: Workspace, lay: Layout, wkind: WeightKind, w: ChunkInput): number {
   const out = ws.params.reserve(16);
   let pos = 0;
   let neg = 0;
@@ -128,34 +191,12 @@ export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options
   const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
   const { denom, gradScale } = scales(fn, reduction, x.length, o.avgFactor, lossWeight);
 
-  const xin: ChunkInput = { array: x, perUnit: lay.perUnit };
   const alpha = alphaOpt === 'auto' ? autoAlpha(ws, lay, wkind, w) : (alphaOpt as number | null);
-  const lossArr = reduction === 'none' ? new Float32Array(x.length) : undefined;
-  const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
-  const infoPtr = ws.params.reserve(32);
-  let sum = 0;
-  const range = new TargetRange();
-  runChunked(
-    ws.heap,
-    ws.scratch,
-    lay.units,
-    unitsPerChunk(lay.perUnit),
-    [xin, lay.targets, w],
-    [
-      { array: lossArr, perUnit: lay.perUnit },
-      { array: gradArr, perUnit: lay.perUnit },
-    ],
-    (u, [xp, tp, wp], [lp, gp]) => {
-      ws.k.fg_sigmoid_focal(
-        xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
-        alpha === null ? 1 : alpha, alpha === null ? 1 : 1 - alpha, gamma, lp!, lossWeight, gp!, gradScale, infoPtr,
-      );
-      const r = info(ws, infoPtr, 3);
-      sum += r[0]!;
-      range.add(r, 1);
-    },
-  );
-  range.check(fn, 'targets', lay.tkind);
+  const out = resolveOut(fn, o.out, x.length, reduction);
+  const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(x.length)) : undefined;
+  const gradArr = wantGrad || out.grad ? (out.grad ?? new Float32Array(x.length)) : undefined;
+  const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];
+  const sum = sigmoidPass(ws, fn, x, lay, wkind, w, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale);
   const loss = lossArr ?? (lossWeight * sum) / denom;
   return gradArr ? { loss, grad: gradArr, alpha } : { loss, alpha };
 }

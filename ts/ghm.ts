@@ -108,6 +108,24 @@ export interface GHMState {
   accSum: number[];
 }
 
+/** What a finished GHM stream gives: the loss of the whole stream and its gradient, piece by piece. */
+export interface GHMStreamResult {
+  loss: number;
+  /** The per-bin statistics of the whole stream. */
+  stats: GHMStats;
+  step: GHMStep;
+  /** d loss / d input for a piece given again (the arrays pushed, or any part of the batch). */
+  gradient(input: Float32Array, target: Targets | Float32Array, labelWeight?: Float32Array): Float32Array;
+}
+
+/** A batch pushed in pieces; see {@link GHMC.stream}. */
+export interface GHMStream {
+  /** Adds a piece (no EMA step yet). Throws on bad input, keeping what was pushed before. */
+  push(input: Float32Array, target: Targets | Float32Array, labelWeight?: Float32Array): void;
+  /** One EMA step for the whole stream; the loss comes from the merged per-bin statistics. */
+  finish(): GHMStreamResult;
+}
+
 abstract class GHMBase {
   readonly bins: number;
   readonly momentum: number;
@@ -157,6 +175,39 @@ abstract class GHMBase {
   /** Zeroes the EMA state. */
   reset(): void {
     this.acc = new Float64Array(this.bins);
+  }
+
+  abstract collect(input: Float32Array, target: Targets | Float32Array, labelWeight?: Float32Array): GHMStats;
+  abstract gradient(step: GHMStep, input: Float32Array, target: Targets | Float32Array, labelWeight?: Float32Array): Float32Array;
+
+  /**
+   * A stream: the whole stream is one batch, so `finish()` makes one EMA step. Gradients need a
+   * second look at the data: `finish()` returns `gradient(piece)` for pieces given again.
+   * @example
+   * ```ts
+   * const s = ghmc.stream();
+   * s.push(logitsA, targetsA);
+   * s.push(logitsB, targetsB);
+   * const r = s.finish();                       // r.loss: as one forward over A and B
+   * const gradA = r.gradient(logitsA, targetsA);
+   * ```
+   */
+  stream(): GHMStream {
+    let stats = new GHMStats(this.bins);
+    let done = false;
+    const name = this.constructor.name;
+    return {
+      push: (input, target, labelWeight) => {
+        if (done) throw new Error(`${name} stream push: the stream has finished`);
+        stats = stats.add(this.collect(input, target, labelWeight));
+      },
+      finish: () => {
+        if (done) throw new Error(`${name} stream finish: the stream has already finished`);
+        done = true;
+        const step = this.step(stats);
+        return { loss: step.loss, stats, step, gradient: (i, t, w) => this.gradient(step, i, t, w) };
+      },
+    };
   }
 
   /** GHM-C's `tot` is a count of valid elements, GHM-R's a sum of label weights. */
@@ -283,7 +334,7 @@ export class GHMC extends GHMBase {
    * const { loss } = ghmc.step(s);  // same as one forward over A and B together
    * ```
    */
-  collect(logits: Float32Array, targets: Targets, labelWeight?: Float32Array): GHMStats {
+  collect(logits: Float32Array, targets: Targets | Float32Array, labelWeight?: Float32Array): GHMStats {
     const fn = 'GHMC.collect';
     const ws = workspace(fn);
     return this.collectInputs(fn, ws, this.inputs(fn, logits, targets, labelWeight));
@@ -297,7 +348,7 @@ export class GHMC extends GHMBase {
    * const grad = ghmc.gradient(step, logits, targets);
    * ```
    */
-  gradient(step: GHMStep, logits: Float32Array, targets: Targets, labelWeight?: Float32Array): Float32Array {
+  gradient(step: GHMStep, logits: Float32Array, targets: Targets | Float32Array, labelWeight?: Float32Array): Float32Array {
     const fn = 'GHMC.gradient';
     const ws = workspace(fn);
     return this.gradInputs(ws, step, this.inputs(fn, logits, targets, labelWeight));
@@ -419,7 +470,7 @@ export class GHMR extends GHMBase {
    * const { loss } = ghmr.step(ghmr.collect(predA, targetA).add(ghmr.collect(predB, targetB)));
    * ```
    */
-  collect(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array): GHMStats {
+  collect(pred: Float32Array, target: Float32Array | Targets, labelWeight?: Float32Array): GHMStats {
     const fn = 'GHMR.collect';
     const ws = workspace(fn);
     return this.collectInputs(ws, this.inputs(fn, pred, target, labelWeight));
@@ -432,7 +483,7 @@ export class GHMR extends GHMBase {
    * const grad = ghmr.gradient(ghmr.step(ghmr.collect(pred, target)), pred, target);
    * ```
    */
-  gradient(step: GHMStep, pred: Float32Array, target: Float32Array, labelWeight?: Float32Array): Float32Array {
+  gradient(step: GHMStep, pred: Float32Array, target: Float32Array | Targets, labelWeight?: Float32Array): Float32Array {
     const fn = 'GHMR.gradient';
     const ws = workspace(fn);
     return this.gradInputs(ws, step, this.inputs(fn, pred, target, labelWeight));

@@ -11,14 +11,28 @@
  */
 
 export { init, isInitialized, simdSupported, type InitOptions, type Runtime } from './loader';
+import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
+import { sigmoidFocalStream } from './stream';
+
+/**
+ * Sigmoid focal loss; see the function's docs in focal.ts. `sigmoidFocalLoss.stream(options)`
+ * scores a batch that arrives in pieces.
+ */
+export const sigmoidFocalLoss: typeof sigmoidFocalLossFn & { stream: typeof sigmoidFocalStream } = Object.assign(
+  sigmoidFocalLossFn,
+  { stream: sigmoidFocalStream },
+);
+
 export {
-  sigmoidFocalLoss,
   softmaxFocalLoss,
+  type OutputBuffers,
   type LossResult,
   type Reduction,
   type SigmoidFocalOptions,
   type SigmoidFocalResult,
   type SoftmaxFocalOptions,
 } from './focal';
-export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMROptions, type GHMState, type GHMStep } from './ghm';
+export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
+export { Batch, createBatch, type BatchOptions } from './batch';
+export { scoreStream, sigmoidFocalStream, type ScoreSpec, type SigmoidFocalStream, type StreamChunk } from './stream';
 export type { ClassTargets, Targets } from './inputs';

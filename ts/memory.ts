@@ -88,6 +88,12 @@ export class Heap {
     }
   }
 
+  /** Whether `[ptr, ptr + bytes)` lies inside one live allocation. */
+  contains(ptr: number, bytes: number): boolean {
+    for (const [p, size] of this.sizes) if (ptr >= p && ptr + bytes <= p + size) return true;
+    return false;
+  }
+
   /** Whether `a` is a view into this heap's memory (then kernels can read it in place). */
   owns(a: ArrayBufferView): boolean {
     return a.buffer === this.memory.buffer;
@@ -147,7 +153,15 @@ export function runChunked(
   const slot = (a: Typed | undefined, perUnit: number) =>
     a && !heap.owns(a) ? alignUp(Math.min(units, unitsPerChunk) * perUnit * a.BYTES_PER_ELEMENT) : 0;
   // Addresses of in-place arrays are taken before any growth could detach their views.
-  const inPlace = (a: Typed | undefined) => (a && heap.owns(a) ? a.byteOffset : 0);
+  const inPlace = (a: Typed | undefined) => {
+    if (!a || !heap.owns(a)) return 0;
+    // A view into wasm memory outside every live allocation is a stale view of a freed batch:
+    // reading or writing it would touch someone else's buffer.
+    if (!heap.contains(a.byteOffset, a.byteLength)) {
+      throw new Error('focal-ghm: an array is a view of wasm memory that is not allocated (a freed batch?)');
+    }
+    return a.byteOffset;
+  };
   const inBase = inputs.map((c) => inPlace(c.array));
   const outBase = outputs.map((c) => inPlace(c.array));
   const needIn = inputs.map((c) => slot(c.array, c.perUnit));

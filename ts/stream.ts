@@ -1,0 +1,174 @@
+// Streams: a batch that arrives in pieces is scored as one batch. Each push runs the kernels on
+// that piece (in bounded chunks, like any call) and keeps only sums, so memory does not grow
+// with the stream; finish() turns the sums into the loss of the whole batch.
+
+import { expectArray, expectFinite, expectInRange, expectOneOf, expectOptions, expectPositive } from './errors';
+import { resolveGamma, sigmoidPass, unitsPerChunk, type SigmoidFocalOptions } from './focal';
+import { GHMC, GHMR, type GHMStreamResult } from './ghm';
+import { layoutTargets, layoutWeights, type Layout, type Targets, type WeightKind } from './inputs';
+import { runChunked, type ChunkInput } from './memory';
+import { workspace, type Workspace } from './workspace';
+
+export interface SigmoidFocalStream {
+  /** Adds a piece of the batch (any length, including 0). Throws on bad input, keeping the sums so far. */
+  push(logits: Float32Array, targets: Targets, weight?: Float32Array): void;
+  /** Elements pushed so far. */
+  readonly length: number;
+  /** The loss of everything pushed, as one `sigmoidFocalLoss` call over it all would give. */
+  finish(): { loss: number; alpha: number | null; length: number };
+}
+
+type StreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out' | 'weight' | 'reduction'> & { reduction?: 'mean' | 'sum' };
+
+/**
+ * A stream of the sigmoid focal loss: push pieces, then `finish()`. Reductions `'mean'` and
+ * `'sum'`; α `'auto'` works too (the loss is kept as separate positive and negative sums and
+ * combined with the α of the whole stream at the end).
+ *
+ * @example
+ * ```ts
+ * const s = sigmoidFocalLoss.stream({ gamma: 2, alpha: 0.25 });
+ * for await (const { logits, targets } of pieces) s.push(logits, targets);
+ * const { loss } = s.finish();
+ * ```
+ */
+export function sigmoidFocalStream(options?: StreamOptions): SigmoidFocalStream {
+  const fn = 'sigmoidFocalLoss.stream';
+  workspace(fn);
+  const o = expectOptions(fn, options, ['alpha', 'gamma', 'reduction', 'avgFactor', 'lossWeight'] as const);
+  const alphaOpt = o.alpha === undefined ? 0.25 : o.alpha;
+  if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
+  const gamma = resolveGamma(fn, o.gamma);
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', ['mean', 'sum'] as const);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const avgFactor = o.avgFactor === undefined ? undefined : expectPositive(fn, 'options.avgFactor', o.avgFactor);
+  if (avgFactor !== undefined && reduction === 'sum') throw new RangeError(`${fn}: options.avgFactor cannot be used with reduction 'sum'`);
+  // Σ aw·rest = α·Σ t·rest + (1-α)·Σ (1-t)·rest: two sums cover every α, including 'auto'.
+  const split = alphaOpt === 'auto';
+  let sumPos = 0;
+  let sumNeg = 0;
+  let sum = 0;
+  let pos = 0;
+  let neg = 0;
+  let length = 0;
+  let done = false;
+  return {
+    push(logits, targets, weight) {
+      const pfn = `${fn}.push`;
+      if (done) throw new Error(`${pfn}: the stream has finished`);
+      const ws = workspace(pfn);
+      const x = expectArray(pfn, 'logits', logits, Float32Array);
+      const lay = layoutTargets(pfn, x.length, targets);
+      const { wkind, input: w } = layoutWeights(pfn, 'weight', weight, lay);
+      // All passes first, state after: a throwing push leaves the sums as they were.
+      if (split) {
+        const sp = sigmoidPass(ws, pfn, x, lay, wkind, w, 1, 0, gamma, undefined, 1, undefined, 1);
+        const sn = sigmoidPass(ws, pfn, x, lay, wkind, w, 0, 1, gamma, undefined, 1, undefined, 1);
+        const [p, f] = countPosNeg(ws, lay, wkind, w);
+        sumPos += sp;
+        sumNeg += sn;
+        pos += p;
+        neg += f;
+      } else {
+        const a = alphaOpt as number | null;
+        sum += sigmoidPass(ws, pfn, x, lay, wkind, w, a === null ? 1 : a, a === null ? 1 : 1 - a, gamma, undefined, 1, undefined, 1);
+      }
+      length += x.length;
+    },
+    get length() {
+      return length;
+    },
+    finish() {
+      if (done) throw new Error(`${fn}.finish: the stream has already finished`);
+      done = true;
+      let alpha: number | null = alphaOpt as number | null;
+      let total = sum;
+      if (split) {
+        alpha = pos + neg > 0 ? neg / (pos + neg) : 0.5;
+        total = alpha * sumPos + (1 - alpha) * sumNeg;
+      }
+      const denom = reduction === 'mean' ? (avgFactor ?? length) : 1;
+      return { loss: (lossWeight * total) / denom, alpha, length };
+    },
+  };
+}
+
+function countPosNeg(ws: Workspace, lay: Layout, wkind: WeightKind, w: ChunkInput): [number, number] {
+  const out = ws.params.reserve(16);
+  let p = 0;
+  let f = 0;
+  runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [lay.targets, w], [], (u, [t, wp]) => {
+    ws.k.fg_count_pos_neg(u * lay.perUnit, lay.tkind, t!, lay.numClasses, wkind, wp!, out);
+    const c = new Float64Array(ws.heap.buffer, out, 2);
+    p += c[0]!;
+    f += c[1]!;
+  });
+  return [p, f];
+}
+
+/** One piece of a scored stream. */
+export interface StreamChunk {
+  logits: Float32Array;
+  targets: Targets | Float32Array;
+  weight?: Float32Array;
+}
+
+export interface ScoreSpec {
+  /** `'sigmoidFocal'` (with its options below), or a GHMC/GHMR object (one EMA step for the stream). */
+  loss: 'sigmoidFocal' | GHMC | GHMR;
+  options?: StreamOptions;
+  /** Called after each piece with the running totals. */
+  onProgress?: (p: { chunks: number; elements: number }) => void;
+}
+
+/**
+ * Scores a stream of pieces (an async iterable or a WHATWG `ReadableStream`) as one batch.
+ *
+ * @example
+ * ```ts
+ * const { loss, elements } = await scoreStream(readPieces(), {
+ *   loss: 'sigmoidFocal', options: { gamma: 2 }, onProgress: ({ elements }) => console.log(elements),
+ * });
+ * ```
+ */
+export async function scoreStream(
+  source: AsyncIterable<StreamChunk> | Iterable<StreamChunk> | ReadableStream<StreamChunk>,
+  spec: ScoreSpec,
+): Promise<{ loss: number; elements: number; chunks: number; ghm?: GHMStreamResult }> {
+  const fn = 'scoreStream';
+  if (typeof spec !== 'object' || spec === null) throw new TypeError(`${fn}: spec must be an object`);
+  const focal = spec.loss === 'sigmoidFocal' ? sigmoidFocalStream(spec.options) : undefined;
+  const ghm = spec.loss instanceof GHMC || spec.loss instanceof GHMR ? spec.loss.stream() : undefined;
+  if (!focal && !ghm) throw new TypeError(`${fn}: spec.loss must be 'sigmoidFocal', a GHMC or a GHMR`);
+  let chunks = 0;
+  let elements = 0;
+  for await (const c of iterate(source)) {
+    if (typeof c !== 'object' || c === null) throw new TypeError(`${fn}: chunk ${chunks} must be { logits, targets, weight? }`);
+    if (focal) focal.push(c.logits, c.targets as Targets, c.weight);
+    else ghm!.push(c.logits, c.targets, c.weight);
+    chunks++;
+    elements += c.logits.length;
+    spec.onProgress?.({ chunks, elements });
+  }
+  if (focal) return { loss: focal.finish().loss, elements, chunks };
+  const r = ghm!.finish();
+  return { loss: r.loss, elements, chunks, ghm: r };
+}
+
+async function* iterate<T>(source: AsyncIterable<T> | Iterable<T> | ReadableStream<T>): AsyncGenerator<T> {
+  if (typeof ReadableStream !== 'undefined' && source instanceof ReadableStream) {
+    // Not every engine makes ReadableStream async-iterable (Safari); the reader works everywhere.
+    const reader = source.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  } else {
+    yield* source as AsyncIterable<T>;
+  }
+}

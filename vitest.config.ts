@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    exclude: ['test/tmp/**', 'node_modules/**'],
+    // Property tests over 10^6-element batches and the 10^5-call memory test take seconds on a
+    // 2-core CI machine; correctness, not speed, is under test here.
+    testTimeout: 180_000,
+    hookTimeout: 60_000,
+  },
+});
