@@ -33,6 +33,18 @@ import { BUILDS, loadLib, type Lib } from './support/lib';
 const REL = 1e-5;
 
 /**
+ * fast-check parameters: fixed seeds, so that the suite is deterministic. For a longer bug hunt
+ * set PROPERTY_RUNS_SCALE (e.g. 20) and PROPERTY_SEED (any integer, or 'random').
+ */
+function runs(numRuns: number, seed: number): { numRuns: number; seed?: number } {
+  const scale = Number(process.env.PROPERTY_RUNS_SCALE ?? 1);
+  const envSeed = process.env.PROPERTY_SEED;
+  const n = Math.max(1, Math.round(numRuns * scale));
+  if (envSeed === 'random') return { numRuns: n };
+  return { numRuns: n, seed: envSeed === undefined ? seed : seed ^ Number(envSeed) };
+}
+
+/**
  * Reduced loss within SPEC §5, plus a float32 underflow floor: the kernels compute each BCE term
  * in float32, which is 0 or subnormal where the float64 value is below ~1e-38 (x = ±88 on the
  * right side). Each element's term is multiplied by its bin weight, at most maxWeight·tot.
@@ -233,7 +245,7 @@ describe.each(BUILDS)('%s build: GHM vs the float64 reference', (build) => {
   it('GHM-C: sequences of forward calls (binary / soft / class-index targets, label weights, all-invalid batches)', () => {
     fc.assert(
       fc.property(ghmcSpecArb, (s) => checkGhmcSequence(lib, s)),
-      { numRuns: 100, seed: 0x6e01 },
+      runs(100, 0x6e01),
     );
   });
 
@@ -242,7 +254,7 @@ describe.each(BUILDS)('%s build: GHM vs the float64 reference', (build) => {
       fc.property(ghmcSpecArb, highMomentumArb, fc.boolean(), (s, momentum, binary) =>
         checkGhmcSequence(lib, { ...s, momentum, targetKind: binary ? 'binary' : 'labels' }),
       ),
-      { numRuns: 30, seed: 0x6e05 },
+      runs(30, 0x6e05),
     );
   });
 
@@ -251,7 +263,7 @@ describe.each(BUILDS)('%s build: GHM vs the float64 reference', (build) => {
       for (const targetKind of ['binary', 'soft', 'labels'] as const) {
         const s: GhmcSpec = {
           bins, momentum: 0.75, lossWeight: 1.5, targetKind, numClasses: 7,
-          batches: [32769, 40000, 5, 65537].map((size, i) => ({ size, weightKind: i === 2 ? 'invalid' : 'row', mix: 'mixed', seed: bins * 100 + i })),
+          batches: [32769, 5, 33000].map((size, i) => ({ size, weightKind: i === 1 ? 'invalid' : 'row', mix: 'mixed', seed: bins * 100 + i })),
         };
         checkGhmcSequence(lib, s);
       }
@@ -261,7 +273,7 @@ describe.each(BUILDS)('%s build: GHM vs the float64 reference', (build) => {
   it('GHM-R: sequences of forward calls', () => {
     fc.assert(
       fc.property(ghmrSpecArb, (s) => checkGhmrSequence(lib, s)),
-      { numRuns: 100, seed: 0x6e02 },
+      runs(100, 0x6e02),
     );
   });
 
@@ -269,16 +281,16 @@ describe.each(BUILDS)('%s build: GHM vs the float64 reference', (build) => {
     for (const bins of [1, 2, 10, 30, 256]) {
       const s: GhmrSpec = {
         bins, momentum: 0.7, lossWeight: 0.5, mu: 0.02,
-        batches: [32769, 40000, 3, 65537].map((size, i) => ({ size, weightKind: i === 2 ? 'invalid' : 'element', mix: 'mixed', seed: bins * 100 + i })),
+        batches: [32769, 3, 65537].map((size, i) => ({ size, weightKind: i === 1 ? 'invalid' : 'element', mix: 'mixed', seed: bins * 100 + i })),
       };
       checkGhmrSequence(lib, s);
     }
   });
 
-  it('10^6 elements: GHM-C (class indices, C = 80, two calls) and GHM-R', () => {
+  it('10^6 elements: GHM-C (class indices, C = 80, then a second call) and GHM-R', () => {
     checkGhmcSequence(lib, {
       bins: 30, momentum: 0.75, lossWeight: undefined, targetKind: 'labels', numClasses: 80,
-      batches: [{ size: 1_000_000, weightKind: 'row', mix: 'mixed', seed: 1 }, { size: 1_000_000, weightKind: 'none', mix: 'moderate', seed: 2 }],
+      batches: [{ size: 1_000_000, weightKind: 'row', mix: 'mixed', seed: 1 }, { size: 100_000, weightKind: 'none', mix: 'moderate', seed: 2 }],
     });
     checkGhmrSequence(lib, { bins: 10, momentum: 0.7, lossWeight: undefined, mu: 0.02, batches: [{ size: 1_000_000, weightKind: 'element', mix: 'mixed', seed: 3 }] });
   });
@@ -437,7 +449,7 @@ describe.each(BUILDS)('%s build: GHM statistics merge and state round trips', (b
         const grad = concat(sharded.gradient(step, a.x, a.targets, a.labelWeight), sharded.gradient(step, b.x, b.targets, b.labelWeight));
         expectExactlyEqual(grad, r.grad!, 'grad');
       }),
-      { numRuns: 60, seed: 0x6e03 },
+      runs(40, 0x6e03),
     );
   });
 
@@ -473,7 +485,7 @@ describe.each(BUILDS)('%s build: GHM statistics merge and state round trips', (b
           expectElementsClose(grad, Float64Array.from(r.grad!), 1e-6, 'grad');
         },
       ),
-      { numRuns: 60, seed: 0x6e04 },
+      runs(60, 0x6e04),
     );
   });
 

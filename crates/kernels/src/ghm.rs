@@ -18,8 +18,8 @@
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
 use crate::focal::sigmoid::{bce, logistic};
-use crate::simd::{F32x4, M32x4, SumF64};
-use crate::source::{for_each_block, RangeTracker, TargetRange, Targets, Weights};
+use crate::simd::{F32x4, I32x4, M32x4, SumF64};
+use crate::source::{for_each_block, Block, RangeTracker, TargetRange, Targets, Weights};
 
 /// The largest bin count the kernels accept (per-lane histograms live on the stack).
 pub const MAX_BINS: usize = 1024;
@@ -34,7 +34,7 @@ pub const fn stats_len(bins: usize) -> usize {
 
 /// Bin slot per lane: `0..bins` for a bin, `bins` for NaN g, `bins + 1` for invalid elements.
 #[inline(always)]
-fn slots(g: F32x4, valid: M32x4, bins: usize, last_edge: f32) -> [i32; 4] {
+fn slots(g: F32x4, valid: M32x4, bins: usize, last_edge: f32) -> I32x4 {
     let b = F32x4::splat(bins as f32);
     let top = F32x4::splat((bins - 1) as f32);
     let k = (g * b).trunc_i32().to_f32().max(F32x4::ZERO).min(top);
@@ -46,28 +46,37 @@ fn slots(g: F32x4, valid: M32x4, bins: usize, last_edge: f32) -> [i32; 4] {
     let is_nan = g.eq(g).not();
     let slot = is_nan.select(b, k);
     let slot = valid.select(slot, F32x4::splat((bins + 1) as f32));
-    slot.trunc_i32().to_array()
+    slot.trunc_i32()
 }
 
-/// Four per-lane histograms, so that runs of equal bins (most of a detector's g sit in bin 0)
-/// do not serialise on one memory cell. Lane `l` keeps counts at `2l·stride` and sums at
-/// `(2l+1)·stride`, `stride = bins + 2`.
+/// Four interleaved histograms (element `j` of a run goes to `j % 4`), so that runs of equal
+/// bins (most of a detector's g sit in bin 0) do not serialise on one memory cell. Histogram
+/// `l` keeps counts at `2l·stride` and sums at `(2l+1)·stride`, `stride = bins + 2`.
 struct LaneHist {
     p: *mut f64,
     stride: usize,
 }
 
+/// Slots and loss terms are staged for this many elements, then scattered in one scalar loop:
+/// kept apart, the latency-bound vector math and the throughput-bound scatter each run at their
+/// own pace, instead of one crowding the other out of the out-of-order window.
+const STAGE: usize = 256;
+
 impl LaneHist {
+    /// Adds `len` staged `(slot, value)` pairs; slots are in 0..=bins+1 by construction.
     #[inline(always)]
-    fn add(&mut self, slot: [i32; 4], v: F32x4) {
-        let v = v.to_array();
-        for lane in 0..4 {
-            // Slots are in 0..=bins+1 by construction of `slots`.
-            let k = slot[lane] as usize;
-            unsafe {
-                *self.p.add(2 * lane * self.stride + k) += 1.0;
-                *self.p.add((2 * lane + 1) * self.stride + k) += v[lane] as f64;
+    fn scatter(&self, slots: &[i32; STAGE], vals: &[f32; STAGE], len: usize) {
+        let s = self.stride;
+        let mut j = 0;
+        while j + 4 <= len {
+            for l in 0..4 {
+                let k = slots[j + l] as usize;
+                unsafe {
+                    *self.p.add(2 * l * s + k) += 1.0;
+                    *self.p.add((2 * l + 1) * s + k) += vals[j + l] as f64;
+                }
             }
+            j += 4;
         }
     }
 
@@ -88,94 +97,181 @@ impl LaneHist {
 /// Runs `f` with a zeroed histogram, then merges it and the label-weight sum `f` returns into
 /// `stats`.
 #[inline(always)]
-fn with_hist<F: FnOnce(&mut LaneHist) -> f64>(bins: usize, stats: &mut [f64], f: F) {
+fn with_hist<F: FnOnce(LaneHist) -> f64>(bins: usize, stats: &mut [f64], f: F) {
     // Stack storage sized for MAX_BINS, but only the slots in use are zeroed (and ever read),
     // so small calls stay cheap.
     let mut buf = core::mem::MaybeUninit::<[f64; 8 * (MAX_BINS + 2)]>::uninit();
     let stride = bins + 2;
     let p = buf.as_mut_ptr() as *mut f64;
     unsafe { core::ptr::write_bytes(p, 0, 8 * stride) };
-    let mut h = LaneHist { p, stride };
-    let wsum = f(&mut h);
-    h.merge_into(bins, stats);
+    let wsum = f(LaneHist { p, stride });
+    LaneHist { p, stride }.merge_into(bins, stats);
     stats[2 * (bins + 1)] += wsum;
+}
+
+fn check(bins: usize, n: usize, others: &[usize]) {
+    assert!(bins >= 1 && bins <= MAX_BINS && others.iter().all(|&l| l >= n));
+}
+
+/// The stats pass: bin and loss term per element, staged, then into the lane histograms.
+struct StatsBlock<V> {
+    hist: LaneHist,
+    slots: [i32; STAGE],
+    vals: [f32; STAGE],
+    staged: usize,
+    wsum: SumF64,
+    range: RangeTracker,
+    bins: usize,
+    last_edge: f32,
+    /// `(g, loss term)` of a block.
+    terms: V,
+}
+
+impl<V> StatsBlock<V> {
+    #[inline(always)]
+    fn flush(&mut self) {
+        self.hist.scatter(&self.slots, &self.vals, self.staged);
+        self.staged = 0;
+    }
+}
+
+impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for StatsBlock<V> {
+    #[inline(always)]
+    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+        let (g, v) = (self.terms)(i, len, t);
+        // Padded lanes are invalid (w = 0): they land in the discard slot.
+        let s = slots(g, w.gt(F32x4::ZERO), self.bins, self.last_edge);
+        unsafe {
+            s.store(self.slots.as_mut_ptr().add(self.staged));
+            v.store(self.vals.as_mut_ptr().add(self.staged));
+        }
+        self.staged += 4;
+        if self.staged == STAGE {
+            self.flush();
+        }
+        self.wsum.add(w);
+        self.range.add(t);
+    }
+}
+
+/// The grad pass: one factor per slot times the per-element derivative.
+struct GradBlock<V> {
+    grad: *mut f32,
+    factor: *const f32,
+    bins: usize,
+    last_edge: f32,
+    /// `(g, d loss_i / d input before the bin factor)` of a block.
+    terms: V,
+}
+
+impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for GradBlock<V> {
+    #[inline(always)]
+    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+        let (g, d) = (self.terms)(i, len, t);
+        let s = slots(g, w.gt(F32x4::ZERO), self.bins, self.last_edge).to_array();
+        let f = unsafe { F32x4::from_array([*self.factor.add(s[0] as usize), *self.factor.add(s[1] as usize), *self.factor.add(s[2] as usize), *self.factor.add(s[3] as usize)]) };
+        unsafe { (f * d).store_partial(self.grad.add(i), len) };
+    }
+}
+
+#[inline(always)]
+fn stats_pass<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)>(
+    n: usize,
+    targets: Targets,
+    weights: Weights,
+    bins: usize,
+    last_edge: f32,
+    stats: &mut [f64],
+    terms: V,
+) -> TargetRange {
+    let mut range = TargetRange { min: 0.0, max: 0.0 };
+    with_hist(bins, stats, |hist| {
+        let mut k = StatsBlock { hist, slots: [0; STAGE], vals: [0.0; STAGE], staged: 0, wsum: SumF64::new(), range: RangeTracker::new(), bins, last_edge, terms };
+        for_each_block(n, targets, weights, &mut k);
+        k.flush();
+        range = k.range.range();
+        k.wsum.total()
+    });
+    range
+}
+
+/// `(g, p - t, bce)` for GHM-C.
+#[inline(always)]
+fn ghmc_terms(x: *const f32, i: usize, len: usize, t: F32x4) -> (F32x4, F32x4, F32x4, F32x4) {
+    let xv = unsafe { F32x4::load_partial(x.add(i), len, 0.0) };
+    let (p, q, e) = logistic(xv);
+    let omt = F32x4::ONE - t;
+    let d = p * omt - q * t;
+    (d.abs(), d, xv, e)
 }
 
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
 pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, stats: &mut [f64]) -> TargetRange {
-    assert!(bins >= 1 && bins <= MAX_BINS && stats.len() >= stats_len(bins));
-    let mut range = RangeTracker::new();
-    with_hist(bins, stats, |h| {
-        let mut wsum = SumF64::new();
-        for_each_block(x.len(), targets, weights, |i, len, t, w| {
-            let xv = unsafe { F32x4::load_partial(x.as_ptr().add(i), len, 0.0) };
-            let (p, q, e) = logistic(xv);
-            let omt = F32x4::ONE - t;
-            let g = (p * omt - q * t).abs();
-            h.add(slots(g, w.gt(F32x4::ZERO), bins, GHMC_LAST_EDGE), bce(xv, t, omt, e));
-            wsum.add(w);
-            range.add(t);
-        });
-        wsum.total()
-    });
-    range.range()
+    check(bins, stats_len(bins), &[stats.len()]);
+    let xp = x.as_ptr();
+    stats_pass(x.len(), targets, weights, bins, GHMC_LAST_EDGE, stats, |i, len, t| {
+        let (g, _, xv, e) = ghmc_terms(xp, i, len, t);
+        (g, bce(xv, t, F32x4::ONE - t, e))
+    })
 }
 
 /// GHM-C gradient of one chunk: `factor[slot] · (p - t)`, with `factor` of length `bins + 2`
 /// (the NaN and discard slots included, normally 0).
 pub fn ghmc_grad(x: &[f32], targets: Targets, weights: Weights, bins: usize, factor: &[f32], grad: &mut [f32]) {
-    assert!(bins >= 1 && bins <= MAX_BINS && factor.len() >= bins + 2 && grad.len() >= x.len());
-    for_each_block(x.len(), targets, weights, |i, len, t, w| {
-        let xv = unsafe { F32x4::load_partial(x.as_ptr().add(i), len, 0.0) };
-        let (p, q, _) = logistic(xv);
-        let omt = F32x4::ONE - t;
-        let d = p * omt - q * t;
-        let f = gather(factor, slots(d.abs(), w.gt(F32x4::ZERO), bins, GHMC_LAST_EDGE));
-        unsafe { (f * d).store_partial(grad.as_mut_ptr().add(i), len) };
-    });
-}
-
-#[inline(always)]
-fn gather(table: &[f32], slot: [i32; 4]) -> F32x4 {
-    F32x4::from_array([table[slot[0] as usize], table[slot[1] as usize], table[slot[2] as usize], table[slot[3] as usize]])
+    check(bins, x.len(), &[grad.len()]);
+    assert!(factor.len() >= bins + 2);
+    let xp = x.as_ptr();
+    let mut k = GradBlock {
+        grad: grad.as_mut_ptr(),
+        factor: factor.as_ptr(),
+        bins,
+        last_edge: GHMC_LAST_EDGE,
+        terms: |i, len, t| {
+            let (g, d, _, _) = ghmc_terms(xp, i, len, t);
+            (g, d)
+        },
+    };
+    for_each_block(x.len(), targets, weights, &mut k);
 }
 
 /// `(d, sqrt(d² + μ²))` for GHM-R.
 #[inline(always)]
-fn ghmr_terms(pred: &[f32], target: &[f32], i: usize, len: usize, mu: F32x4) -> (F32x4, F32x4) {
-    let (pv, tv) = unsafe { (F32x4::load_partial(pred.as_ptr().add(i), len, 0.0), F32x4::load_partial(target.as_ptr().add(i), len, 0.0)) };
+fn ghmr_terms(pred: *const f32, target: *const f32, i: usize, len: usize, mu: F32x4) -> (F32x4, F32x4) {
+    let (pv, tv) = unsafe { (F32x4::load_partial(pred.add(i), len, 0.0), F32x4::load_partial(target.add(i), len, 0.0)) };
     let d = pv - tv;
     (d, (d * d + mu * mu).sqrt())
 }
 
 /// GHM-R statistics of one chunk, added into `stats`.
 pub fn ghmr_stats(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, stats: &mut [f64]) {
-    assert!(bins >= 1 && bins <= MAX_BINS && stats.len() >= stats_len(bins) && target.len() >= pred.len());
-    let muv = F32x4::splat(mu);
-    with_hist(bins, stats, |h| {
-        let mut wsum = SumF64::new();
-        // Targets here are only a carrier for the weights: GHM-R's target is a second float array.
-        for_each_block(pred.len(), Targets::Soft(target), weights, |i, len, _, w| {
-            let (d, s) = ghmr_terms(pred, target, i, len, muv);
-            // sqrt(d²+μ²) - μ without cancellation for small d.
-            let asl1 = d * d / (s + muv);
-            h.add(slots(d.abs() / s, w.gt(F32x4::ZERO), bins, GHMR_LAST_EDGE), asl1);
-            wsum.add(w);
-        });
-        wsum.total()
+    check(bins, pred.len(), &[target.len()]);
+    assert!(stats.len() >= stats_len(bins));
+    let (pp, tp, muv) = (pred.as_ptr(), target.as_ptr(), F32x4::splat(mu));
+    // The target array doubles as the "targets" that carry the weights through the walk.
+    stats_pass(pred.len(), Targets::Soft(target), weights, bins, GHMR_LAST_EDGE, stats, |i, len, _| {
+        let (d, s) = ghmr_terms(pp, tp, i, len, muv);
+        // sqrt(d²+μ²) - μ without cancellation for small d.
+        (d.abs() / s, d * d / (s + muv))
     });
 }
 
 /// GHM-R gradient of one chunk: `factor[slot] · d / sqrt(d² + μ²)`.
 pub fn ghmr_grad(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, factor: &[f32], grad: &mut [f32]) {
-    assert!(bins >= 1 && bins <= MAX_BINS && factor.len() >= bins + 2 && grad.len() >= pred.len() && target.len() >= pred.len());
-    let muv = F32x4::splat(mu);
-    for_each_block(pred.len(), Targets::Soft(target), weights, |i, len, _, w| {
-        let (d, s) = ghmr_terms(pred, target, i, len, muv);
-        let u = d / s;
-        let f = gather(factor, slots(u.abs(), w.gt(F32x4::ZERO), bins, GHMR_LAST_EDGE));
-        unsafe { (f * u).store_partial(grad.as_mut_ptr().add(i), len) };
-    });
+    check(bins, pred.len(), &[target.len(), grad.len()]);
+    assert!(factor.len() >= bins + 2);
+    let (pp, tp, muv) = (pred.as_ptr(), target.as_ptr(), F32x4::splat(mu));
+    let mut k = GradBlock {
+        grad: grad.as_mut_ptr(),
+        factor: factor.as_ptr(),
+        bins,
+        last_edge: GHMR_LAST_EDGE,
+        terms: |i, len, _| {
+            let (d, s) = ghmr_terms(pp, tp, i, len, muv);
+            let u = d / s;
+            (u.abs(), u)
+        },
+    };
+    for_each_block(pred.len(), Targets::Soft(target), weights, &mut k);
 }
 
 #[cfg(test)]
@@ -199,7 +295,7 @@ mod tests {
             for g in gs.chunks(4) {
                 let mut a = [0.0f32; 4];
                 a[..g.len()].copy_from_slice(g);
-                let s = slots(F32x4::from_array(a), F32x4::ONE.gt(F32x4::ZERO), bins, GHMC_LAST_EDGE);
+                let s = slots(F32x4::from_array(a), F32x4::ONE.gt(F32x4::ZERO), bins, GHMC_LAST_EDGE).to_array();
                 for (j, &gv) in g.iter().enumerate() {
                     if (0.0..=1.0).contains(&gv) {
                         assert_eq!(s[j] as usize, slow_bin(gv, bins, GHMC_LAST_EDGE), "bins={bins} g={gv}");

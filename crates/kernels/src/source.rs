@@ -4,7 +4,7 @@
 //! layouts (binary bytes, soft floats, or one class index per row of an `[N, C]` matrix, the
 //! mmcv CUDA layout that never builds the one-hot matrix) and weights in three (none, one per
 //! element, one per row). [`for_each_block`] walks all of them the same way and hands the kernel
-//! `(offset, len, t, w)` blocks: `len` ≤ 4 lanes starting at element `offset`, with the lanes past
+//! `(offset, len, t, w)` blocks (see [`Block`]): `len` ≤ 4 lanes starting at element `offset`, with the lanes past
 //! `len` padded by `t = 0, w = 0` so that they contribute nothing to any sum.
 //!
 //! Rows of a label matrix are walked one at a time (blocks never straddle rows), so that the
@@ -46,18 +46,22 @@ pub fn first_lanes(len: usize) -> M32x4 {
     F32x4::iota_from(0.0).lt(F32x4::splat(len as f32))
 }
 
-/// Calls `f(offset, len, t, w)` for every block of up to four elements of an `n`-element batch.
+/// A kernel's work on one block: `len` lanes from element `offset`, targets `t`, weights `w`.
+///
+/// A trait rather than a closure so that implementations can be `#[inline(always)]`: the walk
+/// below calls the kernel from several loops (one per layout), and LLVM declines to inline a big
+/// closure body into more than one call site, which would leave a call per block in the hot loop.
+pub trait Block {
+    fn block(&mut self, offset: usize, len: usize, t: F32x4, w: F32x4);
+}
+
+/// Calls `k.block(offset, len, t, w)` for every block of up to four elements of an `n`-element batch.
 ///
 /// Callers guarantee the slices are long enough: `n` elements of targets and element weights,
 /// `n / num_classes` labels and row weights. Labels out of range make a row all-negative (the
 /// TypeScript layer rejects them before calling).
 #[inline(always)]
-pub fn for_each_block<F: FnMut(usize, usize, F32x4, F32x4)>(
-    n: usize,
-    targets: Targets,
-    weights: Weights,
-    f: F,
-) {
+pub fn for_each_block<K: Block>(n: usize, targets: Targets, weights: Weights, f: &mut K) {
     match targets {
         Targets::Binary(t) => linear(n, |i, len| unsafe { F32x4::load_u8_partial(t.as_ptr().add(i), len) }, weights, f),
         Targets::Soft(t) => linear(n, |i, len| unsafe { F32x4::load_partial(t.as_ptr().add(i), len, 0.0) }, weights, f),
@@ -66,13 +70,12 @@ pub fn for_each_block<F: FnMut(usize, usize, F32x4, F32x4)>(
 }
 
 #[inline(always)]
-fn linear<T, F>(n: usize, load_t: T, weights: Weights, mut f: F)
+fn linear<T, K>(n: usize, load_t: T, weights: Weights, f: &mut K)
 where
     T: Fn(usize, usize) -> F32x4,
-    F: FnMut(usize, usize, F32x4, F32x4),
+    K: Block,
 {
-    // One call site of `f` per loop, so that the kernel body is inlined into it; the tail takes
-    // the padded loads on a branch that is predictable (taken once).
+    // The tail takes the padded loads on a branch that is predictable (taken once).
     let mut i = 0;
     match weights {
         Weights::Elements(w) => {
@@ -83,7 +86,7 @@ where
                 } else {
                     unsafe { F32x4::load_partial(w.as_ptr().add(i), len, 0.0) }
                 };
-                f(i, len, load_t(i, len), wv);
+                f.block(i, len, load_t(i, len), wv);
                 i += 4;
             }
         }
@@ -91,7 +94,7 @@ where
             while i < n {
                 let len = if n - i >= 4 { 4 } else { n - i };
                 let wv = if len == 4 { F32x4::ONE } else { F32x4::ONE.keep(first_lanes(len)) };
-                f(i, len, load_t(i, len), wv);
+                f.block(i, len, load_t(i, len), wv);
                 i += 4;
             }
         }
@@ -99,13 +102,7 @@ where
 }
 
 #[inline(always)]
-fn rows<F: FnMut(usize, usize, F32x4, F32x4)>(
-    n: usize,
-    labels: &[i32],
-    num_classes: usize,
-    weights: Weights,
-    mut f: F,
-) {
+fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights, f: &mut K) {
     if num_classes == 0 {
         return;
     }
@@ -129,7 +126,7 @@ fn rows<F: FnMut(usize, usize, F32x4, F32x4)>(
                 Weights::Elements(w) => unsafe { F32x4::load_partial(w.as_ptr().add(base + j), len, 0.0) },
                 _ => row_w.keep(first_lanes(len)),
             };
-            f(base + j, len, t.keep(first_lanes(len)), w);
+            f.block(base + j, len, t.keep(first_lanes(len)), w);
             j += 4;
         }
     }

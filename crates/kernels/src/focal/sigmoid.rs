@@ -11,7 +11,7 @@
 use super::{with_focusing, Focusing};
 use crate::math;
 use crate::simd::{F32x4, SumF64};
-use crate::source::{for_each_block, RangeTracker, TargetRange, Targets, Weights};
+use crate::source::{for_each_block, Block, RangeTracker, TargetRange, Targets, Weights};
 
 /// α as the two class weights: positives get `pos`, negatives `neg`; `None` (alpha disabled)
 /// is `pos = neg = 1`.
@@ -103,6 +103,37 @@ pub fn sigmoid_focal(
     })
 }
 
+struct SigmoidBlock<G, const GRAD: bool> {
+    x: *const f32,
+    alpha: Alpha,
+    g: G,
+    sum: SumF64,
+    range: RangeTracker,
+    loss_out: *mut f32,
+    loss_scale: F32x4,
+    grad_out: *mut f32,
+    grad_scale: F32x4,
+}
+
+impl<G: Focusing, const GRAD: bool> Block for SigmoidBlock<G, GRAD> {
+    #[inline(always)]
+    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+        // Padded lanes read x = 0: finite, and w = 0 there zeroes their loss.
+        let xv = unsafe { F32x4::load_partial(self.x.add(i), len, 0.0) };
+        let (l, d) = lanes::<G, GRAD>(xv, t, w, self.alpha, self.g);
+        self.sum.add(l);
+        self.range.add(t);
+        unsafe {
+            if !self.loss_out.is_null() {
+                (l * self.loss_scale).store_partial(self.loss_out.add(i), len);
+            }
+            if GRAD {
+                (d * self.grad_scale).store_partial(self.grad_out.add(i), len);
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn run<G: Focusing, const GRAD: bool>(
     x: &[f32],
@@ -112,9 +143,6 @@ fn run<G: Focusing, const GRAD: bool>(
     g: G,
     out: Outputs,
 ) -> Summary {
-    let n = x.len();
-    let mut sum = SumF64::new();
-    let mut range = RangeTracker::new();
     let (loss_out, loss_scale) = match out.loss {
         Some((s, k)) => (s.as_mut_ptr(), k),
         None => (core::ptr::null_mut(), 0.0),
@@ -123,37 +151,41 @@ fn run<G: Focusing, const GRAD: bool>(
         Some((s, k)) => (s.as_mut_ptr(), k),
         None => (core::ptr::null_mut(), 0.0),
     };
-    let (ls, gs) = (F32x4::splat(loss_scale), F32x4::splat(grad_scale));
-    for_each_block(n, targets, weights, |i, len, t, w| {
-        // Padded lanes read x = 0: finite, and w = 0 there zeroes their loss.
-        let xv = unsafe { F32x4::load_partial(x.as_ptr().add(i), len, 0.0) };
-        let (l, d) = lanes::<G, GRAD>(xv, t, w, alpha, g);
-        sum.add(l);
-        range.add(t);
-        unsafe {
-            if !loss_out.is_null() {
-                (l * ls).store_partial(loss_out.add(i), len);
-            }
-            if GRAD {
-                (d * gs).store_partial(grad_out.add(i), len);
-            }
-        }
-    });
-    Summary { sum: sum.total(), targets: range.range() }
+    let mut k = SigmoidBlock::<G, GRAD> {
+        x: x.as_ptr(),
+        alpha,
+        g,
+        sum: SumF64::new(),
+        range: RangeTracker::new(),
+        loss_out,
+        loss_scale: F32x4::splat(loss_scale),
+        grad_out,
+        grad_scale: F32x4::splat(grad_scale),
+    };
+    for_each_block(x.len(), targets, weights, &mut k);
+    Summary { sum: k.sum.total(), targets: k.range.range() }
+}
+
+struct CountBlock {
+    pos: u64,
+    all: u64,
+}
+
+impl Block for CountBlock {
+    #[inline(always)]
+    fn block(&mut self, _: usize, _: usize, t: F32x4, w: F32x4) {
+        let valid = w.gt(F32x4::ZERO);
+        self.pos += valid.and(t.ge(F32x4::splat(0.5))).count() as u64;
+        self.all += valid.count() as u64;
+    }
 }
 
 /// The counts behind α = 'auto': (positives, negatives) among elements with weight > 0, a
 /// positive being t ≥ 0.5 (SPEC §1). Exact: counts are kept as integers.
 pub fn count_pos_neg(n: usize, targets: Targets, weights: Weights) -> (u64, u64) {
-    let mut pos = 0u64;
-    let mut all = 0u64;
-    let half = F32x4::splat(0.5);
-    for_each_block(n, targets, weights, |_, _, t, w| {
-        let valid = w.gt(F32x4::ZERO);
-        pos += valid.and(t.ge(half)).count() as u64;
-        all += valid.count() as u64;
-    });
-    (pos, all - pos)
+    let mut k = CountBlock { pos: 0, all: 0 };
+    for_each_block(n, targets, weights, &mut k);
+    (k.pos, k.all - k.pos)
 }
 
 #[cfg(test)]

@@ -160,6 +160,12 @@ impl I32x4 {
     pub fn splat(x: i32) -> I32x4 {
         I32x4([x; 4])
     }
+    /// # Safety
+    /// `p..p+4` must be writable.
+    #[inline(always)]
+    pub unsafe fn store(self, p: *mut i32) {
+        core::ptr::write_unaligned(p as *mut [i32; 4], self.0)
+    }
     #[inline(always)]
     pub fn to_array(self) -> [i32; 4] {
         self.0

@@ -137,6 +137,12 @@ impl I32x4 {
     pub fn splat(x: i32) -> I32x4 {
         I32x4(i32x4_splat(x))
     }
+    /// # Safety
+    /// `p..p+4` must be writable; no alignment is required.
+    #[inline(always)]
+    pub unsafe fn store(self, p: *mut i32) {
+        core::ptr::write_unaligned(p as *mut v128, self.0)
+    }
     #[inline(always)]
     pub fn to_array(self) -> [i32; 4] {
         [

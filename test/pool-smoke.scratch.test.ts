@@ -1,0 +1,22 @@
+import { it, expect } from 'vitest';
+import { loadLib } from './support/lib';
+it('smoke', async () => {
+  const lib = await loadLib('simd');
+  const pool = await lib.createPool({ threads: 2 });
+  console.log(pool.threads, pool.reason, pool.memoryInUse);
+  const n = 100000;
+  const x = new Float32Array(n).map((_, i) => Math.sin(i) * 5);
+  const t = new Uint8Array(n).map((_, i) => (i % 7 === 0 ? 1 : 0));
+  const a = await pool.sigmoidFocalLoss(x, t, { grad: true });
+  const b = lib.sigmoidFocalLoss(x, t, { grad: true });
+  console.log(a.loss, b.loss, pool.memoryInUse);
+  expect(a.loss).toBe(b.loss);
+  expect(a.grad).toEqual(b.grad);
+  const g1 = new lib.GHMC({ bins: 30, momentum: 0.75 }), g2 = new lib.GHMC({ bins: 30, momentum: 0.75 });
+  const c = await pool.ghmc(g1, x, t, undefined, { grad: true });
+  const d = g2.forward(x, t, undefined, { grad: true });
+  console.log(c.loss, d.loss);
+  expect(c.loss).toBe(d.loss);
+  expect(c.grad).toEqual(d.grad);
+  await pool.close();
+});
