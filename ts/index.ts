@@ -15,8 +15,19 @@ import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
 import { sigmoidFocalStream } from './stream';
 
 /**
- * Sigmoid focal loss; see the function's docs in focal.ts. `sigmoidFocalLoss.stream(options)`
- * scores a batch that arrives in pieces.
+ * Sigmoid focal loss (SPEC.md §1; mmdetection `py_sigmoid_focal_loss`, torchvision
+ * `sigmoid_focal_loss`), optionally with its gradient; `sigmoidFocalLoss.stream(options)` scores
+ * a batch that arrives in pieces. Full option docs: {@link SigmoidFocalOptions}.
+ *
+ * @example
+ * ```ts
+ * await init();
+ * const { loss, grad } = sigmoidFocalLoss(logits, new Uint8Array(targets), { gamma: 2, grad: true });
+ * sigmoidFocalLoss(logits, { labels, numClasses: 80 }, { avgFactor: numPositives });
+ * const s = sigmoidFocalLoss.stream({ reduction: 'sum' });
+ * s.push(logitsA, targetsA); s.push(logitsB, targetsB);
+ * s.finish().loss;
+ * ```
  */
 export const sigmoidFocalLoss: typeof sigmoidFocalLossFn & { stream: typeof sigmoidFocalStream } = Object.assign(
   sigmoidFocalLossFn,
