@@ -37,6 +37,9 @@ export const FLAVOURS = [
     required: true,
     rustflags: linkArgs('--export=__heap_base'),
     wasmOptFlags: [],
+    // binaryen.js at -O3 (and -Os) runs for many minutes on the scalar build's large inlined
+    // kernels; -O2 takes ~15 s and the scalar build is only the fallback for engines without SIMD.
+    optLevel: '-O2',
   },
   {
     name: 'shared',
@@ -145,7 +148,7 @@ async function wasmOpt(flavour) {
   const tmp = `${out}.${process.pid}.tmp`;
   const args = [
     wasmOptJs, cargoOutput(flavour),
-    '-O3', '--mvp-features', ...flavour.wasmOptFlags,
+    flavour.optLevel ?? '-O3', '--mvp-features', ...flavour.wasmOptFlags,
     '--strip-debug', '--strip-producers',
     '-o', tmp,
   ];

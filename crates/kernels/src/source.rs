@@ -75,29 +75,29 @@ where
     T: Fn(usize, usize) -> F32x4,
     K: Block,
 {
-    // The tail takes the padded loads on a branch that is predictable (taken once).
+    // One loop for both weight layouts: the branch is loop-invariant and predicted, and a second
+    // copy of every inlined kernel would double the code size for no measurable speed.
+    // The tail takes the padded loads on a branch that is predictable too (taken once).
+    let wp = match weights {
+        Weights::Elements(w) => w.as_ptr(),
+        _ => core::ptr::null(),
+    };
     let mut i = 0;
-    match weights {
-        Weights::Elements(w) => {
-            while i < n {
-                let len = if n - i >= 4 { 4 } else { n - i };
-                let wv = if len == 4 {
-                    unsafe { F32x4::load(w.as_ptr().add(i)) }
-                } else {
-                    unsafe { F32x4::load_partial(w.as_ptr().add(i), len, 0.0) }
-                };
-                f.block(i, len, load_t(i, len), wv);
-                i += 4;
+    while i < n {
+        let len = if n - i >= 4 { 4 } else { n - i };
+        let wv = if !wp.is_null() {
+            if len == 4 {
+                unsafe { F32x4::load(wp.add(i)) }
+            } else {
+                unsafe { F32x4::load_partial(wp.add(i), len, 0.0) }
             }
-        }
-        _ => {
-            while i < n {
-                let len = if n - i >= 4 { 4 } else { n - i };
-                let wv = if len == 4 { F32x4::ONE } else { F32x4::ONE.keep(first_lanes(len)) };
-                f.block(i, len, load_t(i, len), wv);
-                i += 4;
-            }
-        }
+        } else if len == 4 {
+            F32x4::ONE
+        } else {
+            F32x4::ONE.keep(first_lanes(len))
+        };
+        f.block(i, len, load_t(i, len), wv);
+        i += 4;
     }
 }
 
