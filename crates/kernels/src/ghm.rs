@@ -18,6 +18,7 @@
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
 use crate::focal::sigmoid::{bce, logistic};
+use crate::math::round_small;
 use crate::simd::{F32x4, I32x4, M32x4, SumF64};
 use crate::source::{for_each_block, Block, RangeTracker, TargetRange, Targets, Weights};
 
@@ -37,16 +38,20 @@ pub const fn stats_len(bins: usize) -> usize {
 fn slots(g: F32x4, valid: M32x4, bins: usize, last_edge: f32) -> I32x4 {
     let b = F32x4::splat(bins as f32);
     let top = F32x4::splat((bins - 1) as f32);
-    let k = (g * b).trunc_i32().to_f32().max(F32x4::ZERO).min(top);
+    // An estimate within one of floor(g·bins), without a float-to-int conversion; the edge
+    // comparisons below make it exact. (pmax/pmin: single instructions; g NaN is handled below.)
+    let k = round_small(g * b - F32x4::splat(0.5)).pmax(F32x4::ZERO).pmin(top);
     let lo = k / b;
     let k1 = k + F32x4::ONE;
     let hi = k1.eq(b).select(F32x4::splat(last_edge), k1 / b);
     let k = g.lt(lo).select(k - F32x4::ONE, k);
-    let k = g.ge(hi).select(k1, k).max(F32x4::ZERO).min(top);
+    let k = g.ge(hi).select(k1, k).pmax(F32x4::ZERO).pmin(top);
     let is_nan = g.eq(g).not();
     let slot = is_nan.select(b, k);
     let slot = valid.select(slot, F32x4::splat((bins + 1) as f32));
-    slot.trunc_i32()
+    // Small non-negative integers as floats: their bits after the magic add are the integer.
+    let m = F32x4::splat(12_582_912.0);
+    (slot + m).to_bits() - m.to_bits()
 }
 
 /// Four interleaved histograms (element `j` of a run goes to `j % 4`), so that runs of equal

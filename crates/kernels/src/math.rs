@@ -73,11 +73,16 @@ pub fn exp(x: F32x4) -> F32x4 {
 /// error below 1.2e-38, which no loss or gradient can see. NaN stays NaN.
 #[inline(always)]
 pub fn exp_nonpos(x: F32x4) -> F32x4 {
-    let x = x.max(F32x4::splat(-87.3));
-    let fx = round_small(x * F32x4::splat(core::f32::consts::LOG2_E));
+    // pmax keeps NaN (first operand) and is one instruction on x64.
+    let x = x.pmax(F32x4::splat(-87.3));
+    // Round to an integer by the magic add, and read the integer straight from the sum's low
+    // mantissa bits: no float-to-int conversion (a long sequence on x64 for saturating wasm).
+    let m = F32x4::splat(ROUND_MAGIC);
+    let t = x * F32x4::splat(core::f32::consts::LOG2_E) + m;
+    let fx = t - m;
     let r = x - fx * F32x4::splat(0.693_359_375) - fx * F32x4::splat(-2.121_944_4e-4);
     let y = exp_poly(r);
-    y * pow2i(fx.trunc_i32())
+    y * pow2i(t.to_bits() - m.to_bits())
 }
 
 /// ln(1 + y) for y in [0, 1] (the sigmoid's `log1p(exp(-|x|))`), cheaper than [`log1p`]: with

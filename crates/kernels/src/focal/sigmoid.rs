@@ -59,7 +59,8 @@ pub(crate) fn logistic(x: F32x4) -> (F32x4, F32x4, F32x4) {
 /// Binary cross-entropy with logits for targets `t` (`omt = 1 - t`, `e = exp(-|x|)`).
 #[inline(always)]
 pub(crate) fn bce(x: F32x4, t: F32x4, omt: F32x4, e: F32x4) -> F32x4 {
-    x.max(F32x4::ZERO) * omt + (-x).max(F32x4::ZERO) * t + math::log1p_unit(e)
+    // max(x,0)·(1-t) + max(-x,0)·t, as a select (NaN x takes the second arm and stays NaN).
+    x.ge(F32x4::ZERO).select(x * omt, -x * t) + math::log1p_unit(e)
 }
 
 /// `(loss, dloss/dx)` per lane, unscaled, for targets `t` and weights `w`.

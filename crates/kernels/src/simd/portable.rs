@@ -114,6 +114,16 @@ impl F32x4 {
     pub fn max(self, o: F32x4) -> F32x4 {
         F32x4(zip(self.0, o.0, wasm_max))
     }
+    /// wasm `f32x4.pmin`: `o < self ? o : self`.
+    #[inline(always)]
+    pub fn pmin(self, o: F32x4) -> F32x4 {
+        F32x4(zip(self.0, o.0, |a, b| if b < a { b } else { a }))
+    }
+    /// wasm `f32x4.pmax`: `self < o ? o : self`.
+    #[inline(always)]
+    pub fn pmax(self, o: F32x4) -> F32x4 {
+        F32x4(zip(self.0, o.0, |a, b| if a < b { b } else { a }))
+    }
     #[inline(always)]
     pub fn sqrt(self) -> F32x4 {
         // The portable backend always has std (see lib.rs): f32::sqrt is the correctly rounded
