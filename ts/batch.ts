@@ -151,6 +151,11 @@ export class Batch {
 export function createBatch(options: BatchOptions): Batch {
   const fn = 'createBatch';
   const ws = workspace(fn);
+  return new Batch(ws.heap, checkBatchOptions(fn, options));
+}
+
+/** The option checks of {@link createBatch} (shared with the pool's batches). */
+export function checkBatchOptions(fn: string, options: unknown): BatchOptions {
   const o = expectOptions(fn, options, ['length', 'targets', 'weight', 'grad'] as const);
   const length = expectInteger(fn, 'options.length', o.length, 0, 2 ** 30);
   const t = o.targets ?? 'u8';
@@ -164,5 +169,5 @@ export function createBatch(options: BatchOptions): Batch {
     throw new RangeError(`${fn}: options.weight must be true, false or 'rows', got ${String(o.weight)}`);
   }
   if (o.weight === 'rows' && typeof t !== 'object') throw new RangeError(`${fn}: options.weight 'rows' needs class-index targets`);
-  return new Batch(ws.heap, { ...(o as BatchOptions), length });
+  return { ...(o as BatchOptions), length };
 }

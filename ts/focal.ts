@@ -58,7 +58,7 @@ export interface OutputBuffers {
   grad?: Float32Array;
 }
 
-function resolveOut(fn: string, v: unknown, n: number, reduction: Reduction): OutputBuffers {
+export function resolveOut(fn: string, v: unknown, n: number, reduction: Reduction): OutputBuffers {
   if (v === undefined) return {};
   const o = expectOptions(fn, v, ['loss', 'grad'] as const);
   const res: OutputBuffers = {};
@@ -123,7 +123,7 @@ export function resolveGamma(fn: string, v: unknown): number {
 }
 
 /** The divisor of the mean, and what the elementwise loss and gradient are scaled by. */
-function scales(fn: string, reduction: Reduction, count: number, avgFactor: unknown, lossWeight: number) {
+export function scales(fn: string, reduction: Reduction, count: number, avgFactor: unknown, lossWeight: number) {
   let denom = 1;
   if (avgFactor !== undefined) {
     const a = expectPositive(fn, 'options.avgFactor', avgFactor);

@@ -47,3 +47,4 @@ export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMROptions, typ
 export { Batch, createBatch, type BatchOptions } from './batch';
 export { scoreStream, sigmoidFocalStream, type ScoreSpec, type SigmoidFocalStream, type StreamChunk } from './stream';
 export type { ClassTargets, Targets } from './inputs';
+export { createPool, Pool, type PoolOptions } from './pool';

@@ -1,0 +1,420 @@
+// The threads of a pool: one shared `WebAssembly.Memory`, the shared-memory kernel build
+// instantiated on the main thread (for the heap layout) and in each worker, and the job
+// protocol with its failure handling. ts/pool.ts builds the losses on top of `Threads.run`.
+//
+// Portability: this module is part of the platform-neutral core (dist/index), so it never
+// imports a Node built-in statically. In Node it reaches `worker_threads` and `os` through
+// `nodeBuiltin` at run time; elsewhere it uses Web Workers (browsers, Deno, Bun).
+
+import type { Kernels } from './loader';
+import { Heap } from './memory';
+import { poolWorkerMain, type FromWorker, type JobMessage, type ToWorker } from './pool-worker';
+
+/**
+ * The heap over the shared memory. Views of a shared memory never detach, and views made
+ * before the memory grew (over an older, shorter SharedArrayBuffer object) still address the
+ * same memory; so an array is in the heap when its buffer is any buffer this memory has handed
+ * out, not only the current one (Heap.owns), and a batch view kept across a growth is still
+ * read in place instead of being copied.
+ */
+export class SharedHeap extends Heap {
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+
+  override get buffer(): ArrayBuffer {
+    const b = super.buffer;
+    this.buffers.add(b);
+    return b;
+  }
+
+  override owns(a: ArrayBufferView): boolean {
+    return this.buffers.has(a.buffer);
+  }
+}
+
+/** Each worker's own stack (the build's default stack is 1 MiB too; GHM kernels use ~70 KiB). */
+const STACK_BYTES = 1 << 20;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyGlobal = any;
+const g = globalThis as AnyGlobal;
+
+type Platform = 'node' | 'web';
+
+/** Which worker API to use: Node's worker_threads, Web Workers, or none. */
+function platform(): Platform | undefined {
+  if (g.Deno) return typeof g.Worker === 'function' ? 'web' : undefined;
+  if (g.process?.versions?.node && !g.process.versions.bun) return 'node';
+  return typeof g.Worker === 'function' ? 'web' : undefined;
+}
+
+/**
+ * A Node built-in, loaded at run time. `process.getBuiltinModule` (Node ≥ 20.16) needs no import
+ * at all; the `import()` fallback takes the specifier from a variable so that browser bundlers
+ * (and scripts/lib/bundle.mjs's portability check) do not see a Node import in the core.
+ */
+async function nodeBuiltin<T>(name: string): Promise<T> {
+  if (typeof g.process?.getBuiltinModule === 'function') return g.process.getBuiltinModule(name) as T;
+  const specifier = name;
+  return (await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier)) as T;
+}
+
+/** Logical processors, for the default pool size. */
+export async function hardwareThreads(): Promise<number> {
+  const hc = g.navigator?.hardwareConcurrency;
+  if (typeof hc === 'number' && hc > 0) return hc;
+  if (platform() === 'node') {
+    const os = await nodeBuiltin<{ availableParallelism?: () => number; cpus: () => unknown[] }>('node:os');
+    return os.availableParallelism?.() ?? Math.max(1, os.cpus().length);
+  }
+  return 4;
+}
+
+/** Why this runtime cannot run a threaded pool, or undefined when it can (cheap checks only). */
+export function threadsUnavailable(): string | undefined {
+  if (typeof SharedArrayBuffer === 'undefined') {
+    return 'SharedArrayBuffer is not available (browsers expose it only to cross-origin isolated pages: serve them with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)';
+  }
+  const p = platform();
+  if (p === 'web' && !g.Deno && g.crossOriginIsolated === false) {
+    return 'the page is not cross-origin isolated (crossOriginIsolated === false), so memory cannot be shared with workers: serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp';
+  }
+  if (typeof Atomics === 'undefined') return 'Atomics is not available in this runtime';
+  if (!p) return 'this runtime has no worker threads (neither Web Workers nor Node worker_threads)';
+  try {
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true } as WebAssembly.MemoryDescriptor);
+  } catch {
+    return 'this engine has no shared WebAssembly memory (the threads proposal)';
+  }
+  return undefined;
+}
+
+function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * The limits of the module's imported memory, read from its import section (the JS API does not
+ * report them). A shared memory must be created with a maximum, and the import only links when
+ * ours is within the module's limits; we use exactly the module's.
+ */
+export function memoryImportLimits(bytes: Uint8Array): { initial: number; maximum: number } {
+  let p = 8; // magic + version
+  const leb = (): number => {
+    let r = 0;
+    let s = 0;
+    let b: number;
+    do {
+      b = bytes[p++]!;
+      r += (b & 0x7f) * 2 ** s;
+      s += 7;
+    } while (b & 0x80);
+    return r;
+  };
+  const limits = () => {
+    const flags = leb();
+    const initial = leb();
+    return { flags, initial, maximum: flags & 1 ? leb() : undefined };
+  };
+  while (p < bytes.length) {
+    const id = bytes[p++]!;
+    const size = leb();
+    const end = p + size;
+    if (id === 2) {
+      for (let i = leb(); i > 0; i--) {
+        const moduleName = leb();
+        p += moduleName;
+        const fieldName = leb();
+        p += fieldName;
+        const kind = bytes[p++]!;
+        if (kind === 0) leb();
+        else if (kind === 1) {
+          p++;
+          limits();
+        } else if (kind === 2) {
+          const l = limits();
+          if (l.maximum === undefined || !(l.flags & 2)) throw new Error('focal-ghm pool: the threaded kernel build does not import a shared memory');
+          return { initial: l.initial, maximum: l.maximum };
+        } else if (kind === 3) p += 2;
+        else {
+          p++;
+          leb();
+        }
+      }
+    }
+    p = end;
+  }
+  throw new Error('focal-ghm pool: the threaded kernel build imports no memory');
+}
+
+/** The compiled shared-memory build, or why it cannot be used. */
+export async function loadSharedBuild(): Promise<{ module: WebAssembly.Module; bytes: Uint8Array<ArrayBuffer> } | { reason: string }> {
+  // A separate chunk: programs that never create a pool do not parse this build.
+  const { wasmBase64 } = await import('./wasm/shared.generated');
+  if (!wasmBase64) return { reason: 'this package was built without the shared-memory kernel build (its build failed; see scripts/lib/wasm.mjs)' };
+  const bytes = decodeBase64(wasmBase64);
+  try {
+    return { module: await WebAssembly.compile(bytes), bytes };
+  } catch (e) {
+    return { reason: `this engine cannot compile the threaded kernel build (it needs SIMD, atomics and bulk memory): ${(e as Error).message}` };
+  }
+}
+
+/** The worker program as source text for `platform`. */
+function workerSource(p: Platform): string {
+  // In Node, an `eval` worker is a CommonJS script; `require` is aliased only so that the bundle
+  // holds no literal require of a built-in (see nodeBuiltin).
+  const port =
+    p === 'node'
+      ? `(() => { const req = require; const { parentPort } = req('node:worker_threads'); return { post: (m) => parentPort.postMessage(m), listen: (h) => parentPort.on('message', h) }; })()`
+      : `{ post: (m) => self.postMessage(m), listen: (h) => { self.onmessage = (e) => h(e.data); } }`;
+  return `"use strict";\n(${poolWorkerMain.toString()})(${port});\n`;
+}
+
+/** A worker, whatever the platform. */
+interface Port {
+  post(message: ToWorker): void;
+  terminate(): void;
+  /** Node: whether the worker keeps the process alive (only while a job is pending). */
+  keepAlive(on: boolean): void;
+}
+
+interface Hooks {
+  message(m: FromWorker): void;
+  failure(why: string): void;
+}
+
+interface NodeWorker {
+  on(event: string, f: (arg: never) => void): void;
+  postMessage(m: unknown): void;
+  terminate(): Promise<number>;
+  ref(): void;
+  unref(): void;
+}
+
+/** Starts `count` workers; if one cannot be created, those already created are terminated. */
+async function spawnAll(count: number, hooks: (i: number) => Hooks): Promise<{ ports: Port[]; cleanup: () => void }> {
+  const created: Port[] = [];
+  const { make, cleanup } = await workerFactory(hooks);
+  try {
+    for (let i = 0; i < count; i++) created.push(make(i));
+  } catch (e) {
+    for (const p of created) p.terminate();
+    cleanup();
+    throw new Error(`createPool: could not create worker ${created.length + 1} of ${count}: ${(e as Error)?.message ?? String(e)}`);
+  }
+  return { ports: created, cleanup };
+}
+
+/** How to make worker `i` on this platform. */
+async function workerFactory(hooks: (i: number) => Hooks): Promise<{ make: (i: number) => Port; cleanup: () => void }> {
+  const p = platform();
+  if (p === 'node') {
+    const wt = await nodeBuiltin<{ Worker: new (src: string, o: { eval: boolean }) => NodeWorker }>('node:worker_threads');
+    const src = workerSource('node');
+    const make = (i: number): Port => {
+      const h = hooks(i);
+      const w = new wt.Worker(src, { eval: true });
+      w.on('message', (m: FromWorker) => h.message(m));
+      w.on('error', (e: Error) => h.failure(`threw an uncaught error: ${e?.message ?? String(e)}`));
+      w.on('messageerror', () => h.failure('sent a message that could not be deserialized'));
+      w.on('exit', (code: number) => h.failure(`exited unexpectedly (exit code ${code})`));
+      return {
+        post: (m) => w.postMessage(m),
+        terminate: () => void w.terminate(),
+        keepAlive: (on) => (on ? w.ref() : w.unref()),
+      };
+    };
+    return { make, cleanup: () => {} };
+  }
+  const url = URL.createObjectURL(new Blob([workerSource('web')], { type: 'text/javascript' }));
+  const make = (i: number): Port => {
+    const h = hooks(i);
+    // Deno runs only module workers; the script has no imports, so either kind works elsewhere.
+    const w: Worker = new g.Worker(url, g.Deno ? { type: 'module' } : undefined);
+    w.onmessage = (e) => h.message(e.data as FromWorker);
+    w.onerror = (e) => {
+      e.preventDefault?.();
+      h.failure(`threw an uncaught error: ${e.message ?? 'unknown error'}`);
+    };
+    w.onmessageerror = () => h.failure('sent a message that could not be deserialized');
+    return { post: (m) => w.postMessage(m), terminate: () => w.terminate(), keepAlive: () => {} };
+  };
+  return { make, cleanup: () => URL.revokeObjectURL(url) };
+}
+
+/** A job without the fields {@link Threads.run} fills in. */
+export type JobSpec = Omit<JobMessage, 'type' | 'id' | 'counter' | 'slots'> & {
+  /** A heap region of 16 header bytes (the block counter) followed by the block slots. */
+  slotRegion: number;
+};
+
+interface PendingJob {
+  fn: string;
+  remaining: number;
+  failures: string[];
+  resolve(): void;
+  reject(e: Error): void;
+}
+
+export interface ThreadsOptions {
+  threads: number;
+  /** Milliseconds to wait for all workers to load the kernels. */
+  startTimeout: number;
+}
+
+/**
+ * The workers of one pool and their shared memory. Every failure of a worker (crash, uncaught
+ * error, unexpected exit, terminated) closes the whole pool and rejects every pending job:
+ * a job's blocks are spread over all workers, so a lost worker would otherwise leave it pending
+ * forever.
+ */
+export class Threads {
+  private ports: Port[] = [];
+  private jobs = new Map<number, PendingJob>();
+  private outstanding: number[];
+  private nextId = 1;
+  private closedWhy: string | undefined;
+
+  private constructor(
+    readonly size: number,
+    readonly memory: WebAssembly.Memory,
+    readonly heap: SharedHeap,
+    /** The main thread's instance: only for queries like `fg_ghm_stats_len` (it has no stack of its own). */
+    readonly kernels: Kernels,
+  ) {
+    this.outstanding = new Array<number>(size).fill(0);
+  }
+
+  /** Starts `threads` workers over a new shared memory; throws if any fails to start. */
+  static async start(build: { module: WebAssembly.Module; bytes: Uint8Array<ArrayBuffer> }, o: ThreadsOptions): Promise<Threads> {
+    const { initial, maximum } = memoryImportLimits(build.bytes);
+    const memory = new WebAssembly.Memory({ initial, maximum, shared: true } as WebAssembly.MemoryDescriptor);
+    // The main thread instantiates first: its start function copies the data segments into the
+    // shared memory, so no worker ever has to wait for another one to do it.
+    const instance = await WebAssembly.instantiate(build.module, { env: { memory } });
+    const kernels = instance.exports as unknown as Kernels;
+    const heap = new SharedHeap({ memory, __heap_base: kernels.__heap_base } as unknown as Kernels);
+    const t = new Threads(o.threads, memory, heap, kernels);
+    await t.spawn(build, o.startTimeout);
+    return t;
+  }
+
+  private async spawn(build: { module: WebAssembly.Module; bytes: Uint8Array<ArrayBuffer> }, timeout: number): Promise<void> {
+    const ready: Array<{ resolve(): void; reject(e: Error): void }> = [];
+    const readyAll = Array.from({ length: this.size }, (_, i) => new Promise<void>((resolve, reject) => (ready[i] = { resolve, reject })));
+    let starting = true;
+    const { ports, cleanup } = await spawnAll(this.size, (i) => ({
+      message: (m) => {
+        if (m.type === 'ready') ready[i]!.resolve();
+        else if (m.type === 'init-failed') ready[i]!.reject(new Error(`createPool: worker ${i + 1} could not load the kernels: ${m.message}`));
+        else this.onMessage(i, m);
+      },
+      failure: (why) => {
+        if (starting) ready[i]!.reject(new Error(`createPool: worker ${i + 1} of ${this.size} ${why} while starting`));
+        else this.fail(`worker ${i + 1} of ${this.size} ${why}`);
+      },
+    }));
+    this.ports = ports;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      for (const p of ports) {
+        const stack = this.heap.alloc(STACK_BYTES);
+        const base = { type: 'init' as const, memory: this.memory, stackTop: stack + STACK_BYTES };
+        try {
+          p.post({ ...base, module: build.module });
+        } catch {
+          // An engine that cannot post compiled modules: each worker compiles the bytes.
+          p.post({ ...base, bytes: build.bytes });
+        }
+      }
+      const timeoutP = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`createPool: the workers did not start within ${timeout} ms`)), timeout);
+      });
+      await Promise.race([Promise.all(readyAll), timeoutP]);
+    } catch (e) {
+      this.closedWhy = 'the pool failed to start';
+      for (const p of ports) p.terminate();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      starting = false;
+      cleanup();
+    }
+    for (const p of ports) p.keepAlive(false);
+  }
+
+  /** Why the pool is closed, or undefined while it is open. */
+  get closedReason(): string | undefined {
+    return this.closedWhy;
+  }
+
+  /** The error for a call made on a closed pool. */
+  closedError(fn: string): Error {
+    return new Error(`${fn}: the pool is closed (${this.closedWhy}); create a new one with createPool()`);
+  }
+
+  private onMessage(worker: number, m: FromWorker): void {
+    if (m.type !== 'done' && m.type !== 'failed') return;
+    this.outstanding[worker]!--;
+    const job = this.jobs.get(m.id);
+    if (!job) return;
+    if (m.type === 'failed') job.failures.push(`worker ${worker + 1}: ${m.message}`);
+    if (--job.remaining > 0) return;
+    this.jobs.delete(m.id);
+    if (this.jobs.size === 0) for (const p of this.ports) p.keepAlive(false);
+    if (job.failures.length) job.reject(new Error(`${job.fn}: a kernel failed in the thread pool (${job.failures.join('; ')})`));
+    else job.resolve();
+  }
+
+  /**
+   * Runs a job on `workers` workers (those with the fewest pending jobs). Resolves when every
+   * one of them has finished with it, so its memory may be reused; rejects when a kernel failed
+   * or the pool closed meanwhile.
+   */
+  run(fn: string, spec: JobSpec, workers: number): Promise<void> {
+    if (this.closedWhy) return Promise.reject(this.closedError(fn));
+    const { slotRegion, ...rest } = spec;
+    Atomics.store(new Int32Array(this.memory.buffer, slotRegion, 1), 0, 0);
+    const id = this.nextId++;
+    const msg: JobMessage = { ...rest, type: 'job', id, counter: slotRegion, slots: slotRegion + 16 };
+    const n = Math.max(1, Math.min(workers, this.size));
+    const order = this.outstanding.map((c, i) => [c, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    return new Promise<void>((resolve, reject) => {
+      if (this.jobs.size === 0) for (const p of this.ports) p.keepAlive(true);
+      this.jobs.set(id, { fn, remaining: n, failures: [], resolve, reject });
+      for (const [, i] of order.slice(0, n)) {
+        this.outstanding[i]!++;
+        this.ports[i]!.post(msg);
+      }
+    });
+  }
+
+  /** Closes the pool for `why`: terminates the workers and rejects every pending job. */
+  fail(why: string): void {
+    if (this.closedWhy) return;
+    this.closedWhy = why;
+    for (const p of this.ports) p.terminate();
+    const jobs = [...this.jobs.values()];
+    this.jobs.clear();
+    for (const j of jobs) j.reject(new Error(`${j.fn}: the pool was closed during the call (${why})`));
+  }
+
+  /**
+   * Test hook: makes worker `i` die, as a crash would. `'throw'`: an uncaught error in the
+   * worker; `'exit'`: the worker exits (Node; elsewhere it throws); both are queued behind the
+   * worker's pending jobs. `'terminate'`: terminated from outside at once, which browsers do not
+   * report, so the failure is raised here as well.
+   */
+  kill(i: number, how: 'throw' | 'exit' | 'terminate'): void {
+    const p = this.ports[i];
+    if (!p || this.closedWhy) return;
+    if (how !== 'terminate') p.post({ type: 'crash', how });
+    else {
+      p.terminate();
+      this.fail(`worker ${i + 1} of ${this.size} was terminated`);
+    }
+  }
+}
