@@ -156,6 +156,26 @@ export function unitsPerChunk(perUnit: number): number {
 }
 
 /**
+ * Every check of a sigmoid focal call, before any work (shared with the thread pool, so both
+ * throw the same errors): the validated arrays, their layout, and the resolved options.
+ */
+export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, options: unknown) {
+  const x = expectArray(fn, 'logits', logits, Float32Array);
+  const o = expectOptions(fn, options, SIGMOID_OPTIONS);
+  const lay = layoutTargets(fn, x.length, targets);
+  const { wkind, input: w } = layoutWeights(fn, 'options.weight', o.weight, lay);
+  const alphaOpt = (o.alpha === undefined ? 0.25 : o.alpha) as number | null | 'auto';
+  if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
+  const gamma = resolveGamma(fn, o.gamma);
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+  const { denom, gradScale } = scales(fn, reduction, x.length, o.avgFactor, lossWeight);
+  const out = resolveOut(fn, o.out, x.length, reduction);
+  return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out };
+}
+
+/**
  * Sigmoid focal loss (Lin et al. 2017), as mmdetection's `py_sigmoid_focal_loss` and
  * torchvision's `sigmoid_focal_loss` compute it (SPEC.md §1), optionally with its gradient.
  *
@@ -179,20 +199,8 @@ export function unitsPerChunk(perUnit: number): number {
 export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options?: SigmoidFocalOptions): SigmoidFocalResult {
   const fn = 'sigmoidFocalLoss';
   const ws = workspace(fn);
-  const x = expectArray(fn, 'logits', logits, Float32Array);
-  const o = expectOptions(fn, options, SIGMOID_OPTIONS);
-  const lay = layoutTargets(fn, x.length, targets);
-  const { wkind, input: w } = layoutWeights(fn, 'options.weight', o.weight, lay);
-  const alphaOpt = o.alpha === undefined ? 0.25 : o.alpha;
-  if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
-  const gamma = resolveGamma(fn, o.gamma);
-  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
-  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
-  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
-  const { denom, gradScale } = scales(fn, reduction, x.length, o.avgFactor, lossWeight);
-
-  const alpha = alphaOpt === 'auto' ? autoAlpha(ws, lay, wkind, w) : (alphaOpt as number | null);
-  const out = resolveOut(fn, o.out, x.length, reduction);
+  const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out } = parseSigmoidCall(fn, logits, targets, options);
+  const alpha = alphaOpt === 'auto' ? autoAlpha(ws, lay, wkind, w) : alphaOpt;
   const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(x.length)) : undefined;
   const gradArr = wantGrad || out.grad ? (out.grad ?? new Float32Array(x.length)) : undefined;
   const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];

@@ -11,17 +11,8 @@
 // Threads and the worker protocol are in pool-threads.ts, the worker program in pool-worker.ts.
 
 import { checkBatchOptions, createBatch, Batch, type BatchOptions } from './batch';
-import {
-  expectArray,
-  expectBoolean,
-  expectFinite,
-  expectInRange,
-  expectInteger,
-  expectOneOf,
-  expectOptions,
-  expectPositive,
-} from './errors';
-import { REDUCTIONS, resolveGamma, resolveOut, scales, sigmoidFocalLoss, unitsPerChunk, type LossResult, type OutputBuffers, type Reduction, type SigmoidFocalOptions, type SigmoidFocalResult } from './focal';
+import { expectArray, expectBoolean, expectInteger, expectOptions, expectPositive } from './errors';
+import { parseSigmoidCall, sigmoidFocalLoss, unitsPerChunk, type LossResult, type SigmoidFocalOptions, type SigmoidFocalResult } from './focal';
 import { GHMC, GHMR, GHMStats, type GHMStep } from './ghm';
 import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
 import { init } from './loader';
@@ -44,7 +35,6 @@ export interface PoolOptions {
 }
 
 const POOL_OPTIONS = ['threads', 'forceFallback', 'chunkElements', 'startTimeout'] as const;
-const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out'] as const;
 const FORWARD_OPTIONS = ['grad'] as const;
 
 /**
@@ -188,18 +178,7 @@ export class Pool {
     const pool = this.open('pool.sigmoidFocalLoss');
     if (!pool) return sigmoidFocalLoss(logits, targets, options);
     const fn = 'sigmoidFocalLoss';
-    const x = expectArray(fn, 'logits', logits, Float32Array);
-    const o = expectOptions(fn, options, SIGMOID_OPTIONS);
-    const lay = layoutTargets(fn, x.length, targets);
-    const { wkind, input: w } = layoutWeights(fn, 'options.weight', o.weight, lay);
-    const alphaOpt = o.alpha === undefined ? 0.25 : o.alpha;
-    if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
-    const gamma = resolveGamma(fn, o.gamma);
-    const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
-    const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
-    const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
-    const { denom, gradScale } = scales(fn, reduction, x.length, o.avgFactor, lossWeight);
-    const out = resolveOut(fn, o.out, x.length, reduction);
+    const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out } = parseSigmoidCall(fn, logits, targets, options);
     this.checkViews(pool, [x, lay.targets.array, w.array, out.loss, out.grad]);
     const base = { units: lay.units, perUnit: lay.perUnit, tkind: lay.tkind, numClasses: lay.numClasses, wkind };
     const xin: PassInput = { array: x, perUnit: lay.perUnit };
