@@ -179,7 +179,8 @@ impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for GradBlock<V> {
     }
 }
 
-#[inline(always)]
+// Not inlined, as the focal kernels' `run`: one wasm function per pass.
+#[inline(never)]
 fn stats_pass<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)>(
     n: usize,
     targets: Targets,

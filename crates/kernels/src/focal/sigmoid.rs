@@ -135,7 +135,10 @@ impl<G: Focusing, const GRAD: bool> Block for SigmoidBlock<G, GRAD> {
     }
 }
 
-#[inline(always)]
+// Not inlined: each (γ path, gradient) variant stays its own wasm function, so an engine
+// optimizes just the variants in use, and each quickly (V8 tiers up per function, and one
+// function holding every variant takes its optimizing compiler seconds).
+#[inline(never)]
 fn run<G: Focusing, const GRAD: bool>(
     x: &[f32],
     targets: Targets,

@@ -86,7 +86,10 @@ fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 {
     s.total()
 }
 
-#[inline(always)]
+// Not inlined: each (γ path, gradient) variant stays its own wasm function, so an engine
+// optimizes just the variants in use, and each quickly (V8 tiers up per function, and one
+// function holding every variant takes its optimizing compiler seconds).
+#[inline(never)]
 fn run<G: Focusing>(
     x: &[f32],
     labels: &[i32],
