@@ -23,6 +23,8 @@ import {
   binaryTargets,
   LOGIT_MIXES,
   logits,
+  rng,
+  runs,
   sigmoidLabels,
   softmaxLabels,
   softTargets,
@@ -35,17 +37,6 @@ import { BUILDS, loadLib, type Lib } from './support/lib';
 
 const REL = 1e-5;
 
-/**
- * fast-check parameters: fixed seeds, so that the suite is deterministic. For a longer bug hunt
- * set PROPERTY_RUNS_SCALE (e.g. 20) and PROPERTY_SEED (any integer, or 'random').
- */
-function runs(numRuns: number, seed: number): { numRuns: number; seed?: number } {
-  const scale = Number(process.env.PROPERTY_RUNS_SCALE ?? 1);
-  const envSeed = process.env.PROPERTY_SEED;
-  const n = Math.max(1, Math.round(numRuns * scale));
-  if (envSeed === 'random') return { numRuns: n };
-  return { numRuns: n, seed: envSeed === undefined ? seed : seed ^ Number(envSeed) };
-}
 const UNDERFLOW_PER_ELEMENT = 1e-36;
 
 /** SPEC §5 reduced bound, plus the float32 underflow floor described in the header. */
@@ -562,17 +553,6 @@ describe.each(BUILDS)('%s build: gradient vs float32 finite differences of the l
     });
   }
 });
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // A long sum must not drift (SPEC §5: any N up to 10^8)

@@ -25,6 +25,7 @@ import {
   sigmoidLabels,
   softTargets,
   weights,
+  runs,
   type LogitMix,
 } from './helpers/random';
 import { RefGHMC, RefGHMR } from './helpers/reference';
@@ -32,17 +33,6 @@ import { BUILDS, loadLib, type Lib } from './support/lib';
 
 const REL = 1e-5;
 
-/**
- * fast-check parameters: fixed seeds, so that the suite is deterministic. For a longer bug hunt
- * set PROPERTY_RUNS_SCALE (e.g. 20) and PROPERTY_SEED (any integer, or 'random').
- */
-function runs(numRuns: number, seed: number): { numRuns: number; seed?: number } {
-  const scale = Number(process.env.PROPERTY_RUNS_SCALE ?? 1);
-  const envSeed = process.env.PROPERTY_SEED;
-  const n = Math.max(1, Math.round(numRuns * scale));
-  if (envSeed === 'random') return { numRuns: n };
-  return { numRuns: n, seed: envSeed === undefined ? seed : seed ^ Number(envSeed) };
-}
 
 /**
  * Reduced loss within SPEC §5, plus a float32 underflow floor: the kernels compute each BCE term

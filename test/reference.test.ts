@@ -21,6 +21,7 @@
  *   A batch with no valid element: loss 0, gradient zeros, state unchanged.
  */
 import { describe, expect, it } from 'vitest';
+import { rng } from './helpers/random';
 import {
   expectElementsClose,
   expectExactlyEqual,
@@ -186,17 +187,6 @@ describe('comparison helpers are not vacuous', () => {
 // The golden generator and the oracle both follow SPEC's gradient formulas, so agreeing with the
 // golden files cannot catch a wrong formula. Central differences can: they only use the loss.
 describe('oracle gradients match finite differences of the oracle loss', () => {
-  /** Deterministic uniform [0, 1) (mulberry32), so failures reproduce. */
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
 
   const H = 2 ** -10;
   // Central differences with h ≈ 1e-3 are accurate to O(h²·f''') ≈ 1e-7 here; 1e-5 leaves margin.

@@ -3,7 +3,8 @@
 
 type Ctor = { name: string };
 
-function describe(v: unknown): string {
+/** A short description of a value for error messages: its class, or the value itself. */
+export function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (v === undefined) return 'undefined';
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
@@ -14,7 +15,7 @@ function describe(v: unknown): string {
 /** Throws a TypeError unless `v` is an instance of `ctor`. */
 export function expectArray<T>(fn: string, name: string, v: unknown, ctor: Ctor & (new (...a: never[]) => T)): T {
   if (!(v instanceof ctor)) {
-    throw new TypeError(`${fn}: ${name} must be a ${ctor.name}, got ${describe(v)}`);
+    throw new TypeError(`${fn}: ${name} must be a ${ctor.name}, got ${describeValue(v)}`);
   }
   return v as T;
 }
@@ -26,7 +27,7 @@ export function expectLength(fn: string, name: string, actual: number, expected:
 }
 
 export function expectNumber(fn: string, name: string, v: unknown): number {
-  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${describe(v)}`);
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${describeValue(v)}`);
   return v;
 }
 
@@ -61,7 +62,7 @@ export function expectInteger(fn: string, name: string, v: unknown, min: number,
 
 export function expectOneOf<T extends string>(fn: string, name: string, v: unknown, allowed: readonly T[]): T {
   if (typeof v !== 'string') {
-    throw new TypeError(`${fn}: ${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(v)}`);
+    throw new TypeError(`${fn}: ${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describeValue(v)}`);
   }
   if (!(allowed as readonly string[]).includes(v)) {
     throw new RangeError(`${fn}: ${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got '${v}'`);
@@ -70,7 +71,7 @@ export function expectOneOf<T extends string>(fn: string, name: string, v: unkno
 }
 
 export function expectBoolean(fn: string, name: string, v: unknown): boolean {
-  if (typeof v !== 'boolean') throw new TypeError(`${fn}: ${name} must be a boolean, got ${describe(v)}`);
+  if (typeof v !== 'boolean') throw new TypeError(`${fn}: ${name} must be a boolean, got ${describeValue(v)}`);
   return v;
 }
 
@@ -78,7 +79,7 @@ export function expectBoolean(fn: string, name: string, v: unknown): boolean {
 export function expectOptions<K extends string>(fn: string, v: unknown, known: readonly K[]): Partial<Record<K, unknown>> {
   if (v === undefined) return {};
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new TypeError(`${fn}: options must be an object, got ${describe(v)}`);
+    throw new TypeError(`${fn}: options must be an object, got ${describeValue(v)}`);
   }
   for (const k of Object.keys(v)) {
     if (!(known as readonly string[]).includes(k)) {

@@ -139,6 +139,12 @@ export function scales(fn: string, reduction: Reduction, count: number, avgFacto
 
 /** α = 'auto': F / (P + F), the negatives' share among elements of weight > 0 (0.5 for none). */
 export function autoAlpha(ws: Workspace, lay: Layout, wkind: WeightKind, w: ChunkInput): number {
+  const [pos, neg] = countPosNeg(ws, lay, wkind, w);
+  return pos + neg > 0 ? neg / (pos + neg) : 0.5;
+}
+
+/** (P, F) of α = 'auto': elements of weight > 0 with t ≥ 0.5, and the rest of them. */
+export function countPosNeg(ws: Workspace, lay: Layout, wkind: WeightKind, w: ChunkInput): [number, number] {
   const out = ws.params.reserve(16);
   let pos = 0;
   let neg = 0;
@@ -148,7 +154,7 @@ export function autoAlpha(ws: Workspace, lay: Layout, wkind: WeightKind, w: Chun
     pos += c[0]!;
     neg += c[1]!;
   });
-  return pos + neg > 0 ? neg / (pos + neg) : 0.5;
+  return [pos, neg];
 }
 
 export function unitsPerChunk(perUnit: number): number {

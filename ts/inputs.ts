@@ -1,7 +1,7 @@
 // Validation and layout of loss inputs: which kernel code a targets/weights argument maps to,
 // how it is cut into chunks, and the checks that name the offending argument.
 
-import { expectArray, expectInteger, expectLength } from './errors';
+import { describeValue, expectArray, expectInteger, expectLength } from './errors';
 import type { ChunkInput } from './memory';
 
 /** Targets of the elementwise losses: binary bytes, soft floats, or one class index per row. */
@@ -67,11 +67,6 @@ export function checkLabels(fn: string, name: string, labels: Int32Array, lo: nu
       throw new RangeError(`${fn}: ${name}[${i}] is ${l}, expected an integer in [${lo}, ${hi}]${also}`);
     }
   }
-}
-
-function describeValue(v: unknown): string {
-  if (v === null || v === undefined) return String(v);
-  return typeof v === 'object' ? ((v as object).constructor?.name ?? 'object') : typeof v;
 }
 
 /** Weights per element, or per row with class-index targets. */

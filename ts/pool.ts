@@ -11,7 +11,7 @@
 // Threads and the worker protocol are in pool-threads.ts, the worker program in pool-worker.ts.
 
 import { checkBatchOptions, createBatch, Batch, type BatchOptions } from './batch';
-import { expectArray, expectBoolean, expectInteger, expectOptions, expectPositive } from './errors';
+import { describeValue, expectArray, expectBoolean, expectInteger, expectOptions, expectPositive } from './errors';
 import { parseSigmoidCall, sigmoidFocalLoss, unitsPerChunk, type LossResult, type SigmoidFocalOptions, type SigmoidFocalResult } from './focal';
 import { GHMC, GHMR, GHMStats, type GHMStep } from './ghm';
 import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
@@ -94,11 +94,6 @@ interface Pass {
   a: number[];
   /** Receives the slots of consecutive blocks, in block order. */
   collect?(slots: Float64Array, blocks: number): void;
-}
-
-function describe(v: unknown): string {
-  if (v === null || v === undefined) return String(v);
-  return typeof v === 'object' ? ((v as object).constructor?.name ?? 'object') : typeof v;
 }
 
 /**
@@ -233,7 +228,7 @@ export class Pool {
    * @throws (rejects) as {@link GHMC.forward}; TypeError when `ghmc` is not a GHMC.
    */
   async ghmc(ghmc: GHMC, logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: { grad?: boolean }): Promise<LossResult> {
-    if (!(ghmc instanceof GHMC)) throw new TypeError(`pool.ghmc: ghmc must be a GHMC, got ${describe(ghmc)}`);
+    if (!(ghmc instanceof GHMC)) throw new TypeError(`pool.ghmc: ghmc must be a GHMC, got ${describeValue(ghmc)}`);
     const pool = this.open('pool.ghmc');
     if (!pool) return ghmc.forward(logits, targets, labelWeight, options);
     const fn = 'GHMC.forward';
@@ -276,7 +271,7 @@ export class Pool {
    * @throws (rejects) as {@link GHMR.forward}; TypeError when `ghmr` is not a GHMR.
    */
   async ghmr(ghmr: GHMR, pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: { grad?: boolean }): Promise<LossResult> {
-    if (!(ghmr instanceof GHMR)) throw new TypeError(`pool.ghmr: ghmr must be a GHMR, got ${describe(ghmr)}`);
+    if (!(ghmr instanceof GHMR)) throw new TypeError(`pool.ghmr: ghmr must be a GHMR, got ${describeValue(ghmr)}`);
     const pool = this.open('pool.ghmr');
     if (!pool) return ghmr.forward(pred, target, labelWeight, options);
     const fn = 'GHMR.forward';

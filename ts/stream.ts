@@ -3,11 +3,10 @@
 // with the stream; finish() turns the sums into the loss of the whole batch.
 
 import { expectArray, expectFinite, expectInRange, expectOneOf, expectOptions, expectPositive } from './errors';
-import { resolveGamma, sigmoidPass, unitsPerChunk, type SigmoidFocalOptions } from './focal';
+import { countPosNeg, resolveGamma, sigmoidPass, type SigmoidFocalOptions } from './focal';
 import { GHMC, GHMR, type GHMStreamResult } from './ghm';
-import { layoutTargets, layoutWeights, type Layout, type Targets, type WeightKind } from './inputs';
-import { runChunked, type ChunkInput } from './memory';
-import { workspace, type Workspace } from './workspace';
+import { layoutTargets, layoutWeights, type Targets } from './inputs';
+import { workspace } from './workspace';
 
 export interface SigmoidFocalStream {
   /** Adds a piece of the batch (any length, including 0). Throws on bad input, keeping the sums so far. */
@@ -91,19 +90,6 @@ export function sigmoidFocalStream(options?: StreamOptions): SigmoidFocalStream 
       return { loss: (lossWeight * total) / denom, alpha, length };
     },
   };
-}
-
-function countPosNeg(ws: Workspace, lay: Layout, wkind: WeightKind, w: ChunkInput): [number, number] {
-  const out = ws.params.reserve(16);
-  let p = 0;
-  let f = 0;
-  runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [lay.targets, w], [], (u, [t, wp]) => {
-    ws.k.fg_count_pos_neg(u * lay.perUnit, lay.tkind, t!, lay.numClasses, wkind, wp!, out);
-    const c = new Float64Array(ws.heap.buffer, out, 2);
-    p += c[0]!;
-    f += c[1]!;
-  });
-  return [p, f];
 }
 
 /** One piece of a scored stream. */

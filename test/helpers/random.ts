@@ -18,6 +18,18 @@ export function rng(seed: number): () => number {
   };
 }
 
+/**
+ * fast-check parameters: fixed seeds, so that the suite is deterministic. For a longer bug hunt
+ * set PROPERTY_RUNS_SCALE (e.g. 20) and PROPERTY_SEED (any integer, or 'random').
+ */
+export function runs(numRuns: number, seed: number): { numRuns: number; seed?: number } {
+  const scale = Number(process.env.PROPERTY_RUNS_SCALE ?? 1);
+  const envSeed = process.env.PROPERTY_SEED;
+  const n = Math.max(1, Math.round(numRuns * scale));
+  if (envSeed === 'random') return { numRuns: n };
+  return { numRuns: n, seed: envSeed === undefined ? seed : seed ^ Number(envSeed) };
+}
+
 /** Roughly normal (Irwin–Hall of 4), scaled so most mass sits in [-10, 10]. */
 function normalish(r: () => number, scale: number): number {
   return (r() + r() + r() + r() - 2) * scale;
