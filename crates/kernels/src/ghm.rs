@@ -17,7 +17,7 @@
 //! The NaN slot holds valid elements whose `g` is NaN (NaN logits): they count towards GHM-C's
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
-use crate::focal::sigmoid::{bce, logistic};
+use crate::focal::sigmoid::{bce, logistic, Logistic};
 use crate::math::round_small;
 use crate::simd::{F32x4, I32x4, M32x4, SumF64};
 use crate::source::{for_each_block, Block, RangeTracker, TargetRange, Targets, Weights};
@@ -201,14 +201,15 @@ fn stats_pass<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)>(
     range
 }
 
-/// `(g, p - t, bce)` for GHM-C.
+/// `(g, p - t, logistic)` for GHM-C; NaN x gives NaN g and p - t (as PyTorch would), which
+/// [`logistic`] alone does not.
 #[inline(always)]
-fn ghmc_terms(x: *const f32, i: usize, len: usize, t: F32x4) -> (F32x4, F32x4, F32x4, F32x4) {
+fn ghmc_terms(x: *const f32, i: usize, len: usize, t: F32x4) -> (F32x4, F32x4, Logistic) {
     let xv = unsafe { F32x4::load_partial(x.add(i), len, 0.0) };
-    let (p, q, e) = logistic(xv);
+    let l = logistic(xv);
     let omt = F32x4::ONE - t;
-    let d = p * omt - q * t;
-    (d.abs(), d, xv, e)
+    let d = xv.eq(xv).select(l.p * omt - l.q * t, xv);
+    (d.abs(), d, l)
 }
 
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
@@ -216,8 +217,8 @@ pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, st
     check(bins, stats_len(bins), &[stats.len()]);
     let xp = x.as_ptr();
     stats_pass(x.len(), targets, weights, bins, GHMC_LAST_EDGE, stats, |i, len, t| {
-        let (g, _, xv, e) = ghmc_terms(xp, i, len, t);
-        (g, bce(xv, t, F32x4::ONE - t, e))
+        let (g, _, l) = ghmc_terms(xp, i, len, t);
+        (g, bce(&l, t, F32x4::ONE - t))
     })
 }
 
@@ -233,7 +234,7 @@ pub fn ghmc_grad(x: &[f32], targets: Targets, weights: Weights, bins: usize, fac
         bins,
         last_edge: GHMC_LAST_EDGE,
         terms: |i, len, t| {
-            let (g, d, _, _) = ghmc_terms(xp, i, len, t);
+            let (g, d, _) = ghmc_terms(xp, i, len, t);
             (g, d)
         },
     };

@@ -10,7 +10,7 @@
 //! Rows of a label matrix are walked one at a time (blocks never straddle rows), so that the
 //! target of a lane is just `column == label`, with no division per element.
 
-use crate::simd::{F32x4, M32x4};
+use crate::simd::{F32x4, I32x4, M32x4};
 
 /// Per-element targets.
 #[derive(Clone, Copy)]
@@ -77,27 +77,29 @@ where
 {
     // One loop for both weight layouts: the branch is loop-invariant and predicted, and a second
     // copy of every inlined kernel would double the code size for no measurable speed.
-    // The tail takes the padded loads on a branch that is predictable too (taken once).
     let wp = match weights {
         Weights::Elements(w) => w.as_ptr(),
         _ => core::ptr::null(),
     };
-    let mut i = 0;
-    while i < n {
-        let len = if n - i >= 4 { 4 } else { n - i };
-        let wv = if !wp.is_null() {
-            if len == 4 {
-                unsafe { F32x4::load(wp.add(i)) }
-            } else {
-                unsafe { F32x4::load_partial(wp.add(i), len, 0.0) }
-            }
-        } else if len == 4 {
-            F32x4::ONE
-        } else {
+    let load_w = |i: usize, len: usize| {
+        if wp.is_null() {
             F32x4::ONE.keep(first_lanes(len))
-        };
-        f.block(i, len, load_t(i, len), wv);
+        } else {
+            unsafe { F32x4::load_partial(wp.add(i), len, 0.0) }
+        }
+    };
+    // Full blocks with the literal length 4, so that every `*_partial` load and store in the
+    // inlined kernel folds to one plain vector access; the padded tail is a second call site.
+    // With `len` a loop variable instead, LLVM keeps the lane-by-lane fallbacks in the hot loop
+    // and V8 turns them into a few hundred instructions per block.
+    let full = n & !3;
+    let mut i = 0;
+    while i < full {
+        f.block(i, 4, load_t(i, 4), load_w(i, 4));
         i += 4;
+    }
+    if i < n {
+        f.block(i, n - i, load_t(i, n - i), load_w(i, n - i));
     }
 }
 
@@ -109,6 +111,7 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
     let c = num_classes;
     let nrows = n / c;
     let iota = F32x4::iota_from(0.0);
+    let full = c & !3;
     for r in 0..nrows {
         // As a float: class indices are far below 2^24, so the comparison is exact.
         let label = F32x4::splat(labels[r] as f32);
@@ -117,9 +120,7 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
             Weights::Rows(w) => F32x4::splat(w[r]),
             _ => F32x4::ONE,
         };
-        let mut j = 0;
-        while j < c {
-            let len = if c - j >= 4 { 4 } else { c - j };
+        let block = |f: &mut K, j: usize, len: usize| {
             let col = iota + F32x4::splat(j as f32);
             let t = F32x4::ONE.keep(col.eq(label));
             let w = match weights {
@@ -127,40 +128,63 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
                 _ => row_w.keep(first_lanes(len)),
             };
             f.block(base + j, len, t.keep(first_lanes(len)), w);
+        };
+        // Full blocks with a literal length, then the row's tail (see `linear`).
+        let mut j = 0;
+        while j < full {
+            block(f, j, 4);
             j += 4;
+        }
+        if j < c {
+            block(f, j, c - j);
         }
     }
 }
 
 /// Tracks [`TargetRange`] over blocks; padded lanes hold 0, which is in range, so they are harmless.
+///
+/// On the bit patterns as integers, three single-instruction lane ops per block instead of float
+/// min/max (several instructions each in V8 on x64, and a NaN mask on top). Non-negative floats
+/// order like their bits; negative ones have the sign bit set and order reversed. So, over the
+/// values seen: the unsigned maximum is the most negative value if there is a negative one; the
+/// signed maximum is the largest non-negative value if there is one; and the unsigned minimum is
+/// the smallest non-negative value, or with none the negative value closest to zero. A NaN's bits
+/// lie beyond infinity's in its sign class, so a +NaN becomes the maximum and a -NaN the minimum.
 #[derive(Clone, Copy)]
 pub struct RangeTracker {
-    lo: F32x4,
-    hi: F32x4,
-    nan: M32x4,
+    max_s: I32x4,
+    max_u: I32x4,
+    min_u: I32x4,
 }
 
 impl RangeTracker {
     #[inline(always)]
     pub fn new() -> RangeTracker {
-        let z = F32x4::ZERO;
-        RangeTracker { lo: F32x4::splat(f32::INFINITY), hi: F32x4::splat(f32::NEG_INFINITY), nan: z.lt(z) }
+        RangeTracker { max_s: I32x4::splat(i32::MIN), max_u: I32x4::splat(0), min_u: I32x4::splat(-1) }
     }
-    /// Pseudo-min/max (one instruction each on x64) plus a sticky NaN mask, rather than wasm's
-    /// NaN-propagating min/max, which cost several instructions each.
     #[inline(always)]
     pub fn add(&mut self, t: F32x4) {
-        self.lo = self.lo.pmin(t);
-        self.hi = self.hi.pmax(t);
-        self.nan = self.nan.or(t.eq(t).not());
+        let b = t.to_bits();
+        self.max_s = self.max_s.max(b);
+        self.max_u = self.max_u.max_u(b);
+        self.min_u = self.min_u.min_u(b);
     }
     pub fn range(&self) -> TargetRange {
-        let lo = self.lo.to_array();
-        let hi = self.hi.to_array();
-        if self.nan.any() {
+        let max_s = self.max_s.to_array().iter().copied().fold(i32::MIN, i32::max);
+        let max_u = self.max_u.to_array().iter().map(|&v| v as u32).fold(0, u32::max);
+        let min_u = self.min_u.to_array().iter().map(|&v| v as u32).fold(u32::MAX, u32::min);
+        // Every value seen raises max_u above 0 or (if it is +0) lowers min_u below u32::MAX.
+        if max_u == 0 && min_u == u32::MAX {
+            return TargetRange { min: f32::INFINITY, max: f32::NEG_INFINITY };
+        }
+        let any_negative = max_u >> 31 == 1;
+        let any_non_negative = max_s >= 0;
+        let min = f32::from_bits(if any_negative { max_u } else { min_u });
+        let max = f32::from_bits(if any_non_negative { max_s as u32 } else { min_u });
+        if min.is_nan() || max.is_nan() {
             return TargetRange { min: f32::NAN, max: f32::NAN };
         }
-        TargetRange { min: fold_nan(lo, f32::min), max: fold_nan(hi, f32::max) }
+        TargetRange { min, max }
     }
 }
 
@@ -170,10 +194,48 @@ impl Default for RangeTracker {
     }
 }
 
-/// Folds the lanes with `pick`, but NaN if any lane is NaN (scalar f32::min/max would drop it).
-fn fold_nan(a: [f32; 4], pick: fn(f32, f32) -> f32) -> f32 {
-    if a.iter().any(|v| v.is_nan()) {
-        return f32::NAN;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range_of(v: &[f32]) -> (f32, f32) {
+        let mut r = RangeTracker::new();
+        for c in v.chunks(4) {
+            let mut a = [0.0f32; 4];
+            a[..c.len()].copy_from_slice(c);
+            // Pad with a copy of the first value rather than 0, so padding cannot hide the result.
+            for k in c.len()..4 {
+                a[k] = c[0];
+            }
+            r.add(F32x4::from_array(a));
+        }
+        let t = r.range();
+        (t.min, t.max)
     }
-    pick(pick(a[0], a[1]), pick(a[2], a[3]))
+
+    #[test]
+    fn range_is_the_float_min_and_max() {
+        let cases: &[&[f32]] = &[
+            &[0.5],
+            &[0.0, 1.0, 0.25],
+            &[-0.5, -2.0, -0.25],
+            &[-3.0, 0.5, 7.0, -0.0, 1.0],
+            &[f32::INFINITY, 0.0],
+            &[f32::NEG_INFINITY, -1.0, 2.0],
+            &[1e-45, 3e38, -1e-45],
+            &[-0.0],
+        ];
+        for v in cases {
+            let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let (a, b) = range_of(v);
+            assert!(a == lo && b == hi, "{v:?}: got [{a}, {b}], want [{lo}, {hi}]");
+        }
+        for v in [&[0.0, f32::NAN][..], &[-f32::NAN, 0.5], &[-1.0, f32::NAN, 2.0], &[-f32::NAN]] {
+            let (a, b) = range_of(v);
+            assert!(a.is_nan() && b.is_nan(), "{v:?}");
+        }
+        let empty = RangeTracker::new().range();
+        assert_eq!((empty.min, empty.max), (f32::INFINITY, f32::NEG_INFINITY));
+    }
 }

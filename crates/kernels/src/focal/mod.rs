@@ -45,13 +45,13 @@ impl Focusing for Gamma2 {
 impl Focusing for GammaAny {
     #[inline(always)]
     fn factors(self, m: F32x4) -> (F32x4, F32x4) {
-        // m^γ = exp(γ·ln m) with a non-positive argument (m ≤ 1), so the cheap exp applies; its
-        // floor of 1.2e-38 for tiny m^γ is an absolute error no loss can see. The derivative
+        // m^γ = exp(-(-γ·ln m)) with -γ·ln m ≥ 0 (m ≤ 1), so the cheap exp applies; its floor of
+        // 1.2e-38 for tiny m^γ is an absolute error no loss can see. The derivative
         // factor γ·m^γ/m costs one division, and only when a gradient is asked for (the kernels
         // drop the unused value).
         let g = F32x4::splat(self.0);
         let pos = m.gt(F32x4::ZERO);
-        let pw = math::exp_nonpos(g * math::ln(m)).keep(pos);
+        let pw = math::exp_neg(F32x4::splat(-self.0) * math::ln(m)).keep(pos);
         (pw, (g * pw / m).keep(pos))
     }
 }

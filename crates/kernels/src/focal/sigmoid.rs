@@ -10,7 +10,7 @@
 
 use super::{with_focusing, Focusing};
 use crate::math;
-use crate::simd::{F32x4, SumF64};
+use crate::simd::{F32x4, M32x4, SumF64};
 use crate::source::{for_each_block, Block, RangeTracker, TargetRange, Targets, Weights};
 
 /// α as the two class weights: positives get `pos`, negatives `neg`; `None` (alpha disabled)
@@ -46,30 +46,46 @@ pub struct Summary {
     pub targets: TargetRange,
 }
 
-/// `(p, 1-p, exp(-|x|))` for `p = σ(x)`.
-#[inline(always)]
-pub(crate) fn logistic(x: F32x4) -> (F32x4, F32x4, F32x4) {
-    let e = math::exp_nonpos(-x.abs());
-    let r = F32x4::ONE / (F32x4::ONE + e);
-    let er = e * r;
-    let pos = x.ge(F32x4::ZERO);
-    (pos.select(r, er), pos.select(er, r), e)
+/// The logistic function's pieces for one vector of logits.
+#[derive(Clone, Copy)]
+pub(crate) struct Logistic {
+    /// `σ(x)`
+    pub p: F32x4,
+    /// `1 - σ(x) = σ(-x)`
+    pub q: F32x4,
+    /// `exp(-|x|)` (finite even for NaN x; NaN reaches the results through `abs`)
+    pub e: F32x4,
+    /// `|x|`
+    pub abs: F32x4,
+    /// `x ≥ 0` (false for NaN)
+    pub nonneg: M32x4,
 }
 
-/// Binary cross-entropy with logits for targets `t` (`omt = 1 - t`, `e = exp(-|x|)`).
 #[inline(always)]
-pub(crate) fn bce(x: F32x4, t: F32x4, omt: F32x4, e: F32x4) -> F32x4 {
-    // max(x,0)·(1-t) + max(-x,0)·t, as a select (NaN x takes the second arm and stays NaN).
-    x.ge(F32x4::ZERO).select(x * omt, -x * t) + math::log1p_unit(e)
+pub(crate) fn logistic(x: F32x4) -> Logistic {
+    let abs = x.abs();
+    let e = math::exp_neg(abs);
+    let r = F32x4::ONE / (F32x4::ONE + e);
+    let er = e * r;
+    let nonneg = x.ge(F32x4::ZERO);
+    Logistic { p: nonneg.select(r, er), q: nonneg.select(er, r), e, abs, nonneg }
+}
+
+/// Binary cross-entropy with logits for targets `t` (`omt = 1 - t`).
+#[inline(always)]
+pub(crate) fn bce(l: &Logistic, t: F32x4, omt: F32x4) -> F32x4 {
+    // max(x,0)·(1-t) + max(-x,0)·t as |x| times one of the two; NaN x keeps NaN through |x|.
+    l.abs * l.nonneg.select(omt, t) + math::log1p_unit(l.e)
 }
 
 /// `(loss, dloss/dx)` per lane, unscaled, for targets `t` and weights `w`.
 #[inline(always)]
 fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, t: F32x4, w: F32x4, a: Alpha, g: G) -> (F32x4, F32x4) {
-    let (p, q, e) = logistic(x);
+    let l = logistic(x);
+    let (p, q) = (l.p, l.q);
     let omt = F32x4::ONE - t;
     let zero = F32x4::ZERO;
-    let bce = bce(x, t, omt, e);
+    let bce = bce(&l, t, omt);
     let pt = q * t + p * omt;
     // Two non-negative terms: no cancellation when α is near 0 or 1.
     let aw = F32x4::splat(a.pos) * t + F32x4::splat(a.neg) * omt;

@@ -212,6 +212,16 @@ impl I32x4 {
     pub fn max(self, o: I32x4) -> I32x4 {
         I32x4(zip(self.0, o.0, |a, b| a.max(b)))
     }
+    /// Minimum of the lanes read as unsigned.
+    #[inline(always)]
+    pub fn min_u(self, o: I32x4) -> I32x4 {
+        I32x4(zip(self.0, o.0, |a, b| (a as u32).min(b as u32) as i32))
+    }
+    /// Maximum of the lanes read as unsigned.
+    #[inline(always)]
+    pub fn max_u(self, o: I32x4) -> I32x4 {
+        I32x4(zip(self.0, o.0, |a, b| (a as u32).max(b as u32) as i32))
+    }
     #[inline(always)]
     pub fn to_f32(self) -> F32x4 {
         F32x4(map(self.0, |a| a as f32))

@@ -57,7 +57,12 @@ impl F32x4 {
     #[inline(always)]
     pub unsafe fn load_u8(p: *const u8) -> F32x4 {
         let b = v128_load32_zero(p as *const u32);
-        F32x4(f32x4_convert_u32x4(u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(b))))
+        let k = u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(b));
+        // 2^23 + k has the bits 0x4b00_0000 | k, so an OR and a subtract make k a float. A
+        // conversion instruction is worse either way: LLVM splits the unsigned one into scalar
+        // lanes, and may turn the signed one into the unsigned one (the lanes are known
+        // non-negative).
+        F32x4(f32x4_sub(v128_or(k, i32x4_splat(0x4b00_0000)), f32x4_splat(8_388_608.0)))
     }
     #[inline(always)]
     pub fn add(self, o: F32x4) -> F32x4 {
@@ -194,6 +199,16 @@ impl I32x4 {
     #[inline(always)]
     pub fn max(self, o: I32x4) -> I32x4 {
         I32x4(i32x4_max(self.0, o.0))
+    }
+    /// Minimum of the lanes read as unsigned.
+    #[inline(always)]
+    pub fn min_u(self, o: I32x4) -> I32x4 {
+        I32x4(u32x4_min(self.0, o.0))
+    }
+    /// Maximum of the lanes read as unsigned.
+    #[inline(always)]
+    pub fn max_u(self, o: I32x4) -> I32x4 {
+        I32x4(u32x4_max(self.0, o.0))
     }
     #[inline(always)]
     pub fn to_f32(self) -> F32x4 {
