@@ -17,10 +17,10 @@
 //! The NaN slot holds valid elements whose `g` is NaN (NaN logits): they count towards GHM-C's
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
-use crate::focal::sigmoid::{bce, logistic, Logistic};
+use crate::focal::sigmoid::Sided;
 use crate::math::round_small;
 use crate::simd::{F32x4, I32x4, M32x4, SumF64};
-use crate::source::{for_each_block, Block, RangeTracker, TargetRange, Targets, Weights};
+use crate::source::{for_each_block, target_range, Block, TargetRange, Targets, Weights};
 
 /// The largest bin count the kernels accept (per-lane histograms live on the stack).
 pub const MAX_BINS: usize = 1024;
@@ -125,7 +125,6 @@ struct StatsBlock<V> {
     vals: [f32; STAGE],
     staged: usize,
     wsum: SumF64,
-    range: RangeTracker,
     bins: usize,
     last_edge: f32,
     /// `(g, loss term)` of a block.
@@ -155,7 +154,6 @@ impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for StatsBlock<V> {
             self.flush();
         }
         self.wsum.add(w);
-        self.range.add(t);
     }
 }
 
@@ -189,27 +187,23 @@ fn stats_pass<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)>(
     last_edge: f32,
     stats: &mut [f64],
     terms: V,
-) -> TargetRange {
-    let mut range = TargetRange { min: 0.0, max: 0.0 };
+) {
     with_hist(bins, stats, |hist| {
-        let mut k = StatsBlock { hist, slots: [0; STAGE], vals: [0.0; STAGE], staged: 0, wsum: SumF64::new(), range: RangeTracker::new(), bins, last_edge, terms };
+        let mut k = StatsBlock { hist, slots: [0; STAGE], vals: [0.0; STAGE], staged: 0, wsum: SumF64::new(), bins, last_edge, terms };
         for_each_block(n, targets, weights, &mut k);
         k.flush();
-        range = k.range.range();
         k.wsum.total()
     });
-    range
 }
 
-/// `(g, p - t, logistic)` for GHM-C; NaN x gives NaN g and p - t (as PyTorch would), which
-/// [`logistic`] alone does not.
+/// `(g, p - t, sigmoid pieces)` for GHM-C; NaN x gives NaN g and p - t (as PyTorch would),
+/// which [`Sided`] alone does not.
 #[inline(always)]
-fn ghmc_terms(x: *const f32, i: usize, len: usize, t: F32x4) -> (F32x4, F32x4, Logistic) {
+fn ghmc_terms(x: *const f32, i: usize, len: usize, t: F32x4) -> (F32x4, F32x4, Sided) {
     let xv = unsafe { F32x4::load_partial(x.add(i), len, 0.0) };
-    let l = logistic(xv);
-    let omt = F32x4::ONE - t;
-    let d = xv.eq(xv).select(l.p * omt - l.q * t, xv);
-    (d.abs(), d, l)
+    let s = Sided::new(xv, t, F32x4::ONE - t);
+    let d = xv.eq(xv).select(s.p_minus_t(), xv);
+    (d.abs(), d, s)
 }
 
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
@@ -217,9 +211,10 @@ pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, st
     check(bins, stats_len(bins), &[stats.len()]);
     let xp = x.as_ptr();
     stats_pass(x.len(), targets, weights, bins, GHMC_LAST_EDGE, stats, |i, len, t| {
-        let (g, _, l) = ghmc_terms(xp, i, len, t);
-        (g, bce(&l, t, F32x4::ONE - t))
-    })
+        let (g, _, s) = ghmc_terms(xp, i, len, t);
+        (g, s.bce())
+    });
+    target_range(x.len(), targets)
 }
 
 /// GHM-C gradient of one chunk: `factor[slot] · (p - t)`, with `factor` of length `bins + 2`

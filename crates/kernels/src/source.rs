@@ -75,19 +75,21 @@ where
     T: Fn(usize, usize) -> F32x4,
     K: Block,
 {
-    // One loop for both weight layouts: the branch is loop-invariant and predicted, and a second
-    // copy of every inlined kernel would double the code size for no measurable speed.
-    let wp = match weights {
-        Weights::Elements(w) => w.as_ptr(),
-        _ => core::ptr::null(),
-    };
-    let load_w = |i: usize, len: usize| {
-        if wp.is_null() {
-            F32x4::ONE.keep(first_lanes(len))
-        } else {
-            unsafe { F32x4::load_partial(wp.add(i), len, 0.0) }
-        }
-    };
+    // One loop per weight layout: with no weights the kernel's `· w` folds away, and the hot loop
+    // carries no branch or pointer for them.
+    match weights {
+        Weights::Elements(w) => walk(n, load_t, |i, len| unsafe { F32x4::load_partial(w.as_ptr().add(i), len, 0.0) }, f),
+        _ => walk(n, load_t, |_, len| keep_first(F32x4::ONE, len), f),
+    }
+}
+
+#[inline(always)]
+fn walk<T, W, K>(n: usize, load_t: T, load_w: W, f: &mut K)
+where
+    T: Fn(usize, usize) -> F32x4,
+    W: Fn(usize, usize) -> F32x4,
+    K: Block,
+{
     // Full blocks with the literal length 4, so that every `*_partial` load and store in the
     // inlined kernel folds to one plain vector access; the padded tail is a second call site.
     // With `len` a loop variable instead, LLVM keeps the lane-by-lane fallbacks in the hot loop
@@ -100,6 +102,16 @@ where
     }
     if i < n {
         f.block(i, n - i, load_t(i, n - i), load_w(i, n - i));
+    }
+}
+
+/// `v` with the lanes from `len` on set to 0.
+#[inline(always)]
+fn keep_first(v: F32x4, len: usize) -> F32x4 {
+    if len >= 4 {
+        v
+    } else {
+        v.keep(first_lanes(len))
     }
 }
 
@@ -125,9 +137,9 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
             let t = F32x4::ONE.keep(col.eq(label));
             let w = match weights {
                 Weights::Elements(w) => unsafe { F32x4::load_partial(w.as_ptr().add(base + j), len, 0.0) },
-                _ => row_w.keep(first_lanes(len)),
+                _ => keep_first(row_w, len),
             };
-            f.block(base + j, len, t.keep(first_lanes(len)), w);
+            f.block(base + j, len, keep_first(t, len), w);
         };
         // Full blocks with a literal length, then the row's tail (see `linear`).
         let mut j = 0;
@@ -141,7 +153,42 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
     }
 }
 
-/// Tracks [`TargetRange`] over blocks; padded lanes hold 0, which is in range, so they are harmless.
+/// The range of the targets: a pass of its own, much cheaper than the loss loops it stays out of
+/// (there it would hold three more registers and cost a few instructions per block). Class-index
+/// targets are 0 and 1 by construction.
+pub fn target_range(n: usize, targets: Targets) -> TargetRange {
+    if n == 0 {
+        return RangeTracker::new().range();
+    }
+    match targets {
+        Targets::Binary(t) => {
+            // Byte min/max: LLVM vectorizes this loop 16 bytes at a time.
+            let (mut lo, mut hi) = (u8::MAX, 0u8);
+            for &b in &t[..n] {
+                lo = lo.min(b);
+                hi = hi.max(b);
+            }
+            TargetRange { min: lo as f32, max: hi as f32 }
+        }
+        Targets::Soft(t) => {
+            let mut r = RangeTracker::new();
+            let full = n & !3;
+            let mut i = 0;
+            while i < full {
+                r.add(unsafe { F32x4::load(t.as_ptr().add(i)) });
+                i += 4;
+            }
+            if i < n {
+                // Pad with a value that is there anyway, so the padding cannot widen the range.
+                r.add(unsafe { F32x4::load_partial(t.as_ptr().add(i), n - i, t[0]) });
+            }
+            r.range()
+        }
+        Targets::Labels { .. } => TargetRange { min: 0.0, max: 1.0 },
+    }
+}
+
+/// Tracks [`TargetRange`] over vectors.
 ///
 /// On the bit patterns as integers, three single-instruction lane ops per block instead of float
 /// min/max (several instructions each in V8 on x64, and a NaN mask on top). Non-negative floats

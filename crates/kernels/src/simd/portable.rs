@@ -205,6 +205,10 @@ impl I32x4 {
         I32x4(zip(self.0, o.0, |a, b| a | b))
     }
     #[inline(always)]
+    pub fn xor(self, o: I32x4) -> I32x4 {
+        I32x4(zip(self.0, o.0, |a, b| a ^ b))
+    }
+    #[inline(always)]
     pub fn min(self, o: I32x4) -> I32x4 {
         I32x4(zip(self.0, o.0, |a, b| a.min(b)))
     }

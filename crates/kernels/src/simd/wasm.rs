@@ -193,6 +193,10 @@ impl I32x4 {
         I32x4(v128_or(self.0, o.0))
     }
     #[inline(always)]
+    pub fn xor(self, o: I32x4) -> I32x4 {
+        I32x4(v128_xor(self.0, o.0))
+    }
+    #[inline(always)]
     pub fn min(self, o: I32x4) -> I32x4 {
         I32x4(i32x4_min(self.0, o.0))
     }
