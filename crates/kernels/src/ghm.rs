@@ -17,8 +17,7 @@
 //! The NaN slot holds valid elements whose `g` is NaN (NaN logits): they count towards GHM-C's
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
-use crate::focal::sigmoid::Sided;
-use crate::math::round_small;
+use crate::focal::sigmoid::{Sided, Staged};
 use crate::simd::{F32x4, I32x4, M32x4, SumF64};
 use crate::source::{for_each_block, target_range, Block, TargetRange, Targets, Weights};
 
@@ -34,29 +33,36 @@ pub const fn stats_len(bins: usize) -> usize {
 }
 
 /// Bin slot per lane: `0..bins` for a bin, `bins` for NaN g, `bins + 1` for invalid elements.
+///
+/// Integer lane ops throughout (one instruction each in V8 on x64), where float selects and
+/// min/max cost three to ten: the corrections add comparison masks (-1 or 0) and the special
+/// slots are merged by an integer maximum, since every bin is below them.
 #[inline(always)]
-fn slots(g: F32x4, valid: M32x4, bins: usize, last_edge: f32) -> I32x4 {
+fn slots(g: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     let b = F32x4::splat(bins as f32);
-    let top = F32x4::splat((bins - 1) as f32);
-    // An estimate within one of floor(g·bins), without a float-to-int conversion; the edge
-    // comparisons below make it exact. (pmax/pmin: single instructions; g NaN is handled below.)
-    let k = round_small(g * b - F32x4::splat(0.5)).pmax(F32x4::ZERO).pmin(top);
-    let lo = k / b;
-    let k1 = k + F32x4::ONE;
-    let hi = k1.eq(b).select(F32x4::splat(last_edge), k1 / b);
-    let k = g.lt(lo).select(k - F32x4::ONE, k);
-    let k = g.ge(hi).select(k1, k).pmax(F32x4::ZERO).pmin(top);
-    let is_nan = g.eq(g).not();
-    let slot = is_nan.select(b, k);
-    let slot = valid.select(slot, F32x4::splat((bins + 1) as f32));
-    // Small non-negative integers as floats: their bits after the magic add are the integer.
+    // An estimate within one of floor(g·bins) (g in [0, 1] gives k in [0, bins]), as a float and,
+    // from the magic add's low bits, as an integer, without a float-to-int conversion.
     let m = F32x4::splat(12_582_912.0);
-    (slot + m).to_bits() - m.to_bits()
+    let t = (g * b - F32x4::splat(0.5)) + m;
+    let k = t - m;
+    let ki = t.to_bits() - m.to_bits();
+    // The edges around k as mmdetection builds them, fl(i / bins), then one step down or up.
+    // The top edge is really GHMC_LAST_EDGE or GHMR_LAST_EDGE (> 1 ≥ g): using fl(bins/bins) = 1
+    // instead may step g = 1 up to `bins`, which the clamp takes back to the last bin, as the true
+    // edge would have kept it.
+    let lo = k / b;
+    let hi = (k + F32x4::ONE) / b;
+    let ki = ki + I32x4::from_mask(g.lt(lo)) - I32x4::from_mask(g.ge(hi));
+    let ki = ki.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1));
+    // NaN g (garbage k so far) to the NaN slot, then invalid elements to the discard slot.
+    let ki = ki.max(I32x4::splat(bins as i32).and(I32x4::from_mask(g.ne(g))));
+    ki.max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
 }
 
 /// Four interleaved histograms (element `j` of a run goes to `j % 4`), so that runs of equal
 /// bins (most of a detector's g sit in bin 0) do not serialise on one memory cell. Histogram
 /// `l` keeps counts at `2l·stride` and sums at `(2l+1)·stride`, `stride = bins + 2`.
+#[derive(Clone, Copy)]
 struct LaneHist {
     p: *mut f64,
     stride: usize,
@@ -67,10 +73,19 @@ struct LaneHist {
 /// own pace, instead of one crowding the other out of the out-of-order window.
 const STAGE: usize = 256;
 
+/// Staged `(slot, value)` pairs, kept apart from the [`StatsBlock`] so that its scalar fields
+/// stay in registers (an array inside it would put the whole struct in memory, and every field
+/// access in the hot loop would become a load).
+struct Stage {
+    slots: [i32; STAGE],
+    vals: [f32; STAGE],
+}
+
 impl LaneHist {
     /// Adds `len` staged `(slot, value)` pairs; slots are in 0..=bins+1 by construction.
-    #[inline(always)]
-    fn scatter(&self, slots: &[i32; STAGE], vals: &[f32; STAGE], len: usize) {
+    #[inline(never)]
+    fn scatter(&self, stage: &Stage, len: usize) {
+        let (slots, vals) = (&stage.slots, &stage.vals);
         let s = self.stride;
         let mut j = 0;
         while j + 4 <= len {
@@ -121,12 +136,10 @@ fn check(bins: usize, n: usize, others: &[usize]) {
 /// The stats pass: bin and loss term per element, staged, then into the lane histograms.
 struct StatsBlock<V> {
     hist: LaneHist,
-    slots: [i32; STAGE],
-    vals: [f32; STAGE],
+    stage: *mut Stage,
     staged: usize,
     wsum: SumF64,
     bins: usize,
-    last_edge: f32,
     /// `(g, loss term)` of a block.
     terms: V,
 }
@@ -134,7 +147,7 @@ struct StatsBlock<V> {
 impl<V> StatsBlock<V> {
     #[inline(always)]
     fn flush(&mut self) {
-        self.hist.scatter(&self.slots, &self.vals, self.staged);
+        self.hist.scatter(unsafe { &*self.stage }, self.staged);
         self.staged = 0;
     }
 }
@@ -144,10 +157,10 @@ impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for StatsBlock<V> {
     fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
         let (g, v) = (self.terms)(i, len, t);
         // Padded lanes are invalid (w = 0): they land in the discard slot.
-        let s = slots(g, w.gt(F32x4::ZERO), self.bins, self.last_edge);
+        let s = slots(g, w.gt(F32x4::ZERO), self.bins);
         unsafe {
-            s.store(self.slots.as_mut_ptr().add(self.staged));
-            v.store(self.vals.as_mut_ptr().add(self.staged));
+            s.store((*self.stage).slots.as_mut_ptr().add(self.staged));
+            v.store((*self.stage).vals.as_mut_ptr().add(self.staged));
         }
         self.staged += 4;
         if self.staged == STAGE {
@@ -162,7 +175,6 @@ struct GradBlock<V> {
     grad: *mut f32,
     factor: *const f32,
     bins: usize,
-    last_edge: f32,
     /// `(g, d loss_i / d input before the bin factor)` of a block.
     terms: V,
 }
@@ -171,7 +183,7 @@ impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for GradBlock<V> {
     #[inline(always)]
     fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
         let (g, d) = (self.terms)(i, len, t);
-        let s = slots(g, w.gt(F32x4::ZERO), self.bins, self.last_edge).to_array();
+        let s = slots(g, w.gt(F32x4::ZERO), self.bins).to_array();
         let f = unsafe { F32x4::from_array([*self.factor.add(s[0] as usize), *self.factor.add(s[1] as usize), *self.factor.add(s[2] as usize), *self.factor.add(s[3] as usize)]) };
         unsafe { (f * d).store_partial(self.grad.add(i), len) };
     }
@@ -184,37 +196,40 @@ fn stats_pass<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)>(
     targets: Targets,
     weights: Weights,
     bins: usize,
-    last_edge: f32,
     stats: &mut [f64],
     terms: V,
 ) {
     with_hist(bins, stats, |hist| {
-        let mut k = StatsBlock { hist, slots: [0; STAGE], vals: [0.0; STAGE], staged: 0, wsum: SumF64::new(), bins, last_edge, terms };
+        let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE] };
+        let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, wsum: SumF64::new(), bins, terms };
         for_each_block(n, targets, weights, &mut k);
         k.flush();
         k.wsum.total()
     });
 }
 
-/// `(g, p - t, sigmoid pieces)` for GHM-C; NaN x gives NaN g and p - t (as PyTorch would),
-/// which [`Sided`] alone does not.
+/// `(g, p - t)` for GHM-C from the sigmoid pieces; NaN x gives NaN g and p - t (as PyTorch
+/// would), which [`Sided`] alone does not.
 #[inline(always)]
-fn ghmc_terms(x: *const f32, i: usize, len: usize, t: F32x4) -> (F32x4, F32x4, Sided) {
-    let xv = unsafe { F32x4::load_partial(x.add(i), len, 0.0) };
-    let s = Sided::new(xv, t, F32x4::ONE - t);
+fn ghmc_g(xv: F32x4, s: &Sided) -> (F32x4, F32x4) {
     let d = xv.eq(xv).select(s.p_minus_t(), xv);
-    (d.abs(), d, s)
+    (d.abs(), d)
 }
 
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
 pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, stats: &mut [f64]) -> TargetRange {
     check(bins, stats_len(bins), &[stats.len()]);
-    let xp = x.as_ptr();
-    stats_pass(x.len(), targets, weights, bins, GHMC_LAST_EDGE, stats, |i, len, t| {
-        let (g, _, s) = ghmc_terms(xp, i, len, t);
-        (g, s.bce())
+    let (xp, n) = (x.as_ptr(), x.len());
+    // The x-only terms (exp, log1p) are staged per tile, as in the focal kernel (see `Staged`).
+    let mut staged = Staged::new();
+    let sp: *mut Staged = &mut staged;
+    stats_pass(n, targets, weights, bins, stats, move |i, len, t| {
+        let xv = unsafe { F32x4::load_partial(xp.add(i), len, 0.0) };
+        // Safety: `sp` points at `staged`, which outlives the pass; nothing else borrows it.
+        let s = Sided::with(xv, t, F32x4::ONE - t, unsafe { (*sp).at(xp, n, i, len) });
+        (ghmc_g(xv, &s).0, s.bce())
     });
-    target_range(x.len(), targets)
+    target_range(n, targets)
 }
 
 /// GHM-C gradient of one chunk: `factor[slot] · (p - t)`, with `factor` of length `bins + 2`
@@ -227,10 +242,9 @@ pub fn ghmc_grad(x: &[f32], targets: Targets, weights: Weights, bins: usize, fac
         grad: grad.as_mut_ptr(),
         factor: factor.as_ptr(),
         bins,
-        last_edge: GHMC_LAST_EDGE,
-        terms: |i, len, t| {
-            let (g, d, _) = ghmc_terms(xp, i, len, t);
-            (g, d)
+        terms: move |i, len, t| {
+            let xv = unsafe { F32x4::load_partial(xp.add(i), len, 0.0) };
+            ghmc_g(xv, &Sided::new(xv, t, F32x4::ONE - t))
         },
     };
     for_each_block(x.len(), targets, weights, &mut k);
@@ -250,7 +264,7 @@ pub fn ghmr_stats(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins:
     assert!(stats.len() >= stats_len(bins));
     let (pp, tp, muv) = (pred.as_ptr(), target.as_ptr(), F32x4::splat(mu));
     // The target array doubles as the "targets" that carry the weights through the walk.
-    stats_pass(pred.len(), Targets::Soft(target), weights, bins, GHMR_LAST_EDGE, stats, |i, len, _| {
+    stats_pass(pred.len(), Targets::Soft(target), weights, bins, stats, move |i, len, _| {
         let (d, s) = ghmr_terms(pp, tp, i, len, muv);
         // sqrt(d²+μ²) - μ without cancellation for small d.
         (d.abs() / s, d * d / (s + muv))
@@ -266,8 +280,7 @@ pub fn ghmr_grad(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: 
         grad: grad.as_mut_ptr(),
         factor: factor.as_ptr(),
         bins,
-        last_edge: GHMR_LAST_EDGE,
-        terms: |i, len, _| {
+        terms: move |i, len, _| {
             let (d, s) = ghmr_terms(pp, tp, i, len, muv);
             let u = d / s;
             (u.abs(), u)
@@ -297,13 +310,17 @@ mod tests {
             for g in gs.chunks(4) {
                 let mut a = [0.0f32; 4];
                 a[..g.len()].copy_from_slice(g);
-                let s = slots(F32x4::from_array(a), F32x4::ONE.gt(F32x4::ZERO), bins, GHMC_LAST_EDGE).to_array();
+                let s = slots(F32x4::from_array(a), F32x4::ONE.gt(F32x4::ZERO), bins).to_array();
                 for (j, &gv) in g.iter().enumerate() {
                     if (0.0..=1.0).contains(&gv) {
                         assert_eq!(s[j] as usize, slow_bin(gv, bins, GHMC_LAST_EDGE), "bins={bins} g={gv}");
                     }
                 }
             }
+            // NaN g goes to the NaN slot and invalid lanes to the discard slot, whatever their g.
+            let g = F32x4::from_array([f32::NAN, 0.5, 1.0, f32::NAN]);
+            let valid = F32x4::from_array([1.0, 0.0, 1.0, 0.0]).gt(F32x4::ZERO);
+            assert_eq!(slots(g, valid, bins).to_array(), [bins as i32, bins as i32 + 1, bins as i32 - 1, bins as i32 + 1]);
         }
     }
 

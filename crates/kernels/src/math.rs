@@ -2,14 +2,14 @@
 //!
 //! Error bounds, measured by the host tests in this file against f64 references (run
 //! `cargo test -p focal-ghm-kernels math -- --nocapture` to print the sweep):
-//! - `exp(x)`: ≤ 2 ulp relative for results in the normal range (x in [-87.3, 88.7]); results in
+//! - `exp(x)`: ≤ 3 ulp relative for results in the normal range (x in [-87.3, 88.7]); results in
 //!   the subnormal range (x down to -103.9) are off by at most one subnormal step (1.4e-45)
 //!   beyond that; exp(x) = 0 for x ≤ -104, +inf for x ≥ 88.73, NaN for NaN.
 //! - `ln(x)`: ≤ 2 ulp relative for every positive x, subnormals included; ln(0) = -inf,
 //!   ln(x<0) = NaN, ln(inf) = inf.
 //! - `log1p(y)`: ≤ 3 ulp relative for y in [-1, ∞) (including tiny y, where it returns y
 //!   to within an ulp); log1p(-1) = -inf.
-//! - `exp_neg(a)`, `log1p_unit(y)`: the sigmoid's fast paths (e^-a for a ≥ 0, y in [0, 1]); ≤ 2 ulp,
+//! - `exp_neg(a)` (≤ 3 ulp), `log1p_unit(y)` (≤ 2 ulp): the sigmoid's fast paths (e^-a for a ≥ 0, y in [0, 1]);
 //!   see their docs for the domain limits.
 //!
 //! Only adds, multiplies, one division in `log1p`, and bit manipulation: no tables, no gathers,
@@ -34,18 +34,17 @@ fn pow2i(n: I32x4) -> F32x4 {
     F32x4::from_bits((n + I32x4::splat(127)).shl(23))
 }
 
-/// e^r for |r| ≤ ln2/2: Cephes' degree-7 expansion `1 + r + r²·P(r)`, with P evaluated by
-/// Estrin's scheme rather than Horner's. Same coefficients, a different rounding order (the
-/// error bounds below are measured on this form), and half the dependency chain: the losses are
-/// latency-bound, so a shorter chain is directly faster.
+/// e^r for |r| ≤ ln2/2 as `1 + r + r²·P(r)`, P a cubic fitted (Lawson's minimax iteration,
+/// relative error of e^r weighted) to `(e^r - 1 - r)/r²`: approximation error 1.1e-7 relative
+/// with the coefficients rounded to f32, under one ulp, for ≤ 3 ulp after rounding (2.6 measured).
+/// Cephes' classic expansion takes two more terms to get to 2 ulp: not worth their cost here,
+/// where every loss has a 1e-5 budget (SPEC §5). Estrin's scheme rather than
+/// Horner's halves the dependency chain: the losses are latency-bound.
 #[inline(always)]
 fn exp_poly(r: F32x4) -> F32x4 {
     let c = |v: f32| F32x4::splat(v);
     let r2 = r * r;
-    let a = c(5.000_000_1e-1) + c(1.666_666_5e-1) * r;
-    let b = c(4.166_579_6e-2) + c(8.333_452e-3) * r;
-    let d = c(1.398_199_9e-3) + c(1.987_569_1e-4) * r;
-    let p = a + r2 * (b + r2 * d);
+    let p = (c(0.499_992_3) + c(0.166_671_14) * r) + r2 * (c(0.041_890_115) + c(0.008_312_525) * r);
     r2 * p + (r + F32x4::ONE)
 }
 
@@ -68,7 +67,7 @@ pub fn exp(x: F32x4) -> F32x4 {
 }
 
 /// e^(-a) for a ≥ 0 (the sigmoid's `exp(-|x|)`), cheaper than [`exp`]: one 2^n factor, since
-/// results below f32's normal range are not needed there. Error ≤ 2 ulp for a in [0, 87.3]; for
+/// results below f32's normal range are not needed there. Error ≤ 3 ulp for a in [0, 87.3]; for
 /// a > 87.3 (and a = +inf) the result is e^-87.3 ≈ 1.2e-38 instead of a subnormal or 0, an
 /// absolute error below 1.2e-38, which no loss or gradient can see.
 ///
@@ -92,21 +91,18 @@ pub fn exp_neg(a: F32x4) -> F32x4 {
 }
 
 /// ln(1 + y) for y in [0, 1] (the sigmoid's `log1p(exp(-|x|))`), cheaper than [`log1p`]: with
-/// s = y / (2 + y) in [0, 1/3], ln(1 + y) = 2·atanh(s) = 2s·(1 + s²/3 + s⁴/5 + …), summed to
-/// s¹⁶ (truncation < 1e-9 relative). Error ≤ 2 ulp over [0, 1], full relative accuracy for tiny
-/// y (no `1 + y` is ever rounded). NaN stays NaN.
+/// s = y / (2 + y) in [0, 1/3], ln(1 + y) = 2·atanh(s) = 2s·(1 + z·Q(z)), z = s² in [0, 1/9],
+/// where Q, a cubic fitted like [`exp_poly`]'s, replaces the series 1/3 + z/5 + z²/7 + … to
+/// 5e-9 relative. Error ≤ 2 ulp over [0, 1], full relative accuracy for tiny y (no `1 + y` is
+/// ever rounded). NaN stays NaN.
 #[inline(always)]
 pub fn log1p_unit(y: F32x4) -> F32x4 {
     let s = y / (F32x4::splat(2.0) + y);
     let z = s * s;
-    // Estrin's scheme (see `exp_poly`): pairs, then z², then z⁴.
     let c = |v: f32| F32x4::splat(v);
-    let z2 = z * z;
-    let q0 = (c(1.0 / 3.0) + c(1.0 / 5.0) * z) + z2 * (c(1.0 / 7.0) + c(1.0 / 9.0) * z);
-    let q1 = (c(1.0 / 11.0) + c(1.0 / 13.0) * z) + z2 * (c(1.0 / 15.0) + c(1.0 / 17.0) * z);
-    let p = q0 + (z2 * z2) * q1;
+    let q = (c(0.333_332_1) + c(0.200_107_63) * z) + (z * z) * (c(0.140_009_03) + c(0.140_059_95) * z);
     let s2 = s + s;
-    s2 + s2 * z * p
+    s2 + s2 * z * q
 }
 
 /// Natural logarithm, lane-wise. See the module docs for the error bound.
@@ -196,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn exp_within_2_ulp_over_normal_results() {
+    fn exp_within_3_ulp_over_normal_results() {
         let mut worst = 0.0f64;
         for (lo, hi) in [(0.0f32, 88.72f32), (-87.33f32, -0.0f32)] {
             sweep(lo, hi, 2_000_000, |x| {
@@ -207,7 +203,7 @@ mod tests {
             });
         }
         println!("exp worst error over normal results: {worst:.3} ulp");
-        assert!(worst <= 2.0, "exp error {worst} ulp");
+        assert!(worst <= 3.0, "exp error {worst} ulp");
     }
 
     #[test]
@@ -263,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn exp_neg_within_2_ulp() {
+    fn exp_neg_within_3_ulp() {
         let mut worst = 0.0f64;
         sweep(0.0, 87.3, 2_000_000, |a| {
             let e = ulp_err(lane0(exp_neg, a), (-a as f64).exp());
@@ -272,7 +268,7 @@ mod tests {
             }
         });
         println!("exp_neg worst error: {worst:.3} ulp");
-        assert!(worst <= 2.0, "exp_neg error {worst} ulp");
+        assert!(worst <= 3.0, "exp_neg error {worst} ulp");
         assert_eq!(lane0(exp_neg, 0.0), 1.0);
         assert_eq!(lane0(exp_neg, -0.0), 1.0);
         for big in [1e4, f32::INFINITY, f32::NAN] {

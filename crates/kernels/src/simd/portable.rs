@@ -150,6 +150,11 @@ impl F32x4 {
     pub fn eq(self, o: F32x4) -> M32x4 {
         M32x4(zip(self.0, o.0, |a, b| a == b))
     }
+    /// Not equal; true for NaN lanes (so `v.ne(v)` is "v is NaN").
+    #[inline(always)]
+    pub fn ne(self, o: F32x4) -> M32x4 {
+        M32x4(zip(self.0, o.0, |a, b| a != b))
+    }
     #[inline(always)]
     pub fn to_bits(self) -> I32x4 {
         I32x4(map(self.0, |a| a.to_bits() as i32))
@@ -207,6 +212,11 @@ impl I32x4 {
     #[inline(always)]
     pub fn xor(self, o: I32x4) -> I32x4 {
         I32x4(zip(self.0, o.0, |a, b| a ^ b))
+    }
+    /// `self & !o`
+    #[inline(always)]
+    pub fn and_not(self, o: I32x4) -> I32x4 {
+        I32x4(zip(self.0, o.0, |a, b| a & !b))
     }
     #[inline(always)]
     pub fn min(self, o: I32x4) -> I32x4 {

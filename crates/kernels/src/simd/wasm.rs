@@ -133,6 +133,11 @@ impl F32x4 {
     pub fn eq(self, o: F32x4) -> M32x4 {
         M32x4(f32x4_eq(self.0, o.0))
     }
+    /// Not equal; true for NaN lanes (so `v.ne(v)` is "v is NaN").
+    #[inline(always)]
+    pub fn ne(self, o: F32x4) -> M32x4 {
+        M32x4(f32x4_ne(self.0, o.0))
+    }
     #[inline(always)]
     pub fn to_bits(self) -> I32x4 {
         I32x4(self.0)
@@ -195,6 +200,11 @@ impl I32x4 {
     #[inline(always)]
     pub fn xor(self, o: I32x4) -> I32x4 {
         I32x4(v128_xor(self.0, o.0))
+    }
+    /// `self & !o`
+    #[inline(always)]
+    pub fn and_not(self, o: I32x4) -> I32x4 {
+        I32x4(v128_andnot(self.0, o.0))
     }
     #[inline(always)]
     pub fn min(self, o: I32x4) -> I32x4 {
