@@ -17,9 +17,9 @@
 //! The NaN slot holds valid elements whose `g` is NaN (NaN logits): they count towards GHM-C's
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
-use crate::focal::sigmoid::{Sided, Staged};
-use crate::simd::{F32x4, I32x4, M32x4, SumF64};
-use crate::source::{for_each_block, target_range, Block, TargetRange, Targets, Weights};
+use crate::focal::sigmoid::{Sided, Staged, TILE};
+use crate::simd::{F32x4, I32x4, M32x4};
+use crate::source::{for_each_block, target_range, weight_sum, Block, TargetRange, Targets, Weights};
 
 /// The largest bin count the kernels accept (per-lane histograms live on the stack).
 pub const MAX_BINS: usize = 1024;
@@ -40,31 +40,53 @@ pub const fn stats_len(bins: usize) -> usize {
 #[inline(always)]
 fn slots(g: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     let b = F32x4::splat(bins as f32);
-    // An estimate within one of floor(g·bins) (g in [0, 1] gives k in [0, bins]), as a float and,
-    // from the magic add's low bits, as an integer, without a float-to-int conversion.
+    // floor(g·bins), as a float and, from the magic add's low bits, as an integer (no
+    // float-to-int conversion): round, then step down where rounding went up.
     let m = F32x4::splat(12_582_912.0);
-    let t = (g * b - F32x4::splat(0.5)) + m;
-    let k = t - m;
-    let ki = t.to_bits() - m.to_bits();
-    // The edges around k as mmdetection builds them, fl(i / bins), then one step down or up.
-    // The top edge is really GHMC_LAST_EDGE or GHMR_LAST_EDGE (> 1 ≥ g): using fl(bins/bins) = 1
-    // instead may step g = 1 up to `bins`, which the clamp takes back to the last bin, as the true
-    // edge would have kept it.
-    let lo = k / b;
-    let hi = (k + F32x4::ONE) / b;
-    let ki = ki + I32x4::from_mask(g.lt(lo)) - I32x4::from_mask(g.ge(hi));
+    let t = g * b;
+    let rm = t + m;
+    let r = rm - m;
+    let up = t.lt(r);
+    let mut ki = (rm.to_bits() - m.to_bits()) + I32x4::from_mask(up);
+    // For g in [0, 1], t = fl(g·bins) and each edge times bins, fl(i/bins)·bins, are both within
+    // bins·2^-24 of the exact g·bins and i: unless t is within twice that of an integer i,
+    // floor(t) is the bin the edge comparisons give. Near an edge, which data almost never is
+    // (g below about 2^-22, at the exact edge 0, included), the edges are recomputed exactly;
+    // away from them, no division is needed.
+    let eps = F32x4::splat(bins as f32 * (1.0 / 4_194_304.0)); // bins·2^-22
+    if (t - r).abs().lt(eps).any() {
+        ki = exact_bins(g, ki, b);
+    }
     let ki = ki.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1));
     // NaN g (garbage k so far) to the NaN slot, then invalid elements to the discard slot.
     let ki = ki.max(I32x4::splat(bins as i32).and(I32x4::from_mask(g.ne(g))));
     ki.max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
 }
 
-/// Four interleaved histograms (element `j` of a run goes to `j % 4`), so that runs of equal
-/// bins (most of a detector's g sit in bin 0) do not serialise on one memory cell. Histogram
-/// `l` keeps counts at `2l·stride` and sums at `(2l+1)·stride`, `stride = bins + 2`.
+/// The bins of `g` from estimates `k` within one of them, by comparing against the edges as
+/// mmdetection builds them, fl(i / bins): one step down or up where `g` is beyond one.
+///
+/// The top edge is really GHMC_LAST_EDGE or GHMR_LAST_EDGE (> 1 ≥ g): using fl(bins/bins) = 1
+/// instead may step g = 1 up to `bins`, which the caller's clamp takes back to the last bin, as
+/// the true edge would have kept it.
+#[inline(always)]
+fn exact_bins(g: F32x4, k: I32x4, b: F32x4) -> I32x4 {
+    let kf = k.to_f32();
+    let lo = kf / b;
+    let hi = (kf + F32x4::ONE) / b;
+    k + I32x4::from_mask(g.lt(lo)) - I32x4::from_mask(g.ge(hi))
+}
+
+/// [`LANES`] interleaved histograms (element `j` of a run goes to `j % LANES`), so that runs of
+/// equal bins (most of a detector's g sit in a few low bins) do not serialise on one memory
+/// cell: each add to memory waits for the previous add to the same cell. Histogram
+/// `l` keeps its counts at `counts[l·stride..]` and its sums at `sums[l·stride..]`,
+/// `stride = bins + 2`. Counts are integers (an integer add to memory is cheaper than an f64
+/// one, and exact); a lane counts at most a quarter of one call's elements, far below 2^32.
 #[derive(Clone, Copy)]
 struct LaneHist {
-    p: *mut f64,
+    counts: *mut u32,
+    sums: *mut f64,
     stride: usize,
 }
 
@@ -72,6 +94,9 @@ struct LaneHist {
 /// kept apart, the latency-bound vector math and the throughput-bound scatter each run at their
 /// own pace, instead of one crowding the other out of the out-of-order window.
 const STAGE: usize = 256;
+
+/// Interleaved histograms of [`LaneHist`]; [`LaneHist::merge_into`] adds exactly four.
+const LANES: usize = 4;
 
 /// Staged `(slot, value)` pairs, kept apart from the [`StatsBlock`] so that its scalar fields
 /// stay in registers (an array inside it would put the whole struct in memory, and every field
@@ -82,33 +107,42 @@ struct Stage {
 }
 
 impl LaneHist {
-    /// Adds `len` staged `(slot, value)` pairs; slots are in 0..=bins+1 by construction.
+    /// Adds `len` ≤ [`STAGE`] staged `(slot, value)` pairs; slots are in 0..=bins+1 by construction.
     #[inline(never)]
     fn scatter(&self, stage: &Stage, len: usize) {
-        let (slots, vals) = (&stage.slots, &stage.vals);
+        let (slots, vals) = (stage.slots.as_ptr(), stage.vals.as_ptr());
         let s = self.stride;
+        let add = |l: usize, j: usize| unsafe {
+            let k = l * s + *slots.add(j) as usize;
+            *self.counts.add(k) += 1;
+            *self.sums.add(k) += *vals.add(j) as f64;
+        };
         let mut j = 0;
-        while j + 4 <= len {
-            for l in 0..4 {
-                let k = slots[j + l] as usize;
-                unsafe {
-                    *self.p.add(2 * l * s + k) += 1.0;
-                    *self.p.add((2 * l + 1) * s + k) += vals[j + l] as f64;
-                }
+        while j + LANES <= len {
+            for l in 0..LANES {
+                add(l, j + l);
             }
-            j += 4;
+            j += LANES;
         }
     }
 
     fn at(&self, lane: usize, sums: bool, k: usize) -> f64 {
-        unsafe { *self.p.add((2 * lane + sums as usize) * self.stride + k) }
+        let i = lane * self.stride + k;
+        unsafe {
+            if sums {
+                *self.sums.add(i)
+            } else {
+                *self.counts.add(i) as f64
+            }
+        }
     }
 
     /// Adds bins and the NaN slot (not the discard slot) into `stats`, lanes in a fixed order.
     fn merge_into(&self, bins: usize, stats: &mut [f64]) {
+        let lane = |sums: bool, k: usize, l: usize| self.at(l, sums, k) + self.at(l + 1, sums, k);
         for k in 0..=bins {
             for (sums, base) in [(false, 0), (true, bins + 1)] {
-                stats[base + k] += (self.at(0, sums, k) + self.at(1, sums, k)) + (self.at(2, sums, k) + self.at(3, sums, k));
+                stats[base + k] += lane(sums, k, 0) + lane(sums, k, 2);
             }
         }
     }
@@ -120,12 +154,16 @@ impl LaneHist {
 fn with_hist<F: FnOnce(LaneHist) -> f64>(bins: usize, stats: &mut [f64], f: F) {
     // Stack storage sized for MAX_BINS, but only the slots in use are zeroed (and ever read),
     // so small calls stay cheap.
-    let mut buf = core::mem::MaybeUninit::<[f64; 8 * (MAX_BINS + 2)]>::uninit();
+    let mut counts = core::mem::MaybeUninit::<[u32; LANES * (MAX_BINS + 2)]>::uninit();
+    let mut sums = core::mem::MaybeUninit::<[f64; LANES * (MAX_BINS + 2)]>::uninit();
     let stride = bins + 2;
-    let p = buf.as_mut_ptr() as *mut f64;
-    unsafe { core::ptr::write_bytes(p, 0, 8 * stride) };
-    let wsum = f(LaneHist { p, stride });
-    LaneHist { p, stride }.merge_into(bins, stats);
+    let hist = LaneHist { counts: counts.as_mut_ptr() as *mut u32, sums: sums.as_mut_ptr() as *mut f64, stride };
+    unsafe {
+        core::ptr::write_bytes(hist.counts, 0, LANES * stride);
+        core::ptr::write_bytes(hist.sums, 0, LANES * stride);
+    }
+    let wsum = f(hist);
+    hist.merge_into(bins, stats);
     stats[2 * (bins + 1)] += wsum;
 }
 
@@ -133,12 +171,30 @@ fn check(bins: usize, n: usize, others: &[usize]) {
     assert!(bins >= 1 && bins <= MAX_BINS && others.iter().all(|&l| l >= n));
 }
 
+/// Where a pass gets each block's `(g, value)`: the value is the loss term in the stats pass and
+/// the derivative before the bin factor in the grad pass. Closures serve terms computed block
+/// by block; GHM-C's stats pass stages the x-only sigmoid terms per tile (see [`Block::tile`]).
+trait Terms {
+    /// Elements per tile; by default one [`Stage`], so that the stage is flushed between tiles.
+    const TILE: usize = STAGE;
+    #[inline(always)]
+    fn tile(&mut self, _start: usize) {}
+    /// `tiled`: the block lies in the tile last announced (linear walks), else in no known tile.
+    fn terms(&mut self, i: usize, len: usize, t: F32x4, tiled: bool) -> (F32x4, F32x4);
+}
+
+impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Terms for V {
+    #[inline(always)]
+    fn terms(&mut self, i: usize, len: usize, t: F32x4, _: bool) -> (F32x4, F32x4) {
+        self(i, len, t)
+    }
+}
+
 /// The stats pass: bin and loss term per element, staged, then into the lane histograms.
 struct StatsBlock<V> {
     hist: LaneHist,
     stage: *mut Stage,
     staged: usize,
-    wsum: SumF64,
     bins: usize,
     /// `(g, loss term)` of a block.
     terms: V,
@@ -152,10 +208,10 @@ impl<V> StatsBlock<V> {
     }
 }
 
-impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for StatsBlock<V> {
+impl<V: Terms> StatsBlock<V> {
     #[inline(always)]
-    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
-        let (g, v) = (self.terms)(i, len, t);
+    fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
+        let (g, v) = self.terms.terms(i, len, t, tiled);
         // Padded lanes are invalid (w = 0): they land in the discard slot.
         let s = slots(g, w.gt(F32x4::ZERO), self.bins);
         unsafe {
@@ -163,10 +219,30 @@ impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for StatsBlock<V> {
             v.store((*self.stage).vals.as_mut_ptr().add(self.staged));
         }
         self.staged += 4;
-        if self.staged == STAGE {
+        // Linear walks flush between tiles (no call in their hot loop): a tile fills at most
+        // one stage. Row walks announce no tiles, so they check.
+        if (!tiled || V::TILE > STAGE) && self.staged == STAGE {
             self.flush();
         }
-        self.wsum.add(w);
+    }
+}
+
+impl<V: Terms> Block for StatsBlock<V> {
+    const TILE: usize = V::TILE;
+    #[inline(always)]
+    fn tile(&mut self, start: usize, _end: usize) {
+        if self.staged > 0 {
+            self.flush();
+        }
+        self.terms.tile(start);
+    }
+    #[inline(always)]
+    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+        self.add(i, len, t, w, true);
+    }
+    #[inline(always)]
+    fn row_block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+        self.add(i, len, t, w, false);
     }
 }
 
@@ -191,7 +267,7 @@ impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for GradBlock<V> {
 
 // Not inlined, as the focal kernels' `run`: one wasm function per pass.
 #[inline(never)]
-fn stats_pass<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)>(
+fn stats_pass<V: Terms>(
     n: usize,
     targets: Targets,
     weights: Weights,
@@ -201,10 +277,10 @@ fn stats_pass<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)>(
 ) {
     with_hist(bins, stats, |hist| {
         let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE] };
-        let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, wsum: SumF64::new(), bins, terms };
+        let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, bins, terms };
         for_each_block(n, targets, weights, &mut k);
         k.flush();
-        k.wsum.total()
+        weight_sum(n, targets, weights)
     });
 }
 
@@ -219,17 +295,35 @@ fn ghmc_g(xv: F32x4, s: &Sided) -> (F32x4, F32x4) {
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
 pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, stats: &mut [f64]) -> TargetRange {
     check(bins, stats_len(bins), &[stats.len()]);
-    let (xp, n) = (x.as_ptr(), x.len());
     // The x-only terms (exp, log1p) are staged per tile, as in the focal kernel (see `Staged`).
     let mut staged = Staged::new();
-    let sp: *mut Staged = &mut staged;
-    stats_pass(n, targets, weights, bins, stats, move |i, len, t| {
-        let xv = unsafe { F32x4::load_partial(xp.add(i), len, 0.0) };
-        // Safety: `sp` points at `staged`, which outlives the pass; nothing else borrows it.
-        let s = Sided::with(xv, t, F32x4::ONE - t, unsafe { (*sp).at(xp, n, i, len) });
+    let terms = GhmcStatsTerms { x: x.as_ptr(), n: x.len(), staged: &mut staged };
+    stats_pass(x.len(), targets, weights, bins, stats, terms);
+    target_range(x.len(), targets)
+}
+
+/// GHM-C's `(g, BCE)`, from x-only terms staged per tile.
+struct GhmcStatsTerms {
+    x: *const f32,
+    n: usize,
+    /// Behind a pointer, so that the struct's scalars stay in registers (see [`Stage`]).
+    staged: *mut Staged,
+}
+
+impl Terms for GhmcStatsTerms {
+    const TILE: usize = TILE;
+    #[inline(always)]
+    fn tile(&mut self, start: usize) {
+        unsafe { (*self.staged).fill(self.x, self.n, start) };
+    }
+    #[inline(always)]
+    fn terms(&mut self, i: usize, len: usize, t: F32x4, tiled: bool) -> (F32x4, F32x4) {
+        let xv = unsafe { F32x4::load_partial(self.x.add(i), len, 0.0) };
+        // Safety: `staged` outlives the pass, and nothing else borrows it.
+        let xt = unsafe { if tiled { (*self.staged).get(i) } else { (*self.staged).at(self.x, self.n, i, len) } };
+        let s = Sided::with(xv, t, F32x4::ONE - t, xt);
         (ghmc_g(xv, &s).0, s.bce())
-    });
-    target_range(n, targets)
+    }
 }
 
 /// GHM-C gradient of one chunk: `factor[slot] · (p - t)`, with `factor` of length `bins + 2`
@@ -302,7 +396,14 @@ mod tests {
     #[test]
     fn arithmetic_bins_equal_edge_comparison() {
         for bins in 1..=256usize {
-            let mut gs: Vec<f32> = vec![0.0, 1.0, 0.5];
+            // Edges and their neighbours take the exact path; spread values and tiny ones near
+            // the exact edge 0 check the division-free one.
+            let mut gs: Vec<f32> = vec![0.0, 1.0, 0.5, 1e-30, 1e-45, 1e-8, 3e-7, 1.0 - 6e-8];
+            let mut u = 12_345u32;
+            for _ in 0..500 {
+                u = u.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                gs.push((u >> 8) as f32 / 16_777_216.0);
+            }
             for i in 0..=bins {
                 let e = i as f32 / bins as f32;
                 gs.extend_from_slice(&[e, f32::from_bits(e.to_bits().wrapping_sub(1)), f32::from_bits(e.to_bits() + 1)]);

@@ -10,7 +10,7 @@
 //! Rows of a label matrix are walked one at a time (blocks never straddle rows), so that the
 //! target of a lane is just `column == label`, with no division per element.
 
-use crate::simd::{F32x4, I32x4, M32x4};
+use crate::simd::{F32x4, I32x4, M32x4, SumF64};
 
 /// Per-element targets.
 #[derive(Clone, Copy)]
@@ -51,8 +51,24 @@ pub fn first_lanes(len: usize) -> M32x4 {
 /// A trait rather than a closure so that implementations can be `#[inline(always)]`: the walk
 /// below calls the kernel from several loops (one per layout), and LLVM declines to inline a big
 /// closure body into more than one call site, which would leave a call per block in the hot loop.
+///
+/// Linear walks (binary and soft targets) go tile by tile: [`Block::tile`] comes before the
+/// blocks of each run of [`Block::TILE`] elements, so that a kernel can compute terms for the
+/// whole tile ahead in loops of their own, and its block loop holds no call (a call in a hot
+/// loop makes V8 spill and reload every vector register around it). Row walks (class-index
+/// targets) do not line up with tiles; their blocks come through [`Block::row_block`].
 pub trait Block {
+    /// Elements per tile, a multiple of 4 (the default: the whole batch is one tile).
+    const TILE: usize = usize::MAX;
+    /// Called before the blocks of elements `[start, end)` of a linear walk.
+    #[inline(always)]
+    fn tile(&mut self, _start: usize, _end: usize) {}
     fn block(&mut self, offset: usize, len: usize, t: F32x4, w: F32x4);
+    /// A block of a row walk, with no [`Block::tile`] call before it.
+    #[inline(always)]
+    fn row_block(&mut self, offset: usize, len: usize, t: F32x4, w: F32x4) {
+        self.block(offset, len, t, w)
+    }
 }
 
 /// Calls `k.block(offset, len, t, w)` for every block of up to four elements of an `n`-element batch.
@@ -94,14 +110,20 @@ where
     // inlined kernel folds to one plain vector access; the padded tail is a second call site.
     // With `len` a loop variable instead, LLVM keeps the lane-by-lane fallbacks in the hot loop
     // and V8 turns them into a few hundred instructions per block.
-    let full = n & !3;
-    let mut i = 0;
-    while i < full {
-        f.block(i, 4, load_t(i, 4), load_w(i, 4));
-        i += 4;
-    }
-    if i < n {
-        f.block(i, n - i, load_t(i, n - i), load_w(i, n - i));
+    let mut start = 0;
+    while start < n {
+        let end = if n - start > K::TILE { start + K::TILE } else { n };
+        f.tile(start, end);
+        let full = end & !3;
+        let mut i = start;
+        while i < full {
+            f.block(i, 4, load_t(i, 4), load_w(i, 4));
+            i += 4;
+        }
+        if i < end {
+            f.block(i, end - i, load_t(i, end - i), load_w(i, end - i));
+        }
+        start = end;
     }
 }
 
@@ -139,7 +161,7 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
                 Weights::Elements(w) => unsafe { F32x4::load_partial(w.as_ptr().add(base + j), len, 0.0) },
                 _ => keep_first(row_w, len),
             };
-            f.block(base + j, len, keep_first(t, len), w);
+            f.row_block(base + j, len, keep_first(t, len), w);
         };
         // Full blocks with a literal length, then the row's tail (see `linear`).
         let mut j = 0;
@@ -150,6 +172,32 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
         if j < c {
             block(f, j, c - j);
         }
+    }
+}
+
+/// Σ of the weights over all `n` elements (a row's weight counts once per element of the row):
+/// a pass of its own, for the same reason as [`target_range`].
+pub fn weight_sum(n: usize, targets: Targets, weights: Weights) -> f64 {
+    match (weights, targets) {
+        (Weights::Elements(w), _) => {
+            let mut s = SumF64::new();
+            let full = n & !3;
+            let mut i = 0;
+            while i < full {
+                s.add(unsafe { F32x4::load(w.as_ptr().add(i)) });
+                i += 4;
+            }
+            if i < n {
+                s.add(unsafe { F32x4::load_partial(w.as_ptr().add(i), n - i, 0.0) });
+            }
+            s.total()
+        }
+        (Weights::Rows(w), Targets::Labels { num_classes, .. }) if num_classes > 0 => {
+            w[..n / num_classes].iter().map(|&v| v as f64).sum::<f64>() * num_classes as f64
+        }
+        // Walks cover whole rows only (none without classes); elsewhere row weights mean none.
+        (_, Targets::Labels { num_classes, .. }) => (n / num_classes.max(1) * num_classes) as f64,
+        _ => n as f64,
     }
 }
 

@@ -127,8 +127,7 @@ impl XTerms {
     #[inline(always)]
     pub fn of_e(e: F32x4) -> XTerms {
         XTerms { e, r: F32x4::ONE / (F32x4::ONE + e), l1p: math::log1p_unit(e) }
-    }
-}
+    }}
 
 /// Elements per tile of [`Staged`] x-only terms.
 pub(crate) const TILE: usize = 256;
@@ -169,12 +168,22 @@ impl Staged {
         if i + len > self.end {
             self.fill(x, n, i);
         }
+        self.get(i)
+    }
+
+    /// The terms of the four elements from `i`, which the current tile must hold.
+    #[inline(always)]
+    pub unsafe fn get(&self, i: usize) -> XTerms {
         let k = i - self.start;
         XTerms { e: F32x4::load(self.e.as_ptr().add(k)), r: F32x4::load(self.r.as_ptr().add(k)), l1p: F32x4::load(self.l1p.as_ptr().add(k)) }
     }
 
+    /// Stages the tile of elements `[i, min(i + TILE, n))` of `x` (length `n`).
+    ///
+    /// # Safety
+    /// `x` must hold `n` elements and `i < n`.
     #[inline(never)]
-    unsafe fn fill(&mut self, x: *const f32, n: usize, i: usize) {
+    pub unsafe fn fill(&mut self, x: *const f32, n: usize, i: usize) {
         let m = if n - i > TILE { TILE } else { n - i };
         let x = x.add(i);
         let full = m & !3;
@@ -252,12 +261,11 @@ struct SigmoidBlock<G, const LOSS: bool, const GRAD: bool> {
     grad_scale: F32x4,
 }
 
-impl<G: Focusing, const LOSS: bool, const GRAD: bool> Block for SigmoidBlock<G, LOSS, GRAD> {
+impl<G: Focusing, const LOSS: bool, const GRAD: bool> SigmoidBlock<G, LOSS, GRAD> {
     #[inline(always)]
-    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+    fn lanes_out(&mut self, i: usize, len: usize, xt: XTerms, t: F32x4, w: F32x4) {
         // Padded lanes read x = 0: finite, and w = 0 there zeroes their loss.
         let xv = unsafe { F32x4::load_partial(self.x.add(i), len, 0.0) };
-        let xt = unsafe { (*self.staged).at(self.x, self.n, i, len) };
         let (l, d) = lanes::<G, GRAD>(xv, xt, t, w, self.alpha, self.g);
         self.sum.add(l);
         unsafe {
@@ -268,6 +276,24 @@ impl<G: Focusing, const LOSS: bool, const GRAD: bool> Block for SigmoidBlock<G, 
                 (d * self.grad_scale).store_partial(self.grad_out.add(i), len);
             }
         }
+    }
+}
+
+impl<G: Focusing, const LOSS: bool, const GRAD: bool> Block for SigmoidBlock<G, LOSS, GRAD> {
+    const TILE: usize = TILE;
+    #[inline(always)]
+    fn tile(&mut self, start: usize, _end: usize) {
+        unsafe { (*self.staged).fill(self.x, self.n, start) };
+    }
+    #[inline(always)]
+    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+        let xt = unsafe { (*self.staged).get(i) };
+        self.lanes_out(i, len, xt, t, w);
+    }
+    #[inline(always)]
+    fn row_block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+        let xt = unsafe { (*self.staged).at(self.x, self.n, i, len) };
+        self.lanes_out(i, len, xt, t, w);
     }
 }
 

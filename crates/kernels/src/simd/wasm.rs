@@ -86,7 +86,9 @@ impl F32x4 {
     }
     #[inline(always)]
     pub fn abs(self) -> F32x4 {
-        F32x4(f32x4_abs(self.0))
+        // An `and` with the mask as a constant: V8 keeps the constant in a register, where its
+        // `f32x4.abs` rebuilds the mask every time (three instructions on x64).
+        F32x4(v128_and(self.0, u32x4_splat(0x7fff_ffff)))
     }
     /// NaN-propagating minimum.
     #[inline(always)]
