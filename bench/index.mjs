@@ -256,9 +256,13 @@ for (const n of SIZES_RUN) {
 for (const n of SIZES_RUN) {
   const { logits, targets } = getData(n);
   console.log(`\n== sigmoid focal forward+gradient, N=${fmtN(n)}: verifying peers`);
-  const gradOut = new Float32Array(n); // the scalar peer writes into a reused buffer
+  // Like for like: the scalar peer writes into a reused buffer, and so does focal-ghm (its
+  // `out.grad` option). The call that returns a new array each time is timed too, for reference.
+  const gradOut = new Float32Array(n);
+  const ourGrad = new Float32Array(n);
   const peers = [
-    { name: 'focal-ghm (grad)', fn: () => lib.sigmoidFocalLoss(logits, targets, focalGradOpts) },
+    { name: 'focal-ghm (grad)', fn: () => lib.sigmoidFocalLoss(logits, targets, { ...focalGradOpts, out: { grad: ourGrad } }) },
+    { name: 'focal-ghm (grad, new array)', fn: () => lib.sigmoidFocalLoss(logits, targets, focalGradOpts) },
     {
       name: 'scalar JS fwd+bwd',
       fn: () => ({ loss: sigmoidFocalForwardBackward(logits, targets, ALPHA, GAMMA, gradOut), grad: gradOut }),
@@ -279,7 +283,7 @@ for (const n of SIZES_RUN) {
       if (p.name.startsWith('focal-ghm')) break;
       continue;
     }
-    if (p.name.startsWith('focal-ghm')) {
+    if (!ref) {
       ref = { loss: r.value.loss, grad: Float32Array.from(r.value.grad) };
       console.log(`  focal-ghm loss ${ref.loss.toPrecision(10)}`);
     } else {
@@ -360,21 +364,23 @@ for (const n of SIZES_RUN) {
 // ------------------------------------------------------------------------------------------------
 // Ratios
 // ------------------------------------------------------------------------------------------------
+// [kind, our case, peer case, label, key in latest.json's ratios (default: the peer's name)]
 const ratioRows = [
   ['forward', 'focal-ghm', 'scalar JS', 'forward   vs scalar JS'],
   ['forward', 'focal-ghm', 'TF.js wasm', 'forward   vs TF.js wasm'],
   ['forward', 'focal-ghm', 'TF.js cpu', 'forward   vs TF.js cpu'],
   ['forwardGrad', 'focal-ghm (grad)', 'scalar JS fwd+bwd', 'fwd+grad  vs scalar JS fwd+bwd'],
+  ['forwardGrad', 'focal-ghm (grad, new array)', 'scalar JS fwd+bwd', 'fwd+grad  (new array) vs scalar JS', 'scalar JS fwd+bwd, focal-ghm returning a new array'],
   ['forwardGrad', 'focal-ghm (grad)', 'TF.js wasm valueAndGrad', 'fwd+grad  vs TF.js wasm valueAndGrad'],
   ['ghmc', 'focal-ghm GHMC', 'scalar mmdet-style', 'GHM-C     vs mmdet-style scalar'],
   ['ghmc', 'focal-ghm GHMC', 'scalar single-pass', 'GHM-C     vs single-pass scalar'],
 ];
 const ratios = { forward: {}, forwardGrad: {}, ghmc: {} };
 const sizeKeys = [...new Set([...SIZES_RUN, GHM_N])].sort((a, b) => a - b).map(fmtN);
-for (const [kind, ours, peer] of ratioRows) {
-  for (const key of sizeKeys) {
-    const r = results[kind][key];
-    if (r && r[ours] && r[peer]) ((ratios[kind][key] ??= {})[peer] = r[ours].ops / r[peer].ops);
+for (const [kind, ours, peer, , key = peer] of ratioRows) {
+  for (const size of sizeKeys) {
+    const r = results[kind][size];
+    if (r && r[ours] && r[peer]) ((ratios[kind][size] ??= {})[key] = r[ours].ops / r[peer].ops);
   }
 }
 const g = results.ghmc[fmtN(GHM_N)];
@@ -386,9 +392,9 @@ const ghmcOverFocal =
 console.log('\n== Ratios: focal-ghm throughput / peer throughput (> 1: focal-ghm faster; median-based)');
 const col = 10;
 console.log(`  ${''.padEnd(38)}${sizeKeys.map((k) => `N=${k}`.padStart(col)).join('')}`);
-for (const [kind, , peer, label] of ratioRows) {
+for (const [kind, , peer, label, key = peer] of ratioRows) {
   const cells = sizeKeys.map((k) => {
-    const v = ratios[kind][k]?.[peer];
+    const v = ratios[kind][k]?.[key];
     return (v === undefined ? '—' : `${v.toFixed(2)}×`).padStart(col);
   });
   if (cells.some((c) => c.trim() !== '—')) console.log(`  ${label.padEnd(38)}${cells.join('')}`);

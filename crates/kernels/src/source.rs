@@ -175,21 +175,28 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
     }
 }
 
+/// `f` on each vector of `a`, the last one padded with `pad`.
+#[inline(always)]
+fn for_each_vector<F: FnMut(F32x4)>(a: &[f32], pad: f32, mut f: F) {
+    let (n, p) = (a.len(), a.as_ptr());
+    let full = n & !3;
+    let mut i = 0;
+    while i < full {
+        f(unsafe { F32x4::load(p.add(i)) });
+        i += 4;
+    }
+    if i < n {
+        f(unsafe { F32x4::load_partial(p.add(i), n - i, pad) });
+    }
+}
+
 /// Σ of the weights over all `n` elements (a row's weight counts once per element of the row):
 /// a pass of its own, for the same reason as [`target_range`].
 pub fn weight_sum(n: usize, targets: Targets, weights: Weights) -> f64 {
     match (weights, targets) {
         (Weights::Elements(w), _) => {
             let mut s = SumF64::new();
-            let full = n & !3;
-            let mut i = 0;
-            while i < full {
-                s.add(unsafe { F32x4::load(w.as_ptr().add(i)) });
-                i += 4;
-            }
-            if i < n {
-                s.add(unsafe { F32x4::load_partial(w.as_ptr().add(i), n - i, 0.0) });
-            }
+            for_each_vector(&w[..n], 0.0, |v| s.add(v));
             s.total()
         }
         (Weights::Rows(w), Targets::Labels { num_classes, .. }) if num_classes > 0 => {
@@ -220,16 +227,8 @@ pub fn target_range(n: usize, targets: Targets) -> TargetRange {
         }
         Targets::Soft(t) => {
             let mut r = RangeTracker::new();
-            let full = n & !3;
-            let mut i = 0;
-            while i < full {
-                r.add(unsafe { F32x4::load(t.as_ptr().add(i)) });
-                i += 4;
-            }
-            if i < n {
-                // Pad with a value that is there anyway, so the padding cannot widen the range.
-                r.add(unsafe { F32x4::load_partial(t.as_ptr().add(i), n - i, t[0]) });
-            }
+            // Pad with a value that is there anyway, so the padding cannot widen the range.
+            for_each_vector(&t[..n], t[0], |v| r.add(v));
             r.range()
         }
         Targets::Labels { .. } => TargetRange { min: 0.0, max: 1.0 },
