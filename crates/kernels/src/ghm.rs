@@ -107,7 +107,8 @@ struct Stage {
 }
 
 impl LaneHist {
-    /// Adds `len` ≤ [`STAGE`] staged `(slot, value)` pairs; slots are in 0..=bins+1 by construction.
+    /// Adds `len` ≤ [`STAGE`] staged `(slot, value)` pairs, `len` a multiple of four (blocks
+    /// stage four lanes at a time); slots are in 0..=bins+1 by construction.
     #[inline(never)]
     fn scatter(&self, stage: &Stage, len: usize) {
         let (slots, vals) = (stage.slots.as_ptr(), stage.vals.as_ptr());
