@@ -12,14 +12,15 @@
 //        → .build/wasm/focal_ghm_<flavour>.wasm
 //      simd and scalar must succeed; shared (threads, for a later issue) only warns.
 //   2. ts/wasm/<flavour>.generated.ts: the module as base64 (rewritten only when changed).
-//   3. tsup (tsup.config.ts) → dist/, then a check that the core bundle has no Node imports;
+//   3. tsup (tsup.config.ts) → dist/, then a check that the core bundle has no Node imports,
+//      and the simd and scalar .wasm files copied beside it (for `init({ module })` in workerd);
 //      skipped when the last successful bundle is newer than ts/, the configs and package*.json.
 // The Rust toolchain is located (or installed, see lib/toolchain.mjs) only when step 1 has work.
 
 import { existsSync, realpathSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkPortability, isBundleFresh, markBundleFresh, runTsup } from './lib/bundle.mjs';
+import { checkPortability, copyWasmFiles, isBundleFresh, markBundleFresh, runTsup } from './lib/bundle.mjs';
 import { findWasmToolchain } from './lib/toolchain.mjs';
 import { BuildError, kib, REPO_ROOT, seconds, tail } from './lib/util.mjs';
 import {
@@ -108,6 +109,7 @@ async function bundle({ force }) {
   }
   const ms = await runTsup();
   checkPortability();
+  copyWasmFiles(['simd', 'scalar']);
   markBundleFresh();
   console.log(`dist/: tsup ${seconds(ms)}`);
 }

@@ -28,7 +28,10 @@ export interface Kernels {
 
 /** Where to get the wasm from; by default the builds bundled in the package. */
 export interface InitOptions {
-  /** A compiled module (e.g. imported as a `.wasm` module in Cloudflare workerd). */
+  /**
+   * A compiled module: in Cloudflare workerd, which cannot compile bytes, import the shipped file
+   * (`import wasm from 'focal-ghm/simd.wasm'`) and pass it here.
+   */
   module?: WebAssembly.Module;
   /** The bytes of a kernel build. */
   bytes?: BufferSource;
@@ -78,7 +81,20 @@ async function compile(opts: InitOptions): Promise<{ module: WebAssembly.Module;
   }
   const simd = opts.simd ?? simdSupported();
   if (simd && !simdSupported()) throw new Error('focal-ghm init: simd: true was asked for, but this engine has no WebAssembly SIMD');
-  return { module: await WebAssembly.compile(decodeBase64(simd ? simdBase64 : scalarBase64)), simd };
+  try {
+    return { module: await WebAssembly.compile(decodeBase64(simd ? simdBase64 : scalarBase64)), simd };
+  } catch (e) {
+    // Cloudflare workerd (and pages whose CSP lacks 'wasm-unsafe-eval') refuse to compile bytes,
+    // with a message ("Wasm code generation disallowed by embedder") that says nothing of what
+    // to do instead.
+    const flavour = simd ? 'simd' : 'scalar';
+    throw new Error(
+      `focal-ghm init: compiling the bundled ${flavour} build failed (${(e as Error).message}). ` +
+        `Where a runtime does not allow compiling WebAssembly from bytes (Cloudflare workerd), import the module file and pass it in: ` +
+        `\`import wasm from 'focal-ghm/${flavour}.wasm'; await init({ module: wasm });\``,
+      { cause: e },
+    );
+  }
 }
 
 /**
@@ -90,6 +106,8 @@ async function compile(opts: InitOptions): Promise<{ module: WebAssembly.Module;
  * import { init, sigmoidFocalLoss } from 'focal-ghm';
  * await init();                                   // the bundled build, SIMD when supported
  * await init({ url: '/assets/focal_ghm.wasm' });  // or: your own copy of a build
+ * // Cloudflare Workers (no compiling from bytes there): the shipped module file
+ * // import wasm from 'focal-ghm/simd.wasm';  await init({ module: wasm });
  * ```
  */
 export function init(opts: InitOptions = {}): Promise<Runtime> {

@@ -246,7 +246,7 @@ async function workerFactory(hooks: (i: number) => Hooks): Promise<{ make: (i: n
 }
 
 /** A job without the fields {@link Threads.run} fills in. */
-export type JobSpec = Omit<JobMessage, 'type' | 'id' | 'counter' | 'slots'> & {
+export type JobSpec = Omit<JobMessage, 'type' | 'id' | 'counter' | 'slots' | 'memoryBytes'> & {
   /** A heap region of 16 header bytes (the block counter) followed by the block slots. */
   slotRegion: number;
 };
@@ -379,7 +379,8 @@ export class Threads {
     const { slotRegion, ...rest } = spec;
     Atomics.store(new Int32Array(this.memory.buffer, slotRegion, 1), 0, 0);
     const id = this.nextId++;
-    const msg: JobMessage = { ...rest, type: 'job', id, counter: slotRegion, slots: slotRegion + 16 };
+    const memoryBytes = this.memory.buffer.byteLength;
+    const msg: JobMessage = { ...rest, type: 'job', id, counter: slotRegion, slots: slotRegion + 16, memoryBytes };
     const n = Math.max(1, Math.min(workers, this.size));
     const order = this.outstanding.map((c, i) => [c, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     return new Promise<void>((resolve, reject) => {

@@ -66,6 +66,8 @@ export interface JobMessage {
   slots: number;
   slotLen: number;
   a: number[];
+  /** Bytes of shared memory when the job was posted: every address above lies below this. */
+  memoryBytes: number;
 }
 
 /** Main → worker (tests only): die as a crashing worker would, by an uncaught error or by exiting. */
@@ -129,6 +131,10 @@ export function poolWorkerMain(port: WorkerPort): void {
     const kk = k!;
     // Reset the stack on every job: a trap in an earlier one leaves the pointer mid-frame.
     sp!.value = stackTop;
+    // Growth by another thread reaches this thread's view of the memory (its `buffer`, and the
+    // bounds its instance checks) only when the engine gets round to it: Deno's workers were seen
+    // still on the old size when the next job arrived. `grow(0)` makes the engine refresh both.
+    if (memory!.buffer.byteLength < m.memoryBytes) memory!.grow(0);
     const counter = new Int32Array(memory!.buffer, m.counter, 1);
     const pu = m.perUnit;
     const a = m.a;

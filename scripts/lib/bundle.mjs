@@ -1,7 +1,7 @@
 // The TypeScript half of the build: tsup (configured by tsup.config.ts) into dist/, then a check
 // that the platform-neutral entry points really are free of Node built-ins.
 
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { BuildError, mtimeOf, newestMtime, REPO_ROOT, run } from './util.mjs';
 
@@ -78,5 +78,19 @@ export function checkPortability() {
   );
   if (offenders.length) {
     throw new BuildError(`dist/index must be platform-neutral, but:\n  ${[...new Set(offenders)].join('\n  ')}`);
+  }
+}
+
+/**
+ * The SIMD and scalar builds as plain files too (package exports `focal-ghm/simd.wasm` and
+ * `focal-ghm/scalar.wasm`): runtimes that refuse to compile wasm from bytes (Cloudflare workerd)
+ * import the module file instead and pass it to `init({ module })`. Copied after tsup, which
+ * empties dist/.
+ */
+export function copyWasmFiles(flavours) {
+  for (const name of flavours) {
+    const from = join(REPO_ROOT, '.build', 'wasm', `focal_ghm_${name}.wasm`);
+    if (!existsSync(from)) throw new BuildError(`${relative(REPO_ROOT, from)} is missing; run the wasm build first`);
+    copyFileSync(from, join(DIST, `focal_ghm_${name}.wasm`));
   }
 }

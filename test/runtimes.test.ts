@@ -1,0 +1,260 @@
+// The built package (dist/) in every runtime it promises: Deno, Bun, Chromium (a cross-origin
+// isolated page, and a plain one where threads are unavailable) and Cloudflare workerd. Each
+// runtime runs test/support/probe.mjs over every golden case plus a pool, a wasm-memory batch and
+// a stream; the outputs come back here and are judged by the same checks as in Node
+// (test/support/checks.ts).
+//
+// The runtimes come from devDependencies (deno, bun, workerd, playwright-core); Chromium is the
+// system's (apt-get install -y chromium; .ci/run installs it). A runtime that is missing skips
+// its tests locally, with a warning; with FOCAL_GHM_RUNTIMES=all (set by .ci/run) it fails.
+
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { binaryTargets, logits } from './helpers/random';
+import { checkCase, goldenCases, type ProbeCase } from './support/checks';
+import { decode, encode } from './support/probe.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DIST = join(ROOT, 'dist');
+const BIN = join(ROOT, 'node_modules', '.bin');
+const REQUIRE_ALL = process.env.FOCAL_GHM_RUNTIMES === 'all';
+
+type Results = { simd: boolean | null; results: Array<{ outputs?: unknown; error?: string }>; bytesError?: string | null; isolated?: boolean };
+
+/** The golden cases and the extras, with the pool's expected thread count for this runtime. */
+function plan(pool: { expectThreads: number; expectReason?: RegExp }): Array<[string, ProbeCase]> {
+  const n = (1 << 17) + 3;
+  const x = logits(n, 11);
+  const t = binaryTargets(n, 12, 0.05);
+  return [
+    ...goldenCases(),
+    ['pool, 2 threads asked for', { kind: 'pool', name: 'pool', threads: 2, logits: x, targets: t, ...pool }],
+    ['batch in wasm memory', { kind: 'batch', name: 'batch', logits: x.subarray(0, 70_001), targets: t.subarray(0, 70_001) }],
+    ['stream in pieces of 777', { kind: 'stream', name: 'stream', logits: x.subarray(0, 50_000), targets: t.subarray(0, 50_000), chunk: 777 }],
+  ];
+}
+
+/** Registers one test per case, judging the results `run` produced in the runtime. */
+function describeRuntime(name: string, missing: string | undefined, cases: Array<[string, ProbeCase]>, run: () => Promise<Results>, extra?: (r: Results) => void) {
+  if (missing) {
+    if (REQUIRE_ALL) it(`${name} is available`, () => expect.fail(`${name}: ${missing}`));
+    else {
+      console.warn(`runtimes.test: skipping ${name}: ${missing}`);
+      describe.skip(name, () => it('(unavailable)', () => {}));
+    }
+    return;
+  }
+  describe(name, () => {
+    let r: Results;
+    beforeAll(async () => {
+      r = await run();
+      expect(r.results.length, `${name}: one result per case`).toBe(cases.length);
+    }, 300_000);
+    it('loads the SIMD build (or the module it was given)', () => {
+      expect(r.simd === true || r.simd === null, `simd = ${r.simd}`).toBe(true);
+      extra?.(r);
+    });
+    cases.forEach(([label, c], i) => {
+      it(label, () => {
+        const res = r.results[i]!;
+        if (res.error) expect.fail(`${name}: ${label} threw ${res.error}`);
+        checkCase(c, res.outputs);
+      });
+    });
+  });
+}
+
+/** Runs a command to completion; rejects with its output on a non-zero exit or after `ms`. */
+function exec(cmd: string, args: string[], ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
+    p.on('error', reject);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`${cmd} ${args.join(' ')} exited with ${code ?? signal}:\n${out.slice(-4000)}`));
+    });
+  });
+}
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'focal-ghm-runtimes-'));
+}
+
+const distMissing = existsSync(join(DIST, 'index.js')) ? undefined : 'dist/ is not built (npm run build)';
+
+// --------------------------------------------------------------------------------------------
+// Deno and Bun: the same command-line host.
+// --------------------------------------------------------------------------------------------
+
+for (const [name, bin, args] of [
+  ['Deno', join(BIN, 'deno'), ['run', '--allow-read', '--allow-write']],
+  ['Bun', join(BIN, 'bun'), []],
+] as const) {
+  const cases = plan({ expectThreads: 2 });
+  describeRuntime(name, distMissing ?? (existsSync(bin) ? undefined : `${bin} not found (npm install)`), cases, async () => {
+    const dir = tempDir();
+    try {
+      const planFile = join(dir, 'plan.json');
+      const resultsFile = join(dir, 'results.json');
+      writeFileSync(planFile, encode({ cases: cases.map(([, c]) => c), init: {} }));
+      const host = join(ROOT, 'test', 'runtimes', 'cli-host.mjs');
+      await exec(bin, [...args, host, pathToFileURL(join(DIST, 'index.js')).href, planFile, resultsFile], 240_000);
+      return decode(readFileSync(resultsFile, 'utf8')) as Results;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+// --------------------------------------------------------------------------------------------
+// Chromium through playwright-core: an isolated page (COOP + COEP) and a plain one.
+// --------------------------------------------------------------------------------------------
+
+const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => p && existsSync(p));
+const TYPES: Record<string, string> = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm' };
+
+/** Serves the page, dist/ and the probe; `/isolated/…` with the cross-origin isolation headers. */
+function pageServer(plans: Record<string, string>): Promise<{ server: Server; origin: string }> {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const [, scope, ...rest] = url.pathname.split('/');
+    const headers: Record<string, string> =
+      scope === 'isolated' ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
+    let body: string | Buffer | undefined;
+    let file = '';
+    if ((scope === 'isolated' || scope === 'plain') && rest.join('/') === 'page.html') file = join(ROOT, 'test', 'runtimes', 'page.html');
+    else if ((scope === 'isolated' || scope === 'plain') && rest.join('/') === 'plan') body = plans[scope];
+    else if (scope === 'dist' && rest.length === 1) file = join(DIST, rest[0]!);
+    else if (url.pathname === '/test/support/probe.mjs') file = join(ROOT, 'test', 'support', 'probe.mjs');
+    if (file && existsSync(file)) body = readFileSync(file);
+    if (body === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/json', ...headers }).end(body);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    const a = server.address() as { port: number };
+    resolve({ server, origin: `http://127.0.0.1:${a.port}` });
+  }));
+}
+
+{
+  const isolatedCases = plan({ expectThreads: 2 });
+  const plainCases = plan({ expectThreads: 1, expectReason: /cross-origin isolated/ }).filter(([, c]) => c.kind !== 'sigmoid_focal' && c.kind !== 'softmax_focal');
+  const missing = distMissing ?? (CHROMIUM ? undefined : 'no Chromium (apt-get install -y chromium, or set CHROMIUM_PATH)');
+  let browser: { close(): Promise<void>; newPage(): Promise<{ goto(u: string): Promise<unknown>; evaluate<T>(f: () => T): Promise<T>; on(e: string, f: (m: { text(): string }) => void): void }> } | undefined;
+  let served: { server: Server; origin: string } | undefined;
+  const open = async () => {
+    if (browser) return;
+    served = await pageServer({
+      isolated: encode({ cases: isolatedCases.map(([, c]) => c), init: {} }),
+      plain: encode({ cases: plainCases.map(([, c]) => c), init: {} }),
+    });
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+    });
+  };
+  const runPage = async (scope: string): Promise<Results> => {
+    await open();
+    const page = await browser!.newPage();
+    const log: string[] = [];
+    page.on('console', (m) => log.push(m.text()));
+    page.on('pageerror', (m) => log.push(String(m)));
+    await page.goto(`${served!.origin}/${scope}/page.html`);
+    try {
+      return decode(await page.evaluate(() => (window as unknown as { probeResults: Promise<string> }).probeResults)) as Results;
+    } catch (e) {
+      throw new Error(`Chromium ${scope} page failed: ${(e as Error).message}\n${log.join('\n')}`);
+    }
+  };
+  afterAll(async () => {
+    await browser?.close();
+    served?.server.close();
+  });
+  describeRuntime('Chromium, cross-origin isolated page', missing, isolatedCases, () => runPage('isolated'), (r) => expect(r.isolated).toBe(true));
+  describeRuntime('Chromium, page without cross-origin isolation', missing, plainCases, () => runPage('plain'), (r) => expect(r.isolated).toBe(false));
+}
+
+// --------------------------------------------------------------------------------------------
+// Cloudflare workerd: the worker imports the shipped .wasm file as a module.
+// --------------------------------------------------------------------------------------------
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+{
+  const bin = join(BIN, 'workerd');
+  const cases = plan({ expectThreads: 1, expectReason: /no worker threads/ });
+  const missing = distMissing ?? (existsSync(bin) ? undefined : `${bin} not found (npm install)`);
+  describeRuntime('Cloudflare workerd', missing, cases, async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const modules = ['(name = "worker.mjs", esModule = embed "worker.mjs")', '(name = "probe.mjs", esModule = embed "probe.mjs")', '(name = "simd.wasm", wasm = embed "simd.wasm")'];
+    copyFileSync(join(ROOT, 'test', 'runtimes', 'workerd-host.mjs'), join(dir, 'worker.mjs'));
+    copyFileSync(join(ROOT, 'test', 'support', 'probe.mjs'), join(dir, 'probe.mjs'));
+    copyFileSync(join(DIST, 'focal_ghm_simd.wasm'), join(dir, 'simd.wasm'));
+    for (const f of readdirSync(DIST).filter((f) => f.endsWith('.js'))) {
+      copyFileSync(join(DIST, f), join(dir, f));
+      modules.push(`(name = "${f}", esModule = embed "${f}")`);
+    }
+    writeFileSync(
+      join(dir, 'config.capnp'),
+      `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .probe) ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const probe :Workerd.Worker = (
+  modules = [ ${modules.join(',\n    ')} ],
+  compatibilityDate = "2025-01-01",
+);
+`,
+    );
+    const server = spawn(bin, ['serve', join(dir, 'config.capnp')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    server.stdout.on('data', (d) => (log += d));
+    server.stderr.on('data', (d) => (log += d));
+    try {
+      const body = encode({ cases: cases.map(([, c]) => c) });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body });
+          if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+          const r = decode(await res.text()) as Results;
+          expect(r.bytesError, 'init() without a module').toMatch(/import wasm from 'focal-ghm\/simd\.wasm'/);
+          return r;
+        } catch (e) {
+          // Connection refused while workerd starts; anything else, or a slow start, is a failure.
+          const refused = (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+          if (!refused || attempt > 100 || server.exitCode !== null) throw new Error(`workerd: ${(e as Error).message}\n${log}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      server.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
