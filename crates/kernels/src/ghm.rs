@@ -17,8 +17,8 @@
 //! The NaN slot holds valid elements whose `g` is NaN (NaN logits): they count towards GHM-C's
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
-use crate::focal::sigmoid::{Sided, Staged, TILE};
-use crate::simd::{F32x4, I32x4, M32x4};
+use crate::focal::sigmoid::{Binary, Sided, Staged, TILE};
+use crate::simd::{F32x4, F64x2, I32x4, M32x4};
 use crate::source::{for_each_block, target_range, weight_sum, Block, TargetRange, Targets, Weights};
 
 /// The largest bin count the kernels accept (per-lane histograms live on the stack).
@@ -33,34 +33,73 @@ pub const fn stats_len(bins: usize) -> usize {
 }
 
 /// Bin slot per lane: `0..bins` for a bin, `bins` for NaN g, `bins + 1` for invalid elements.
-///
-/// Integer lane ops throughout (one instruction each in V8 on x64), where float selects and
-/// min/max cost three to ten: the corrections add comparison masks (-1 or 0) and the special
-/// slots are merged by an integer maximum, since every bin is below them.
 #[inline(always)]
 fn slots(g: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     let b = F32x4::splat(bins as f32);
+    let (mut k, dist) = floor_bins(g, b);
+    if dist.lt(edge_margin(b)).any() {
+        k = exact_bins(g, k, b);
+    }
+    special_slots(k, g, valid, bins)
+}
+
+/// `floor(g·bins)` per lane, and how far `g·bins` is from the nearest integer: where that is
+/// below [`edge_margin`], `floor` may not be the bin the float32 edges give, and
+/// [`exact_bins`] must settle it.
+///
+/// Integer lane ops where possible (one instruction each in V8 on x64, where float selects and
+/// min/max cost three to ten).
+#[inline(always)]
+fn floor_bins(g: F32x4, b: F32x4) -> (I32x4, F32x4) {
     // floor(g·bins), as a float and, from the magic add's low bits, as an integer (no
     // float-to-int conversion): round, then step down where rounding went up.
     let m = F32x4::splat(12_582_912.0);
     let t = g * b;
     let rm = t + m;
     let r = rm - m;
-    let up = t.lt(r);
-    let mut ki = (rm.to_bits() - m.to_bits()) + I32x4::from_mask(up);
-    // For g in [0, 1], t = fl(g·bins) and each edge times bins, fl(i/bins)·bins, are both within
-    // bins·2^-24 of the exact g·bins and i: unless t is within twice that of an integer i,
-    // floor(t) is the bin the edge comparisons give. Near an edge, which data almost never is
-    // (g below about 2^-22, at the exact edge 0, included), the edges are recomputed exactly;
-    // away from them, no division is needed.
-    let eps = F32x4::splat(bins as f32 * (1.0 / 4_194_304.0)); // bins·2^-22
-    if (t - r).abs().lt(eps).any() {
-        ki = exact_bins(g, ki, b);
+    let k = (rm.to_bits() - m.to_bits()) + I32x4::from_mask(t.lt(r));
+    (k, (t - r).abs())
+}
+
+/// For g in [0, 1], t = fl(g·bins) and each edge times bins, fl(i/bins)·bins, are both within
+/// bins·2^-24 of the exact g·bins and i: unless t is within twice that of an integer i, floor(t)
+/// is the bin the edge comparisons give. Data is almost never that near an edge (g below about
+/// 2^-22, at the exact edge 0, included).
+#[inline(always)]
+fn edge_margin(b: F32x4) -> F32x4 {
+    b * F32x4::splat(1.0 / 4_194_304.0) // bins·2^-22
+}
+
+/// Bins `k` (from [`floor_bins`] and, where needed, [`exact_bins`]) clamped to `0..bins`, then
+/// NaN g to the NaN slot and invalid lanes to the discard slot: integer maxima, since every bin
+/// is below those two slots.
+#[inline(always)]
+fn special_slots(k: I32x4, g: F32x4, valid: M32x4, bins: usize) -> I32x4 {
+    let k = k.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1));
+    // NaN: |g|'s bits above +inf's. `min(d, 0) + bins` is `bins` for NaN and, g being at most
+    // 1, far below 0 otherwise; unlike a mask and a select (which LLVM makes of an `and` with
+    // a comparison), it costs V8 three instructions.
+    let d = g.abs().to_bits() - I32x4::splat(0x7f80_0001);
+    let k = k.max(d.min(I32x4::splat(0)) + I32x4::splat(bins as i32));
+    k.max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
+}
+
+/// The stage's slots after [`floor_bins`] flagged a lane near an edge somewhere in it: every
+/// regular bin recomputed against the edges (cheap enough for how rarely this runs).
+#[inline(never)]
+fn settle_stage(stage: &mut Stage, len: usize, bins: usize) {
+    let b = F32x4::splat(bins as f32);
+    let mut j = 0;
+    while j < len {
+        unsafe {
+            let sp = stage.slots.as_mut_ptr().add(j);
+            let k = I32x4::load(sp);
+            let g = F32x4::load(stage.gs.as_ptr().add(j));
+            let exact = exact_bins(g, k, b).max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1));
+            M32x4::i32_lt(k, I32x4::splat(bins as i32)).select_i(exact, k).store(sp);
+        }
+        j += 4;
     }
-    let ki = ki.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1));
-    // NaN g (garbage k so far) to the NaN slot, then invalid elements to the discard slot.
-    let ki = ki.max(I32x4::splat(bins as i32).and(I32x4::from_mask(g.ne(g))));
-    ki.max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
 }
 
 /// The bins of `g` from estimates `k` within one of them, by comparing against the edges as
@@ -79,14 +118,13 @@ fn exact_bins(g: F32x4, k: I32x4, b: F32x4) -> I32x4 {
 
 /// [`LANES`] interleaved histograms (element `j` of a run goes to `j % LANES`), so that runs of
 /// equal bins (most of a detector's g sit in a few low bins) do not serialise on one memory
-/// cell: each add to memory waits for the previous add to the same cell. Histogram
-/// `l` keeps its counts at `counts[l·stride..]` and its sums at `sums[l·stride..]`,
-/// `stride = bins + 2`. Counts are integers (an integer add to memory is cheaper than an f64
-/// one, and exact); a lane counts at most a quarter of one call's elements, far below 2^32.
+/// cell: each add to memory waits for the previous add to the same cell. Histogram `l` keeps
+/// slot `k` at `pairs[l·stride + k]`, `stride = bins + 2`, as one `(count, loss sum)` pair of
+/// f64: one vector add per element updates both (two scalar read-modify-writes cost V8 twice the
+/// instructions). Counts stay exact: they are integers far below 2^53.
 #[derive(Clone, Copy)]
 struct LaneHist {
-    counts: *mut u32,
-    sums: *mut f64,
+    pairs: *mut F64x2,
     stride: usize,
 }
 
@@ -104,6 +142,8 @@ const LANES: usize = 4;
 struct Stage {
     slots: [i32; STAGE],
     vals: [f32; STAGE],
+    /// The g behind each slot, for [`settle_stage`].
+    gs: [f32; STAGE],
 }
 
 impl LaneHist {
@@ -114,9 +154,8 @@ impl LaneHist {
         let (slots, vals) = (stage.slots.as_ptr(), stage.vals.as_ptr());
         let s = self.stride;
         let add = |l: usize, j: usize| unsafe {
-            let k = l * s + *slots.add(j) as usize;
-            *self.counts.add(k) += 1;
-            *self.sums.add(k) += *vals.add(j) as f64;
+            let p = self.pairs.add(l * s + *slots.add(j) as usize) as *mut f64;
+            F64x2::load(p).add(F64x2::new(1.0, *vals.add(j) as f64)).store(p);
         };
         let mut j = 0;
         while j + LANES <= len {
@@ -127,23 +166,17 @@ impl LaneHist {
         }
     }
 
-    fn at(&self, lane: usize, sums: bool, k: usize) -> f64 {
-        let i = lane * self.stride + k;
-        unsafe {
-            if sums {
-                *self.sums.add(i)
-            } else {
-                *self.counts.add(i) as f64
-            }
-        }
+    /// `(count, sum)` of slot `k` in histogram `lane`.
+    fn at(&self, lane: usize, k: usize) -> [f64; 2] {
+        unsafe { (*self.pairs.add(lane * self.stride + k)).to_array() }
     }
 
     /// Adds bins and the NaN slot (not the discard slot) into `stats`, lanes in a fixed order.
     fn merge_into(&self, bins: usize, stats: &mut [f64]) {
-        let lane = |sums: bool, k: usize, l: usize| self.at(l, sums, k) + self.at(l + 1, sums, k);
+        let lane = |k: usize, l: usize, i: usize| self.at(l, k)[i] + self.at(l + 1, k)[i];
         for k in 0..=bins {
-            for (sums, base) in [(false, 0), (true, bins + 1)] {
-                stats[base + k] += lane(sums, k, 0) + lane(sums, k, 2);
+            for (i, base) in [(0, 0), (1, bins + 1)] {
+                stats[base + k] += lane(k, 0, i) + lane(k, 2, i);
             }
         }
     }
@@ -155,14 +188,10 @@ impl LaneHist {
 fn with_hist<F: FnOnce(LaneHist) -> f64>(bins: usize, stats: &mut [f64], f: F) {
     // Stack storage sized for MAX_BINS, but only the slots in use are zeroed (and ever read),
     // so small calls stay cheap.
-    let mut counts = core::mem::MaybeUninit::<[u32; LANES * (MAX_BINS + 2)]>::uninit();
-    let mut sums = core::mem::MaybeUninit::<[f64; LANES * (MAX_BINS + 2)]>::uninit();
+    let mut pairs = core::mem::MaybeUninit::<[F64x2; LANES * (MAX_BINS + 2)]>::uninit();
     let stride = bins + 2;
-    let hist = LaneHist { counts: counts.as_mut_ptr() as *mut u32, sums: sums.as_mut_ptr() as *mut f64, stride };
-    unsafe {
-        core::ptr::write_bytes(hist.counts, 0, LANES * stride);
-        core::ptr::write_bytes(hist.sums, 0, LANES * stride);
-    }
+    let hist = LaneHist { pairs: pairs.as_mut_ptr() as *mut F64x2, stride };
+    unsafe { core::ptr::write_bytes(hist.pairs, 0, LANES * stride) };
     let wsum = f(hist);
     hist.merge_into(bins, stats);
     stats[2 * (bins + 1)] += wsum;
@@ -197,6 +226,8 @@ struct StatsBlock<V> {
     stage: *mut Stage,
     staged: usize,
     bins: usize,
+    /// The least distance to an edge in the stage so far (as bits, per lane; see [`floor_bins`]).
+    nearest: I32x4,
     /// `(g, loss term)` of a block.
     terms: V,
 }
@@ -204,7 +235,12 @@ struct StatsBlock<V> {
 impl<V> StatsBlock<V> {
     #[inline(always)]
     fn flush(&mut self) {
-        self.hist.scatter(unsafe { &*self.stage }, self.staged);
+        let stage = unsafe { &mut *self.stage };
+        if F32x4::from_bits(self.nearest).lt(edge_margin(F32x4::splat(self.bins as f32))).any() {
+            settle_stage(stage, self.staged, self.bins);
+        }
+        self.nearest = I32x4::splat(i32::MAX);
+        self.hist.scatter(stage, self.staged);
         self.staged = 0;
     }
 }
@@ -213,11 +249,18 @@ impl<V: Terms> StatsBlock<V> {
     #[inline(always)]
     fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
         let (g, v) = self.terms.terms(i, len, t, tiled);
-        // Padded lanes are invalid (w = 0): they land in the discard slot.
-        let s = slots(g, w.gt(F32x4::ZERO), self.bins);
+        // Lanes near an edge are settled once per stage, at the flush: a test and branch per
+        // block cost more than the whole bin arithmetic. Padded lanes are invalid (w = 0): they
+        // land in the discard slot.
+        let (k, dist) = floor_bins(g, F32x4::splat(self.bins as f32));
+        // Non-negative floats order like their bits (NaN above all, so it never counts): an
+        // integer minimum, one instruction, where an `or` of masks became a select.
+        self.nearest = self.nearest.min(dist.to_bits());
+        let s = special_slots(k, g, w.gt(F32x4::ZERO), self.bins);
         unsafe {
             s.store((*self.stage).slots.as_mut_ptr().add(self.staged));
             v.store((*self.stage).vals.as_mut_ptr().add(self.staged));
+            g.store((*self.stage).gs.as_mut_ptr().add(self.staged));
         }
         self.staged += 4;
         // Linear walks flush between tiles (no call in their hot loop): a tile fills at most
@@ -277,20 +320,26 @@ fn stats_pass<V: Terms>(
     terms: V,
 ) {
     with_hist(bins, stats, |hist| {
-        let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE] };
-        let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, bins, terms };
+        let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE], gs: [0.0; STAGE] };
+        let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, bins, nearest: I32x4::splat(i32::MAX), terms };
         for_each_block(n, targets, weights, &mut k);
         k.flush();
         weight_sum(n, targets, weights)
     });
 }
 
-/// `(g, p - t)` for GHM-C from the sigmoid pieces; NaN x gives NaN g and p - t (as PyTorch
-/// would), which [`Sided`] alone does not.
+/// `(g, p - t)` for GHM-C from the sigmoid pieces.
 #[inline(always)]
 fn ghmc_g(xv: F32x4, s: &Sided) -> (F32x4, F32x4) {
-    let d = xv.eq(xv).select(s.p_minus_t(), xv);
+    let d = nan_where_nan(xv, s.p_minus_t());
     (d.abs(), d)
+}
+
+/// `v` with x's NaN lanes made NaN: NaN x gives NaN g and p - t (as PyTorch would), which the
+/// sigmoid pieces alone do not.
+#[inline(always)]
+fn nan_where_nan(x: F32x4, v: F32x4) -> F32x4 {
+    x.eq(x).select(v, x)
 }
 
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
@@ -298,20 +347,26 @@ pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, st
     check(bins, stats_len(bins), &[stats.len()]);
     // The x-only terms (exp, log1p) are staged per tile, as in the focal kernel (see `Staged`).
     let mut staged = Staged::new();
-    let terms = GhmcStatsTerms { x: x.as_ptr(), n: x.len(), staged: &mut staged };
-    stats_pass(x.len(), targets, weights, bins, stats, terms);
+    if let Targets::Soft(_) = targets {
+        let terms = GhmcStatsTerms::<false> { x: x.as_ptr(), n: x.len(), staged: &mut staged };
+        stats_pass(x.len(), targets, weights, bins, stats, terms);
+    } else {
+        let terms = GhmcStatsTerms::<true> { x: x.as_ptr(), n: x.len(), staged: &mut staged };
+        stats_pass(x.len(), targets, weights, bins, stats, terms);
+    }
     target_range(x.len(), targets)
 }
 
-/// GHM-C's `(g, BCE)`, from x-only terms staged per tile.
-struct GhmcStatsTerms {
+/// GHM-C's `(g, BCE)`, from x-only terms staged per tile; `BIN`: targets are exactly 0 or 1
+/// (see [`Binary`]).
+struct GhmcStatsTerms<const BIN: bool> {
     x: *const f32,
     n: usize,
     /// Behind a pointer, so that the struct's scalars stay in registers (see [`Stage`]).
     staged: *mut Staged,
 }
 
-impl Terms for GhmcStatsTerms {
+impl<const BIN: bool> Terms for GhmcStatsTerms<BIN> {
     const TILE: usize = TILE;
     #[inline(always)]
     fn tile(&mut self, start: usize) {
@@ -322,8 +377,13 @@ impl Terms for GhmcStatsTerms {
         let xv = unsafe { F32x4::load_partial(self.x.add(i), len, 0.0) };
         // Safety: `staged` outlives the pass, and nothing else borrows it.
         let xt = unsafe { if tiled { (*self.staged).get(i) } else { (*self.staged).at(self.x, self.n, i, len) } };
-        let s = Sided::with(xv, t, F32x4::ONE - t, xt);
-        (ghmc_g(xv, &s).0, s.bce())
+        if BIN {
+            let b = Binary::with(xv, t, xt);
+            (nan_where_nan(xv, b.pt), b.bce)
+        } else {
+            let s = Sided::with(xv, t, F32x4::ONE - t, xt);
+            (ghmc_g(xv, &s).0, s.bce())
+        }
     }
 }
 
@@ -394,35 +454,96 @@ mod tests {
         (0..bins).find(|&i| edge(i) <= g && g < edge(i + 1)).unwrap()
     }
 
+    /// g values for `bins`: edges and their f32 neighbours (the exact path), spread values and
+    /// tiny ones near the exact edge 0 (the division-free one).
+    fn edge_gs(bins: usize) -> Vec<f32> {
+        let mut gs: Vec<f32> = vec![0.0, 1.0, 0.5, 1e-30, 1e-45, 1e-8, 3e-7, 1.0 - 6e-8];
+        let mut u = 12_345u32;
+        for _ in 0..500 {
+            u = u.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            gs.push((u >> 8) as f32 / 16_777_216.0);
+        }
+        for i in 0..=bins {
+            let e = i as f32 / bins as f32;
+            gs.extend_from_slice(&[e, f32::from_bits(e.to_bits().wrapping_sub(1)), f32::from_bits(e.to_bits() + 1)]);
+        }
+        gs.retain(|g| (0.0..=1.0).contains(g));
+        gs
+    }
+
+    /// `g` padded to four lanes (the padding invalid) and its validity mask.
+    fn lanes(g: &[f32]) -> (F32x4, M32x4) {
+        let mut a = [0.0f32; 4];
+        a[..g.len()].copy_from_slice(g);
+        (F32x4::from_array(a), F32x4::iota_from(0.0).lt(F32x4::splat(g.len() as f32)))
+    }
+
     #[test]
     fn arithmetic_bins_equal_edge_comparison() {
         for bins in 1..=256usize {
-            // Edges and their neighbours take the exact path; spread values and tiny ones near
-            // the exact edge 0 check the division-free one.
-            let mut gs: Vec<f32> = vec![0.0, 1.0, 0.5, 1e-30, 1e-45, 1e-8, 3e-7, 1.0 - 6e-8];
-            let mut u = 12_345u32;
-            for _ in 0..500 {
-                u = u.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                gs.push((u >> 8) as f32 / 16_777_216.0);
-            }
-            for i in 0..=bins {
-                let e = i as f32 / bins as f32;
-                gs.extend_from_slice(&[e, f32::from_bits(e.to_bits().wrapping_sub(1)), f32::from_bits(e.to_bits() + 1)]);
-            }
-            for g in gs.chunks(4) {
-                let mut a = [0.0f32; 4];
-                a[..g.len()].copy_from_slice(g);
-                let s = slots(F32x4::from_array(a), F32x4::ONE.gt(F32x4::ZERO), bins).to_array();
-                for (j, &gv) in g.iter().enumerate() {
-                    if (0.0..=1.0).contains(&gv) {
-                        assert_eq!(s[j] as usize, slow_bin(gv, bins, GHMC_LAST_EDGE), "bins={bins} g={gv}");
-                    }
+            for g in edge_gs(bins).chunks(4) {
+                let (gv, valid) = lanes(g);
+                let s = slots(gv, valid, bins).to_array();
+                for (j, &gj) in g.iter().enumerate() {
+                    assert_eq!(s[j] as usize, slow_bin(gj, bins, GHMC_LAST_EDGE), "bins={bins} g={gj}");
                 }
             }
             // NaN g goes to the NaN slot and invalid lanes to the discard slot, whatever their g.
             let g = F32x4::from_array([f32::NAN, 0.5, 1.0, f32::NAN]);
             let valid = F32x4::from_array([1.0, 0.0, 1.0, 0.0]).gt(F32x4::ZERO);
             assert_eq!(slots(g, valid, bins).to_array(), [bins as i32, bins as i32 + 1, bins as i32 - 1, bins as i32 + 1]);
+        }
+    }
+
+    /// The stats pass's way: estimates staged, settled at the flush when any lane was near an edge.
+    #[test]
+    fn settled_stage_equals_edge_comparison() {
+        for bins in 1..=256usize {
+            let b = F32x4::splat(bins as f32);
+            let gs = edge_gs(bins);
+            for part in gs.chunks(STAGE) {
+                let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE], gs: [0.0; STAGE] };
+                let mut near = false;
+                for (j, g) in part.chunks(4).enumerate() {
+                    let (gv, valid) = lanes(g);
+                    let (k, dist) = floor_bins(gv, b);
+                    near |= dist.lt(edge_margin(b)).any();
+                    unsafe {
+                        special_slots(k, gv, valid, bins).store(stage.slots.as_mut_ptr().add(4 * j));
+                        gv.store(stage.gs.as_mut_ptr().add(4 * j));
+                    }
+                }
+                if near {
+                    settle_stage(&mut stage, (part.len() + 3) & !3, bins);
+                }
+                for (j, &g) in part.iter().enumerate() {
+                    assert_eq!(stage.slots[j] as usize, slow_bin(g, bins, GHMC_LAST_EDGE), "bins={bins} g={g}");
+                }
+                if part.len() % 4 != 0 {
+                    assert_eq!(stage.slots[part.len()], bins as i32 + 1, "padding stays in the discard slot");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn binary_stats_equal_soft_stats() {
+        let n = 1003;
+        let mut x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 409) as f32 - 204.0) * 0.11).collect();
+        x[..6].copy_from_slice(&[0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e4]);
+        let tb: Vec<u8> = (0..n).map(|i| (i % 3 == 0) as u8).collect();
+        let ts: Vec<f32> = tb.iter().map(|&v| v as f32).collect();
+        let w: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.5).collect();
+        for bins in [1usize, 7, 30] {
+            for weights in [Weights::Ones, Weights::Elements(&w)] {
+                let (mut a, mut b) = (vec![0.0; stats_len(bins)], vec![0.0; stats_len(bins)]);
+                ghmc_stats(&x, Targets::Binary(&tb), weights, bins, &mut a);
+                ghmc_stats(&x, Targets::Soft(&ts), weights, bins, &mut b);
+                for (k, (p, q)) in a.iter().zip(&b).enumerate() {
+                    assert!(p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()), "bins={bins} stats[{k}]: {p} vs {q}");
+                }
+                assert_eq!(a[bins], 1.0, "the NaN logit is counted in the NaN slot");
+            }
         }
     }
 

@@ -176,6 +176,12 @@ impl I32x4 {
         I32x4([x; 4])
     }
     /// # Safety
+    /// `p..p+4` must be readable.
+    #[inline(always)]
+    pub unsafe fn load(p: *const i32) -> I32x4 {
+        I32x4(core::ptr::read_unaligned(p as *const [i32; 4]))
+    }
+    /// # Safety
     /// `p..p+4` must be writable.
     #[inline(always)]
     pub unsafe fn store(self, p: *mut i32) {
@@ -289,10 +295,31 @@ impl M32x4 {
     pub fn i32_eq(a: I32x4, b: I32x4) -> M32x4 {
         M32x4(zip(a.0, b.0, |x, y| x == y))
     }
+    #[inline(always)]
+    pub fn i32_lt(a: I32x4, b: I32x4) -> M32x4 {
+        M32x4(zip(a.0, b.0, |x, y| x < y))
+    }
 }
 
 impl F64x2 {
     pub const ZERO: F64x2 = F64x2([0.0, 0.0]);
+    #[inline(always)]
+    pub fn new(a: f64, b: f64) -> F64x2 {
+        F64x2([a, b])
+    }
+    /// # Safety
+    /// `p` must be valid for reading two f64.
+    #[inline(always)]
+    pub unsafe fn load(p: *const f64) -> F64x2 {
+        F64x2([p.read_unaligned(), p.add(1).read_unaligned()])
+    }
+    /// # Safety
+    /// `p` must be valid for writing two f64.
+    #[inline(always)]
+    pub unsafe fn store(self, p: *mut f64) {
+        p.write_unaligned(self.0[0]);
+        p.add(1).write_unaligned(self.0[1]);
+    }
     #[inline(always)]
     pub fn add(self, o: F64x2) -> F64x2 {
         F64x2([self.0[0] + o.0[0], self.0[1] + o.0[1]])

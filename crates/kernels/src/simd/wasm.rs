@@ -161,6 +161,12 @@ impl I32x4 {
         I32x4(i32x4_splat(x))
     }
     /// # Safety
+    /// `p..p+4` must be readable; no alignment is required.
+    #[inline(always)]
+    pub unsafe fn load(p: *const i32) -> I32x4 {
+        I32x4(core::ptr::read_unaligned(p as *const v128))
+    }
+    /// # Safety
     /// `p..p+4` must be writable; no alignment is required.
     #[inline(always)]
     pub unsafe fn store(self, p: *mut i32) {
@@ -270,10 +276,30 @@ impl M32x4 {
     pub fn i32_eq(a: I32x4, b: I32x4) -> M32x4 {
         M32x4(i32x4_eq(a.0, b.0))
     }
+    #[inline(always)]
+    pub fn i32_lt(a: I32x4, b: I32x4) -> M32x4 {
+        M32x4(i32x4_lt(a.0, b.0))
+    }
 }
 
 impl F64x2 {
     pub const ZERO: F64x2 = F64x2(f64x2(0.0, 0.0));
+    #[inline(always)]
+    pub fn new(a: f64, b: f64) -> F64x2 {
+        F64x2(f64x2(a, b))
+    }
+    /// # Safety
+    /// `p` must be valid for reading two f64 (any alignment).
+    #[inline(always)]
+    pub unsafe fn load(p: *const f64) -> F64x2 {
+        F64x2(v128_load(p as *const v128))
+    }
+    /// # Safety
+    /// `p` must be valid for writing two f64 (any alignment).
+    #[inline(always)]
+    pub unsafe fn store(self, p: *mut f64) {
+        v128_store(p as *mut v128, self.0)
+    }
     #[inline(always)]
     pub fn add(self, o: F64x2) -> F64x2 {
         F64x2(f64x2_add(self.0, o.0))
