@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
@@ -214,7 +215,8 @@ function freePort(): Promise<number> {
     const modules = ['(name = "worker.mjs", esModule = embed "worker.mjs")', '(name = "probe.mjs", esModule = embed "probe.mjs")', '(name = "simd.wasm", wasm = embed "simd.wasm")'];
     copyFileSync(join(ROOT, 'test', 'runtimes', 'workerd-host.mjs'), join(dir, 'worker.mjs'));
     copyFileSync(join(ROOT, 'test', 'support', 'probe.mjs'), join(dir, 'probe.mjs'));
-    copyFileSync(join(DIST, 'focal_ghm_simd.wasm'), join(dir, 'simd.wasm'));
+    // The file a user's `import wasm from 'focal-ghm/simd.wasm'` resolves to (package exports).
+    copyFileSync(createRequire(import.meta.url).resolve('focal-ghm/simd.wasm'), join(dir, 'simd.wasm'));
     for (const f of readdirSync(DIST).filter((f) => f.endsWith('.js'))) {
       copyFileSync(join(DIST, f), join(dir, f));
       modules.push(`(name = "${f}", esModule = embed "${f}")`);
