@@ -33,12 +33,20 @@ function syntheticBatch() {
   return { logits, labels };
 }
 
-function time(fn, reps = 5) {
-  fn(); // warm-up
-  const t0 = performance.now();
+/** Median ms per call after a warm-up: V8 first runs wasm in its baseline compiler and
+ * optimizes a function only once it is hot, so the first calls are 2–3× slower than the rest. */
+function time(fn, reps = 7) {
+  const warm = performance.now();
+  for (let i = 0; i < 20 && performance.now() - warm < 1000; i++) fn();
+  const ms = [];
   let r;
-  for (let i = 0; i < reps; i++) r = fn();
-  return { r, ms: (performance.now() - t0) / reps };
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    r = fn();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return { r, ms: ms[reps >> 1] };
 }
 
 const rt = await init();

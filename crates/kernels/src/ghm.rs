@@ -548,6 +548,34 @@ mod tests {
     }
 
     #[test]
+    fn labels_equal_the_one_hot_matrix() {
+        // C = 80 and 8 walk tiles of whole rows; C = 5 walks rows with a per-block tile check.
+        for c in [80usize, 8, 5] {
+            let rows = 3 * TILE / c + 7;
+            let n = rows * c;
+            let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 409) as f32 - 204.0) * 0.05).collect();
+            let labels: Vec<i32> = (0..rows).map(|r| ((r * 31 + 7) % (c + 1)) as i32).collect();
+            let rw: Vec<f32> = (0..rows).map(|r| (r % 4) as f32 * 0.5).collect();
+            let mut onehot = vec![0u8; n];
+            let mut ew = vec![0.0f32; n];
+            for r in 0..rows {
+                for j in 0..c {
+                    onehot[r * c + j] = (labels[r] == j as i32) as u8;
+                    ew[r * c + j] = rw[r];
+                }
+            }
+            let bins = 30;
+            let (mut a, mut b) = (vec![0.0; stats_len(bins)], vec![0.0; stats_len(bins)]);
+            ghmc_stats(&x, Targets::Labels { labels: &labels, num_classes: c }, Weights::Rows(&rw), bins, &mut a);
+            ghmc_stats(&x, Targets::Binary(&onehot), Weights::Elements(&ew), bins, &mut b);
+            assert_eq!(&a[..=bins], &b[..=bins], "C={c}: counts");
+            for k in bins + 1..stats_len(bins) {
+                assert!((a[k] - b[k]).abs() <= 1e-12 * b[k].abs().max(1.0), "C={c}: stats[{k}] {} vs {}", a[k], b[k]);
+            }
+        }
+    }
+
+    #[test]
     fn chunks_add_up_to_the_whole() {
         let n = 1001;
         let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 211) as f32 - 105.0) * 0.09).collect();
