@@ -188,19 +188,21 @@ describe('GHM on the pool', () => {
   });
 
   it('GHM-C with class-index targets and row weights; without grad', async () => {
-    const rows = 20_001;
-    const numClasses = 5;
-    const x = makeLogits(rows * numClasses, 80);
-    const t = { labels: sigmoidLabels(rows, numClasses, 81), numClasses };
-    const w = weights(rows, 82);
-    const single = new lib.GHMC({ bins: 10 });
-    const ref = single.forward(x, t, w);
-    for (const p of pools) {
-      const ghmc = new lib.GHMC({ bins: 10 });
-      const r = await p.ghmc(ghmc, x, t, w);
-      expect(r.grad).toBeUndefined();
-      expectReducedClose(r.loss as number, ref.loss as number);
-      expectExactlyEqual(ghmc.accSum, single.accSum);
+    // C = 5: rows walked block by block; C = 80: tiles of whole rows. The most bins: the
+    // largest per-lane histograms, on each worker's own stack.
+    for (const [rows, numClasses, bins] of [[20_001, 5, 10], [2_501, 80, lib.MAX_BINS]] as const) {
+      const x = makeLogits(rows * numClasses, 80);
+      const t = { labels: sigmoidLabels(rows, numClasses, 81), numClasses };
+      const w = weights(rows, 82);
+      const single = new lib.GHMC({ bins });
+      const ref = single.forward(x, t, w);
+      for (const p of pools) {
+        const ghmc = new lib.GHMC({ bins });
+        const r = await p.ghmc(ghmc, x, t, w);
+        expect(r.grad).toBeUndefined();
+        expectReducedClose(r.loss as number, ref.loss as number);
+        expectExactlyEqual(ghmc.accSum, single.accSum);
+      }
     }
   });
 
