@@ -271,14 +271,40 @@ impl<V: Terms> StatsBlock<V> {
     }
 }
 
-impl<V: Terms> Block for StatsBlock<V> {
-    const TILE: usize = V::TILE;
+impl<V: Terms> Pass for StatsBlock<V> {
+    type T = V;
     #[inline(always)]
-    fn tile(&mut self, start: usize, _end: usize) {
+    fn terms(&mut self) -> &mut V {
+        &mut self.terms
+    }
+    #[inline(always)]
+    fn before_tile(&mut self) {
         if self.staged > 0 {
             self.flush();
         }
-        self.terms.tile(start);
+    }
+    #[inline(always)]
+    fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
+        StatsBlock::add(self, i, len, t, w, tiled)
+    }
+}
+
+/// A GHM pass over blocks, each with its [`Terms`]; `tiled`: the block lies in the tile last
+/// announced (linear walks and tiles of rows), else in no known tile.
+trait Pass {
+    type T: Terms;
+    fn terms(&mut self) -> &mut Self::T;
+    #[inline(always)]
+    fn before_tile(&mut self) {}
+    fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool);
+}
+
+impl<P: Pass> Block for P {
+    const TILE: usize = P::T::TILE;
+    #[inline(always)]
+    fn tile(&mut self, start: usize, _end: usize) {
+        self.before_tile();
+        self.terms().tile(start);
     }
     #[inline(always)]
     fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
@@ -299,10 +325,15 @@ struct GradBlock<V> {
     terms: V,
 }
 
-impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Block for GradBlock<V> {
+impl<V: Terms> Pass for GradBlock<V> {
+    type T = V;
     #[inline(always)]
-    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
-        let (g, d) = (self.terms)(i, len, t);
+    fn terms(&mut self) -> &mut V {
+        &mut self.terms
+    }
+    #[inline(always)]
+    fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
+        let (g, d) = self.terms.terms(i, len, t, tiled);
         let s = slots(g, w.gt(F32x4::ZERO), self.bins).to_array();
         let f = unsafe { F32x4::from_array([*self.factor.add(s[0] as usize), *self.factor.add(s[1] as usize), *self.factor.add(s[2] as usize), *self.factor.add(s[3] as usize)]) };
         unsafe { (f * d).store_partial(self.grad.add(i), len) };
@@ -348,25 +379,29 @@ pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, st
     // The x-only terms (exp, log1p) are staged per tile, as in the focal kernel (see `Staged`).
     let mut staged = Staged::new();
     if let Targets::Soft(_) = targets {
-        let terms = GhmcStatsTerms::<false> { x: x.as_ptr(), n: x.len(), staged: &mut staged };
-        stats_pass(x.len(), targets, weights, bins, stats, terms);
+        stats_pass(x.len(), targets, weights, bins, stats, GhmcTerms::<false, false>::new(x, &mut staged));
     } else {
-        let terms = GhmcStatsTerms::<true> { x: x.as_ptr(), n: x.len(), staged: &mut staged };
-        stats_pass(x.len(), targets, weights, bins, stats, terms);
+        stats_pass(x.len(), targets, weights, bins, stats, GhmcTerms::<true, false>::new(x, &mut staged));
     }
     target_range(x.len(), targets)
 }
 
-/// GHM-C's `(g, BCE)`, from x-only terms staged per tile; `BIN`: targets are exactly 0 or 1
-/// (see [`Binary`]).
-struct GhmcStatsTerms<const BIN: bool> {
+/// GHM-C's `(g, BCE)` (stats pass) or `(g, p - t)` (`GRAD`, the grad pass), from x-only terms
+/// staged per tile; `BIN`: targets are exactly 0 or 1 (see [`Binary`]).
+struct GhmcTerms<const BIN: bool, const GRAD: bool> {
     x: *const f32,
     n: usize,
     /// Behind a pointer, so that the struct's scalars stay in registers (see [`Stage`]).
     staged: *mut Staged,
 }
 
-impl<const BIN: bool> Terms for GhmcStatsTerms<BIN> {
+impl<const BIN: bool, const GRAD: bool> GhmcTerms<BIN, GRAD> {
+    fn new(x: &[f32], staged: &mut Staged) -> Self {
+        GhmcTerms { x: x.as_ptr(), n: x.len(), staged }
+    }
+}
+
+impl<const BIN: bool, const GRAD: bool> Terms for GhmcTerms<BIN, GRAD> {
     const TILE: usize = TILE;
     #[inline(always)]
     fn tile(&mut self, start: usize) {
@@ -379,10 +414,13 @@ impl<const BIN: bool> Terms for GhmcStatsTerms<BIN> {
         let xt = unsafe { if tiled { (*self.staged).get(i) } else { (*self.staged).at(self.x, self.n, i, len) } };
         if BIN {
             let b = Binary::with(xv, t, xt);
-            (nan_where_nan(xv, b.pt), b.bce)
+            let g = nan_where_nan(xv, b.pt);
+            // p - t is pt with the sign of t (see `Binary`); NaN stays NaN.
+            (g, if GRAD { F32x4::from_bits(g.to_bits().xor(b.tsign)) } else { b.bce })
         } else {
             let s = Sided::with(xv, t, F32x4::ONE - t, xt);
-            (ghmc_g(xv, &s).0, s.bce())
+            let (g, d) = ghmc_g(xv, &s);
+            (g, if GRAD { d } else { s.bce() })
         }
     }
 }
@@ -392,17 +430,19 @@ impl<const BIN: bool> Terms for GhmcStatsTerms<BIN> {
 pub fn ghmc_grad(x: &[f32], targets: Targets, weights: Weights, bins: usize, factor: &[f32], grad: &mut [f32]) {
     check(bins, x.len(), &[grad.len()]);
     assert!(factor.len() >= bins + 2);
-    let xp = x.as_ptr();
-    let mut k = GradBlock {
-        grad: grad.as_mut_ptr(),
-        factor: factor.as_ptr(),
-        bins,
-        terms: move |i, len, t| {
-            let xv = unsafe { F32x4::load_partial(xp.add(i), len, 0.0) };
-            ghmc_g(xv, &Sided::new(xv, t, F32x4::ONE - t))
-        },
-    };
-    for_each_block(x.len(), targets, weights, &mut k);
+    let mut staged = Staged::new();
+    let (grad, factor) = (grad.as_mut_ptr(), factor.as_ptr());
+    if let Targets::Soft(_) = targets {
+        grad_pass(x.len(), targets, weights, GradBlock { grad, factor, bins, terms: GhmcTerms::<false, true>::new(x, &mut staged) });
+    } else {
+        grad_pass(x.len(), targets, weights, GradBlock { grad, factor, bins, terms: GhmcTerms::<true, true>::new(x, &mut staged) });
+    }
+}
+
+// Not inlined, as `stats_pass`: one wasm function per pass.
+#[inline(never)]
+fn grad_pass<V: Terms>(n: usize, targets: Targets, weights: Weights, mut k: GradBlock<V>) {
+    for_each_block(n, targets, weights, &mut k);
 }
 
 /// `(d, sqrt(d² + μ²))` for GHM-R.
@@ -543,6 +583,14 @@ mod tests {
                     assert!(p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()), "bins={bins} stats[{k}]: {p} vs {q}");
                 }
                 assert_eq!(a[bins], 1.0, "the NaN logit is counted in the NaN slot");
+                let factor: Vec<f32> = (0..bins + 2).map(|k| 0.25 + k as f32 * 0.125).collect();
+                let (mut ga, mut gb) = (vec![0.0f32; n], vec![0.0f32; n]);
+                ghmc_grad(&x, Targets::Binary(&tb), weights, bins, &factor, &mut ga);
+                ghmc_grad(&x, Targets::Soft(&ts), weights, bins, &factor, &mut gb);
+                for (i, (p, q)) in ga.iter().zip(&gb).enumerate() {
+                    assert!(p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()), "bins={bins} grad[{i}]: {p} vs {q}");
+                }
+                assert!(ga[2].is_nan(), "NaN logit, NaN gradient");
             }
         }
     }
@@ -569,6 +617,11 @@ mod tests {
             ghmc_stats(&x, Targets::Labels { labels: &labels, num_classes: c }, Weights::Rows(&rw), bins, &mut a);
             ghmc_stats(&x, Targets::Binary(&onehot), Weights::Elements(&ew), bins, &mut b);
             assert_eq!(&a[..=bins], &b[..=bins], "C={c}: counts");
+            let factor: Vec<f32> = (0..bins + 2).map(|k| 1.0 + k as f32 * 0.5).collect();
+            let (mut ga, mut gb) = (vec![0.0f32; n], vec![0.0f32; n]);
+            ghmc_grad(&x, Targets::Labels { labels: &labels, num_classes: c }, Weights::Rows(&rw), bins, &factor, &mut ga);
+            ghmc_grad(&x, Targets::Binary(&onehot), Weights::Elements(&ew), bins, &factor, &mut gb);
+            assert_eq!(ga, gb, "C={c}: gradients");
             for k in bins + 1..stats_len(bins) {
                 assert!((a[k] - b[k]).abs() <= 1e-12 * b[k].abs().max(1.0), "C={c}: stats[{k}] {} vs {}", a[k], b[k]);
             }

@@ -74,11 +74,6 @@ pub(crate) struct Sided {
 }
 
 impl Sided {
-    #[inline(always)]
-    pub fn new(x: F32x4, t: F32x4, omt: F32x4) -> Sided {
-        let e = math::exp_neg(x.abs());
-        Sided::with(x, t, omt, XTerms::of_e(e))
-    }
     /// From the x-only terms computed ahead (see [`XTerms`]).
     #[inline(always)]
     pub fn with(x: F32x4, t: F32x4, omt: F32x4, xt: XTerms) -> Sided {
