@@ -441,25 +441,21 @@ const ghmcOverFocal =
     ? g['focal-ghm sigmoid focal forward'].ops / g['focal-ghm GHMC'].ops
     : null;
 
-console.log('\n== Ratios: focal-ghm throughput / peer throughput (> 1: focal-ghm faster; median-based)');
-const col = 10;
-console.log(`  ${''.padEnd(38)}${sizeKeys.map((k) => `N=${k}`.padStart(col)).join('')}`);
-for (const [kind, , peer, label, key = peer] of ratioRows) {
-  const cells = sizeKeys.map((k) => {
-    const v = ratios[kind][k]?.[key];
-    return (v === undefined ? '—' : `${v.toFixed(2)}×`).padStart(col);
-  });
-  if (cells.some((c) => c.trim() !== '—')) console.log(`  ${label.padEnd(38)}${cells.join('')}`);
+/** Prints `table[kind][size][key]` as one row per ratio row, one column per size. */
+function printRatios(title, table) {
+  const col = 10;
+  console.log(`\n== ${title}`);
+  console.log(`  ${''.padEnd(38)}${sizeKeys.map((k) => `N=${k}`.padStart(col)).join('')}`);
+  for (const [kind, , peer, label, key = peer] of ratioRows) {
+    const cells = sizeKeys.map((k) => {
+      const v = table[kind][k]?.[key];
+      return (v === undefined ? '—' : `${v.toFixed(2)}×`).padStart(col);
+    });
+    if (cells.some((c) => c.trim() !== '—')) console.log(`  ${label.padEnd(38)}${cells.join('')}`);
+  }
 }
-console.log('\n== The same ratios from alternating calls (median of per-round ratios; see pairedRatio)');
-console.log(`  ${''.padEnd(38)}${sizeKeys.map((k) => `N=${k}`.padStart(col)).join('')}`);
-for (const [kind, , peer, label, key = peer] of ratioRows) {
-  const cells = sizeKeys.map((k) => {
-    const v = pairedRatios[kind][k]?.[key];
-    return (v === undefined ? '—' : `${v.toFixed(2)}×`).padStart(col);
-  });
-  if (cells.some((c) => c.trim() !== '—')) console.log(`  ${label.padEnd(38)}${cells.join('')}`);
-}
+printRatios('Ratios: focal-ghm throughput / peer throughput (> 1: focal-ghm faster; median-based)', ratios);
+printRatios('The same ratios from alternating calls (median of per-round ratios; see pairedRatio)', pairedRatios);
 if (ghmcOverFocal !== null) {
   console.log(`  GHM-C time / focal forward time at N=${fmtN(GHM_N)}, from the suite above: ${ghmcOverFocal.toFixed(2)}`);
 }

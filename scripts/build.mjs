@@ -109,7 +109,7 @@ async function bundle({ force }) {
   }
   const ms = await runTsup();
   checkPortability();
-  copyWasmFiles(['simd', 'scalar']);
+  copyWasmFiles(FLAVOURS.filter((f) => f.name === 'simd' || f.name === 'scalar').map(outputWasm));
   markBundleFresh();
   console.log(`dist/: tsup ${seconds(ms)}`);
 }

@@ -64,7 +64,8 @@ export function simdSupported(): boolean {
   }
 }
 
-function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+/** The bytes of a base64 string (the embedded builds; `atob` exists in every runtime we support). */
+export function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);

@@ -6,7 +6,7 @@
 // imports a Node built-in statically. In Node it reaches `worker_threads` and `os` through
 // `nodeBuiltin` at run time; elsewhere it uses Web Workers (browsers, Deno, Bun).
 
-import type { Kernels } from './loader';
+import { decodeBase64, type Kernels } from './loader';
 import { Heap } from './memory';
 import { poolWorkerMain, type FromWorker, type JobMessage, type ToWorker } from './pool-worker';
 
@@ -86,13 +86,6 @@ export function threadsUnavailable(): string | undefined {
     return 'this engine has no shared WebAssembly memory (the threads proposal)';
   }
   return undefined;
-}
-
-function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
 }
 
 /**

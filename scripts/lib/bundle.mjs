@@ -2,7 +2,7 @@
 // that the platform-neutral entry points really are free of Node built-ins.
 
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { BuildError, mtimeOf, newestMtime, REPO_ROOT, run } from './util.mjs';
 
 const DIST = join(REPO_ROOT, 'dist');
@@ -87,10 +87,9 @@ export function checkPortability() {
  * import the module file instead and pass it to `init({ module })`. Copied after tsup, which
  * empties dist/.
  */
-export function copyWasmFiles(flavours) {
-  for (const name of flavours) {
-    const from = join(REPO_ROOT, '.build', 'wasm', `focal_ghm_${name}.wasm`);
+export function copyWasmFiles(paths) {
+  for (const from of paths) {
     if (!existsSync(from)) throw new BuildError(`${relative(REPO_ROOT, from)} is missing; run the wasm build first`);
-    copyFileSync(from, join(DIST, `focal_ghm_${name}.wasm`));
+    copyFileSync(from, join(DIST, basename(from)));
   }
 }

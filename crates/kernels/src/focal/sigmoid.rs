@@ -278,20 +278,25 @@ pub fn sigmoid_focal(
     gamma: f32,
     out: Outputs,
 ) -> Summary {
-    let binary = !matches!(targets, Targets::Soft(_));
     let sum = with_focusing!(gamma, g => {
-        match (out.loss.is_some(), out.grad.is_some(), binary) {
-            (false, false, false) => run::<_, false, false, false>(x, targets, weights, alpha, g, out),
-            (false, true, false) => run::<_, false, true, false>(x, targets, weights, alpha, g, out),
-            (true, false, false) => run::<_, true, false, false>(x, targets, weights, alpha, g, out),
-            (true, true, false) => run::<_, true, true, false>(x, targets, weights, alpha, g, out),
-            (false, false, true) => run::<_, false, false, true>(x, targets, weights, alpha, g, out),
-            (false, true, true) => run::<_, false, true, true>(x, targets, weights, alpha, g, out),
-            (true, false, true) => run::<_, true, false, true>(x, targets, weights, alpha, g, out),
-            (true, true, true) => run::<_, true, true, true>(x, targets, weights, alpha, g, out),
+        if let Targets::Soft(_) = targets {
+            run_outputs::<_, false>(x, targets, weights, alpha, g, out)
+        } else {
+            run_outputs::<_, true>(x, targets, weights, alpha, g, out)
         }
     });
     Summary { sum, targets: target_range(x.len(), targets) }
+}
+
+/// [`run`] for the outputs `out` asks for.
+#[inline(always)]
+fn run_outputs<G: Focusing, const BIN: bool>(x: &[f32], targets: Targets, weights: Weights, alpha: Alpha, g: G, out: Outputs) -> f64 {
+    match (out.loss.is_some(), out.grad.is_some()) {
+        (false, false) => run::<_, false, false, BIN>(x, targets, weights, alpha, g, out),
+        (false, true) => run::<_, false, true, BIN>(x, targets, weights, alpha, g, out),
+        (true, false) => run::<_, true, false, BIN>(x, targets, weights, alpha, g, out),
+        (true, true) => run::<_, true, true, BIN>(x, targets, weights, alpha, g, out),
+    }
 }
 
 struct SigmoidBlock<G, const LOSS: bool, const GRAD: bool, const BIN: bool> {
