@@ -17,7 +17,7 @@
 //! The NaN slot holds valid elements whose `g` is NaN (NaN logits): they count towards GHM-C's
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
-use crate::focal::sigmoid::{Binary, Sided, Staged, TILE};
+use crate::focal::sigmoid::{Binary, Sided, Staged, Tiles, TILE};
 use crate::simd::{F32x4, F64x2, I32x4, M32x4};
 use crate::source::{for_each_block, target_range, weight_sum, Block, TargetRange, Targets, Weights};
 
@@ -32,15 +32,16 @@ pub const fn stats_len(bins: usize) -> usize {
     2 * (bins + 1) + 1
 }
 
-/// Bin slot per lane: `0..bins` for a bin, `bins` for NaN g, `bins + 1` for invalid elements.
+/// Bin slot per lane: `0..bins` for a bin, `bins` where `nan` is NaN (see [`special_slots`]),
+/// `bins + 1` for invalid elements.
 #[inline(always)]
-fn slots(g: F32x4, valid: M32x4, bins: usize) -> I32x4 {
+fn slots(g: F32x4, nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     let b = F32x4::splat(bins as f32);
     let (mut k, dist) = floor_bins(g, b);
     if dist.lt(edge_margin(b)).any() {
         k = exact_bins(g, k, b);
     }
-    special_slots(k, g, valid, bins)
+    special_slots(k, nan, valid, bins)
 }
 
 /// `floor(g·bins)` per lane, and how far `g·bins` is from the nearest integer: where that is
@@ -71,16 +72,16 @@ fn edge_margin(b: F32x4) -> F32x4 {
 }
 
 /// Bins `k` (from [`floor_bins`] and, where needed, [`exact_bins`]) clamped to `0..bins`, then
-/// NaN g to the NaN slot and invalid lanes to the discard slot: integer maxima, since every bin
-/// is below those two slots.
+/// lanes where `nan` is NaN (g, or an input whose NaN makes g NaN) to the NaN slot and invalid
+/// lanes to the discard slot: integer maxima, since every bin is below those two slots.
 #[inline(always)]
-fn special_slots(k: I32x4, g: F32x4, valid: M32x4, bins: usize) -> I32x4 {
+fn special_slots(k: I32x4, nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     let k = k.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1));
-    // NaN: |g|'s bits above +inf's. `min(d, 0) + bins` is `bins` for NaN and, g being at most
-    // 1, far below 0 otherwise; unlike a mask and a select (which LLVM makes of an `and` with
-    // a comparison), it costs V8 three instructions.
-    let d = g.abs().to_bits() - I32x4::splat(0x7f80_0001);
-    let k = k.max(d.min(I32x4::splat(0)) + I32x4::splat(bins as i32));
+    // NaN: |nan|'s bits above +inf's, so `inf - bits` is negative and its sign, spread by the
+    // shift, selects `bins`; unlike a mask and a select (which LLVM makes of an `and` with a
+    // comparison), three instructions in V8.
+    let is_nan = (I32x4::splat(0x7f80_0000) - nan.abs().to_bits()).shr(31);
+    let k = k.max(I32x4::splat(bins as i32).and(is_nan));
     k.max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
 }
 
@@ -201,22 +202,25 @@ fn check(bins: usize, n: usize, others: &[usize]) {
     assert!(bins >= 1 && bins <= MAX_BINS && others.iter().all(|&l| l >= n));
 }
 
-/// Where a pass gets each block's `(g, value)`: the value is the loss term in the stats pass and
-/// the derivative before the bin factor in the grad pass. Closures serve terms computed block
-/// by block; GHM-C's stats pass stages the x-only sigmoid terms per tile (see [`Block::tile`]).
+/// Where a pass gets each block's `(g, value, nan)`: the value is the loss term in the stats pass
+/// and the derivative before the bin factor in the grad pass; `nan` is NaN exactly where g is
+/// undefined (g itself, or the input that makes it so: the binary GHM-C stats pass saves making
+/// its g NaN). Closures serve terms computed block by block; GHM-C's passes stage the x-only
+/// sigmoid terms per tile (see [`Block::tile`]).
 trait Terms {
     /// Elements per tile; by default one [`Stage`], so that the stage is flushed between tiles.
     const TILE: usize = STAGE;
     #[inline(always)]
     fn tile(&mut self, _start: usize) {}
     /// `tiled`: the block lies in the tile last announced (linear walks), else in no known tile.
-    fn terms(&mut self, i: usize, len: usize, t: F32x4, tiled: bool) -> (F32x4, F32x4);
+    fn terms(&mut self, i: usize, len: usize, t: F32x4, tiled: bool) -> (F32x4, F32x4, F32x4);
 }
 
 impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Terms for V {
     #[inline(always)]
-    fn terms(&mut self, i: usize, len: usize, t: F32x4, _: bool) -> (F32x4, F32x4) {
-        self(i, len, t)
+    fn terms(&mut self, i: usize, len: usize, t: F32x4, _: bool) -> (F32x4, F32x4, F32x4) {
+        let (g, v) = self(i, len, t);
+        (g, v, g)
     }
 }
 
@@ -248,7 +252,7 @@ impl<V> StatsBlock<V> {
 impl<V: Terms> StatsBlock<V> {
     #[inline(always)]
     fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
-        let (g, v) = self.terms.terms(i, len, t, tiled);
+        let (g, v, nan) = self.terms.terms(i, len, t, tiled);
         // Lanes near an edge are settled once per stage, at the flush: a test and branch per
         // block cost more than the whole bin arithmetic. Padded lanes are invalid (w = 0): they
         // land in the discard slot.
@@ -256,7 +260,7 @@ impl<V: Terms> StatsBlock<V> {
         // Non-negative floats order like their bits (NaN above all, so it never counts): an
         // integer minimum, one instruction, where an `or` of masks became a select.
         self.nearest = self.nearest.min(dist.to_bits());
-        let s = special_slots(k, g, w.gt(F32x4::ZERO), self.bins);
+        let s = special_slots(k, nan, w.gt(F32x4::ZERO), self.bins);
         unsafe {
             s.store((*self.stage).slots.as_mut_ptr().add(self.staged));
             v.store((*self.stage).vals.as_mut_ptr().add(self.staged));
@@ -333,8 +337,8 @@ impl<V: Terms> Pass for GradBlock<V> {
     }
     #[inline(always)]
     fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
-        let (g, d) = self.terms.terms(i, len, t, tiled);
-        let s = slots(g, w.gt(F32x4::ZERO), self.bins).to_array();
+        let (g, d, nan) = self.terms.terms(i, len, t, tiled);
+        let s = slots(g, nan, w.gt(F32x4::ZERO), self.bins).to_array();
         let f = unsafe { F32x4::from_array([*self.factor.add(s[0] as usize), *self.factor.add(s[1] as usize), *self.factor.add(s[2] as usize), *self.factor.add(s[3] as usize)]) };
         unsafe { (f * d).store_partial(self.grad.add(i), len) };
     }
@@ -389,15 +393,12 @@ pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, st
 /// GHM-C's `(g, BCE)` (stats pass) or `(g, p - t)` (`GRAD`, the grad pass), from x-only terms
 /// staged per tile; `BIN`: targets are exactly 0 or 1 (see [`Binary`]).
 struct GhmcTerms<const BIN: bool, const GRAD: bool> {
-    x: *const f32,
-    n: usize,
-    /// Behind a pointer, so that the struct's scalars stay in registers (see [`Stage`]).
-    staged: *mut Staged,
+    tiles: Tiles,
 }
 
 impl<const BIN: bool, const GRAD: bool> GhmcTerms<BIN, GRAD> {
     fn new(x: &[f32], staged: &mut Staged) -> Self {
-        GhmcTerms { x: x.as_ptr(), n: x.len(), staged }
+        GhmcTerms { tiles: Tiles::new(x, staged) }
     }
 }
 
@@ -405,22 +406,28 @@ impl<const BIN: bool, const GRAD: bool> Terms for GhmcTerms<BIN, GRAD> {
     const TILE: usize = TILE;
     #[inline(always)]
     fn tile(&mut self, start: usize) {
-        unsafe { (*self.staged).fill(self.x, self.n, start) };
+        unsafe { self.tiles.fill(start) };
     }
     #[inline(always)]
-    fn terms(&mut self, i: usize, len: usize, t: F32x4, tiled: bool) -> (F32x4, F32x4) {
-        let xv = unsafe { F32x4::load_partial(self.x.add(i), len, 0.0) };
-        // Safety: `staged` outlives the pass, and nothing else borrows it.
-        let xt = unsafe { if tiled { (*self.staged).get(i) } else { (*self.staged).at(self.x, self.n, i, len) } };
+    fn terms(&mut self, i: usize, len: usize, t: F32x4, tiled: bool) -> (F32x4, F32x4, F32x4) {
+        // Safety: the staged tiles outlive the pass, and nothing else borrows them.
+        let xv = unsafe { self.tiles.x(i, len) };
+        let xt = unsafe { if tiled { self.tiles.get(i) } else { self.tiles.at(i, len) } };
         if BIN {
             let b = Binary::with(xv, t, xt);
-            let g = nan_where_nan(xv, b.pt);
-            // p - t is pt with the sign of t (see `Binary`); NaN stays NaN.
-            (g, if GRAD { F32x4::from_bits(g.to_bits().xor(b.tsign)) } else { b.bce })
+            if GRAD {
+                // p - t is pt with the sign of t (see `Binary`), and must be NaN for NaN x.
+                let g = nan_where_nan(xv, b.pt);
+                (g, F32x4::from_bits(g.to_bits().xor(b.tsign)), g)
+            } else {
+                // The loss term is NaN for NaN x already (see `Binary`), and x marks the NaN
+                // slot: pt may stay finite there.
+                (b.pt, b.bce, xv)
+            }
         } else {
             let s = Sided::with(xv, t, F32x4::ONE - t, xt);
             let (g, d) = ghmc_g(xv, &s);
-            (g, if GRAD { d } else { s.bce() })
+            (g, if GRAD { d } else { s.bce() }, g)
         }
     }
 }
@@ -523,7 +530,7 @@ mod tests {
         for bins in 1..=256usize {
             for g in edge_gs(bins).chunks(4) {
                 let (gv, valid) = lanes(g);
-                let s = slots(gv, valid, bins).to_array();
+                let s = slots(gv, gv, valid, bins).to_array();
                 for (j, &gj) in g.iter().enumerate() {
                     assert_eq!(s[j] as usize, slow_bin(gj, bins, GHMC_LAST_EDGE), "bins={bins} g={gj}");
                 }
@@ -531,7 +538,7 @@ mod tests {
             // NaN g goes to the NaN slot and invalid lanes to the discard slot, whatever their g.
             let g = F32x4::from_array([f32::NAN, 0.5, 1.0, f32::NAN]);
             let valid = F32x4::from_array([1.0, 0.0, 1.0, 0.0]).gt(F32x4::ZERO);
-            assert_eq!(slots(g, valid, bins).to_array(), [bins as i32, bins as i32 + 1, bins as i32 - 1, bins as i32 + 1]);
+            assert_eq!(slots(g, g, valid, bins).to_array(), [bins as i32, bins as i32 + 1, bins as i32 - 1, bins as i32 + 1]);
         }
     }
 

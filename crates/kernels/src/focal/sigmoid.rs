@@ -122,7 +122,8 @@ impl XTerms {
     #[inline(always)]
     pub fn of_e(e: F32x4) -> XTerms {
         XTerms { e, r: F32x4::ONE / (F32x4::ONE + e), l1p: math::log1p_unit(e) }
-    }}
+    }
+}
 
 /// Elements per tile of [`Staged`] x-only terms.
 pub(crate) const TILE: usize = 256;
@@ -140,65 +141,117 @@ pub(crate) const TILE: usize = 256;
 /// (zeros, or terms of an earlier tile), which the padded lanes' zero weight cancels.
 #[repr(C, align(16))]
 pub(crate) struct Staged {
+    // In this order, back to back: [`Tiles::get`] addresses `r` and `l1p` from `e`.
     e: [f32; TILE + 4],
     r: [f32; TILE + 4],
     l1p: [f32; TILE + 4],
-    /// Element range `[start, end)` the tile holds.
-    start: usize,
-    end: usize,
 }
 
 impl Staged {
     pub fn new() -> Staged {
-        Staged { e: [0.0; TILE + 4], r: [0.0; TILE + 4], l1p: [0.0; TILE + 4], start: 0, end: 0 }
-    }
-
-    /// The terms of the `len` ≤ 4 elements from `i` of `x` (length `n`), staging a new tile
-    /// starting at `i` when they are not all in the current one.
-    ///
-    /// # Safety
-    /// `x` must hold `n` elements and `i + len ≤ n`.
-    #[inline(always)]
-    pub unsafe fn at(&mut self, x: *const f32, n: usize, i: usize, len: usize) -> XTerms {
-        if i + len > self.end {
-            self.fill(x, n, i);
-        }
-        self.get(i)
-    }
-
-    /// The terms of the four elements from `i`, which the current tile must hold.
-    #[inline(always)]
-    pub unsafe fn get(&self, i: usize) -> XTerms {
-        let k = i - self.start;
-        XTerms { e: F32x4::load(self.e.as_ptr().add(k)), r: F32x4::load(self.r.as_ptr().add(k)), l1p: F32x4::load(self.l1p.as_ptr().add(k)) }
+        Staged { e: [0.0; TILE + 4], r: [0.0; TILE + 4], l1p: [0.0; TILE + 4] }
     }
 
     /// Stages the tile of elements `[i, min(i + TILE, n))` of `x` (length `n`).
     ///
     /// # Safety
     /// `x` must hold `n` elements and `i < n`.
+    /// Returns the number of elements staged.
     #[inline(never)]
-    pub unsafe fn fill(&mut self, x: *const f32, n: usize, i: usize) {
+    unsafe fn fill(&mut self, x: *const f32, n: usize, i: usize) -> usize {
         let m = if n - i > TILE { TILE } else { n - i };
         let x = x.add(i);
-        let full = m & !3;
+        // Two blocks per iteration: V8 spends about ten instructions per loop iteration on the
+        // interrupt check, constant reloads and the counter, which the unrolling halves.
+        let e = self.e.as_mut_ptr();
+        let full = m & !7;
         let mut k = 0;
         while k < full {
-            math::exp_neg(F32x4::load(x.add(k)).abs()).store(self.e.as_mut_ptr().add(k));
-            k += 4;
+            math::exp_neg(F32x4::load(x.add(k)).abs()).store(e.add(k));
+            math::exp_neg(F32x4::load(x.add(k + 4)).abs()).store(e.add(k + 4));
+            k += 8;
         }
-        if k < m {
-            math::exp_neg(F32x4::load_partial(x.add(k), m - k, 0.0).abs()).store(self.e.as_mut_ptr().add(k));
+        while k < m {
+            math::exp_neg(F32x4::load_partial(x.add(k), m - k, 0.0).abs()).store(e.add(k));
+            k += 4;
         }
         let mut k = 0;
         while k < m {
-            let t = XTerms::of_e(F32x4::load(self.e.as_ptr().add(k)));
+            let t = XTerms::of_e(F32x4::load(e.add(k)));
             t.r.store(self.r.as_mut_ptr().add(k));
             t.l1p.store(self.l1p.as_mut_ptr().add(k));
-            k += 4;
+            let t = XTerms::of_e(F32x4::load(e.add(k + 4)));
+            t.r.store(self.r.as_mut_ptr().add(k + 4));
+            t.l1p.store(self.l1p.as_mut_ptr().add(k + 4));
+            k += 8;
         }
-        self.start = i;
+        m
+    }
+}
+
+/// The [`Staged`] tiles of `x` as a cursor: the x-only terms of any element, staging a tile when
+/// needed. The current tile's address and end live here, in the loop's registers once inlined:
+/// read from the `Staged` in memory, they were reloaded after every gradient store, which the
+/// compiler could not rule out hit them.
+#[derive(Clone, Copy)]
+pub(crate) struct Tiles {
+    x: *const f32,
+    n: usize,
+    staged: *mut Staged,
+    /// Where element 0's `e` would be if the tile began at element 0: element i's is at `base + i`.
+    base: *const f32,
+    /// End of the current tile (exclusive).
+    end: usize,
+}
+
+impl Tiles {
+    /// Tiles of `x`, staged in `staged`; none staged yet.
+    pub fn new(x: &[f32], staged: &mut Staged) -> Tiles {
+        let staged: *mut Staged = staged;
+        Tiles { x: x.as_ptr(), n: x.len(), staged, base: staged as *const f32, end: 0 }
+    }
+
+    /// The four logits from `i` (fewer when `len` < 4; padded with 0).
+    ///
+    /// # Safety
+    /// `i + len ≤ n`.
+    #[inline(always)]
+    pub unsafe fn x(&self, i: usize, len: usize) -> F32x4 {
+        F32x4::load_partial(self.x.add(i), len, 0.0)
+    }
+
+    /// Stages the tile of elements `[i, min(i + TILE, n))`.
+    ///
+    /// # Safety
+    /// `i < n`.
+    #[inline(always)]
+    pub unsafe fn fill(&mut self, i: usize) {
+        let m = (*self.staged).fill(self.x, self.n, i);
+        self.base = (self.staged as *const f32).wrapping_sub(i);
         self.end = i + m;
+    }
+
+    /// The terms of the four elements from `i`, which the current tile must hold.
+    ///
+    /// # Safety
+    /// A tile holding element `i` was staged.
+    #[inline(always)]
+    pub unsafe fn get(&self, i: usize) -> XTerms {
+        let e = self.base.wrapping_add(i);
+        XTerms { e: F32x4::load(e), r: F32x4::load(e.add(TILE + 4)), l1p: F32x4::load(e.add(2 * (TILE + 4))) }
+    }
+
+    /// The terms of the `len` ≤ 4 elements from `i`, staging a new tile starting at `i` when they
+    /// are not all in the current one.
+    ///
+    /// # Safety
+    /// `i + len ≤ n`.
+    #[inline(always)]
+    pub unsafe fn at(&mut self, i: usize, len: usize) -> XTerms {
+        if i + len > self.end {
+            self.fill(i);
+        }
+        self.get(i)
     }
 }
 
@@ -300,9 +353,7 @@ fn run_outputs<G: Focusing, const BIN: bool>(x: &[f32], targets: Targets, weight
 }
 
 struct SigmoidBlock<G, const LOSS: bool, const GRAD: bool, const BIN: bool> {
-    x: *const f32,
-    n: usize,
-    staged: *mut Staged,
+    tiles: Tiles,
     alpha: Alpha,
     g: G,
     sum: SumF64,
@@ -316,7 +367,7 @@ impl<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool> SigmoidBl
     #[inline(always)]
     fn lanes_out(&mut self, i: usize, len: usize, xt: XTerms, t: F32x4, w: F32x4) {
         // Padded lanes read x = 0: finite, and w = 0 there zeroes their loss.
-        let xv = unsafe { F32x4::load_partial(self.x.add(i), len, 0.0) };
+        let xv = unsafe { self.tiles.x(i, len) };
         let (l, d) = if BIN {
             lanes_binary::<G, GRAD>(xv, xt, t, w, self.alpha, self.g)
         } else {
@@ -338,16 +389,16 @@ impl<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool> Block for
     const TILE: usize = TILE;
     #[inline(always)]
     fn tile(&mut self, start: usize, _end: usize) {
-        unsafe { (*self.staged).fill(self.x, self.n, start) };
+        unsafe { self.tiles.fill(start) };
     }
     #[inline(always)]
     fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
-        let xt = unsafe { (*self.staged).get(i) };
+        let xt = unsafe { self.tiles.get(i) };
         self.lanes_out(i, len, xt, t, w);
     }
     #[inline(always)]
     fn row_block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
-        let xt = unsafe { (*self.staged).at(self.x, self.n, i, len) };
+        let xt = unsafe { self.tiles.at(i, len) };
         self.lanes_out(i, len, xt, t, w);
     }
 }
@@ -375,9 +426,7 @@ fn run<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool>(
     };
     let mut staged = Staged::new();
     let mut k = SigmoidBlock::<G, LOSS, GRAD, BIN> {
-        x: x.as_ptr(),
-        n: x.len(),
-        staged: &mut staged,
+        tiles: Tiles::new(x, &mut staged),
         alpha,
         g,
         sum: SumF64::new(),
