@@ -152,11 +152,11 @@ impl Staged {
         Staged { e: [0.0; TILE + 4], r: [0.0; TILE + 4], l1p: [0.0; TILE + 4] }
     }
 
-    /// Stages the tile of elements `[i, min(i + TILE, n))` of `x` (length `n`).
+    /// Stages the tile of elements `[i, min(i + TILE, n))` of `x` (length `n`); returns how many
+    /// that is.
     ///
     /// # Safety
     /// `x` must hold `n` elements and `i < n`.
-    /// Returns the number of elements staged.
     #[inline(never)]
     unsafe fn fill(&mut self, x: *const f32, n: usize, i: usize) -> usize {
         let m = if n - i > TILE { TILE } else { n - i };
@@ -175,6 +175,9 @@ impl Staged {
             math::exp_neg(F32x4::load_partial(x.add(k), m - k, 0.0).abs()).store(e.add(k));
             k += 4;
         }
+        // Up to a block past `m` when m is not a multiple of 8: those lanes hold finite `e`s
+        // (see above), so their terms are finite too, which is all the padded lanes that may read
+        // them need.
         let mut k = 0;
         while k < m {
             let t = XTerms::of_e(F32x4::load(e.add(k)));
