@@ -78,6 +78,15 @@ pub fn exp(x: F32x4) -> F32x4 {
 /// through an explicit check).
 #[inline(always)]
 pub fn exp_neg(a: F32x4) -> F32x4 {
+    let (r, scale) = exp_neg_reduce(a);
+    exp_neg_finish(r, scale)
+}
+
+/// [`exp_neg`] in two halves, for callers that run them in separate loops (a long dependency
+/// chain per block limits how many blocks the out-of-order core overlaps): the range reduction,
+/// giving the reduced argument and the scale 2^n as an f32's bits…
+#[inline(always)]
+pub fn exp_neg_reduce(a: F32x4) -> (F32x4, I32x4) {
     let a = F32x4::from_bits(a.to_bits().min(F32x4::splat(87.3).to_bits()));
     // Round to an integer by the magic add, and read the integer straight from the sum's low
     // mantissa bits: no float-to-int conversion (a long sequence on x64 for saturating wasm).
@@ -86,8 +95,13 @@ pub fn exp_neg(a: F32x4) -> F32x4 {
     let fx = t - m;
     // Cody–Waite as in `exp`, with x = -a: x - fx·C1 computed as fx·(-C1) - a, the same value.
     let r = fx * F32x4::splat(-0.693_359_375) - a - fx * F32x4::splat(-2.121_944_4e-4);
-    let y = exp_poly(r);
-    y * pow2i(t.to_bits() - m.to_bits())
+    (r, pow2i(t.to_bits() - m.to_bits()).to_bits())
+}
+
+/// …and the polynomial times the scale.
+#[inline(always)]
+pub fn exp_neg_finish(r: F32x4, scale: I32x4) -> F32x4 {
+    exp_poly(r) * F32x4::from_bits(scale)
 }
 
 /// ln(1 + y) for y in [0, 1] (the sigmoid's `log1p(exp(-|x|))`), cheaper than [`log1p`]: with

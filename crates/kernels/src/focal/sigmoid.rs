@@ -132,9 +132,9 @@ pub(crate) const TILE: usize = 256;
 ///
 /// Why: in one loop, exp, log1p and the loss need more constants and temporaries than x64 has
 /// vector registers, and V8 then spends a third of the loop's instructions on stack traffic; the
-/// long dependency chain also exceeds what the out-of-order window overlaps. Three short loops
-/// (exp; reciprocal and log1p; the loss) each fit in registers and pipeline well, and the tile's
-/// 3 KiB of terms stays in L1.
+/// long dependency chain also exceeds what the out-of-order window overlaps. Short loops (exp's
+/// range reduction; its polynomial; reciprocal and log1p; the loss) each fit in registers and
+/// pipeline well, and the tile's 3 KiB of terms stays in L1.
 ///
 /// Each array has four lanes beyond the tile: a block of a label row may start in the last
 /// three and read past the tile's end in its padded lanes. They only ever hold finite values
@@ -161,18 +161,40 @@ impl Staged {
     unsafe fn fill(&mut self, x: *const f32, n: usize, i: usize) -> usize {
         let m = if n - i > TILE { TILE } else { n - i };
         let x = x.add(i);
+        let e = self.e.as_mut_ptr();
+        // exp(-|x|) in two loops, through `r` and `l1p` as scratch (the reduced argument, and the
+        // 2^n scale as bits): each half's dependency chain is short enough that the out-of-order
+        // core overlaps several blocks; with the whole chain (~50 cycles) in one loop, V8's
+        // x64 code waited on it, and the split is 9% faster overall (forward kernel).
         // Two blocks per iteration: V8 spends about ten instructions per loop iteration on the
         // interrupt check, constant reloads and the counter, which the unrolling halves.
-        let e = self.e.as_mut_ptr();
+        let (red, scale) = (self.r.as_mut_ptr(), self.l1p.as_mut_ptr() as *mut i32);
+        let reduce = |k: usize, v: F32x4| {
+            let (r, s) = math::exp_neg_reduce(v.abs());
+            r.store(red.add(k));
+            s.store(scale.add(k));
+        };
         let full = m & !7;
         let mut k = 0;
         while k < full {
-            math::exp_neg(F32x4::load(x.add(k)).abs()).store(e.add(k));
-            math::exp_neg(F32x4::load(x.add(k + 4)).abs()).store(e.add(k + 4));
+            reduce(k, F32x4::load(x.add(k)));
+            reduce(k + 4, F32x4::load(x.add(k + 4)));
             k += 8;
         }
         while k < m {
-            math::exp_neg(F32x4::load_partial(x.add(k), m - k, 0.0).abs()).store(e.add(k));
+            reduce(k, F32x4::load_partial(x.add(k), m - k, 0.0));
+            k += 4;
+        }
+        // Only the blocks reduced above: past them, `scale` holds log1p values, not scales.
+        let finish = |k: usize| math::exp_neg_finish(F32x4::load(red.add(k)), I32x4::load(scale.add(k))).store(e.add(k));
+        let mut k = 0;
+        while k < full {
+            finish(k);
+            finish(k + 4);
+            k += 8;
+        }
+        while k < m {
+            finish(k);
             k += 4;
         }
         // Up to a block past `m` when m is not a multiple of 8: those lanes hold finite `e`s
