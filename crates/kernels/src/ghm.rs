@@ -76,13 +76,47 @@ fn edge_margin(b: F32x4) -> F32x4 {
 /// lanes to the discard slot: integer maxima, since every bin is below those two slots.
 #[inline(always)]
 fn special_slots(k: I32x4, nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
-    let k = k.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1));
+    regular_or(k, special(nan, valid, bins), bins)
+}
+
+/// Bins `k` clamped to `0..bins`, where `special` (see [`special`]) is 0; else `special`.
+#[inline(always)]
+fn regular_or(k: I32x4, special: I32x4, bins: usize) -> I32x4 {
+    k.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1)).max(special)
+}
+
+/// The special slot of each lane, 0 where there is none: `bins` where `nan` is NaN, `bins + 1`
+/// where the lane is invalid. Every bin is below those two slots, so an integer maximum with a
+/// bin puts a lane in its special slot.
+#[inline(always)]
+fn special(nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     // NaN: |nan|'s bits above +inf's, so `inf - bits` is negative and its sign, spread by the
     // shift, selects `bins`; unlike a mask and a select (which LLVM makes of an `and` with a
     // comparison), three instructions in V8.
     let is_nan = (I32x4::splat(0x7f80_0000) - nan.abs().to_bits()).shr(31);
-    let k = k.max(I32x4::splat(bins as i32).and(is_nan));
-    k.max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
+    I32x4::splat(bins as i32).and(is_nan).max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
+}
+
+/// Bins the stage: `slots` hold each lane's [`special`] slot on entry and its slot on return.
+/// Returns whether a lane lies near an edge (see [`floor_bins`]), where [`settle_stage`] must
+/// recompute the bins. Its own loop, apart from the terms' (see [`StatsBlock::add`]).
+#[inline(always)]
+fn bin_stage(stage: &mut Stage, len: usize, bins: usize) -> bool {
+    let b = F32x4::splat(bins as f32);
+    // Non-negative floats order like their bits (NaN above all, so it never counts): an
+    // integer minimum, one instruction, where an `or` of masks became a select.
+    let mut nearest = I32x4::splat(i32::MAX);
+    let mut j = 0;
+    while j < len {
+        unsafe {
+            let sp = stage.slots.as_mut_ptr().add(j);
+            let (k, dist) = floor_bins(F32x4::load(stage.gs.as_ptr().add(j)), b);
+            nearest = nearest.min(dist.to_bits());
+            regular_or(k, I32x4::load(sp), bins).store(sp);
+        }
+        j += 4;
+    }
+    F32x4::from_bits(nearest).lt(edge_margin(b)).any()
 }
 
 /// The stage's slots after [`floor_bins`] flagged a lane near an edge somewhere in it: every
@@ -230,8 +264,6 @@ struct StatsBlock<V> {
     stage: *mut Stage,
     staged: usize,
     bins: usize,
-    /// The least distance to an edge in the stage so far (as bits, per lane; see [`floor_bins`]).
-    nearest: I32x4,
     /// `(g, loss term)` of a block.
     terms: V,
 }
@@ -240,10 +272,9 @@ impl<V> StatsBlock<V> {
     #[inline(always)]
     fn flush(&mut self) {
         let stage = unsafe { &mut *self.stage };
-        if F32x4::from_bits(self.nearest).lt(edge_margin(F32x4::splat(self.bins as f32))).any() {
+        if bin_stage(stage, self.staged, self.bins) {
             settle_stage(stage, self.staged, self.bins);
         }
-        self.nearest = I32x4::splat(i32::MAX);
         self.hist.scatter(stage, self.staged);
         self.staged = 0;
     }
@@ -253,14 +284,12 @@ impl<V: Terms> StatsBlock<V> {
     #[inline(always)]
     fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
         let (g, v, nan) = self.terms.terms(i, len, t, tiled);
-        // Lanes near an edge are settled once per stage, at the flush: a test and branch per
-        // block cost more than the whole bin arithmetic. Padded lanes are invalid (w = 0): they
-        // land in the discard slot.
-        let (k, dist) = floor_bins(g, F32x4::splat(self.bins as f32));
-        // Non-negative floats order like their bits (NaN above all, so it never counts): an
-        // integer minimum, one instruction, where an `or` of masks became a select.
-        self.nearest = self.nearest.min(dist.to_bits());
-        let s = special_slots(k, nan, w.gt(F32x4::ZERO), self.bins);
+        // Only the special slots here; the bins come at the flush, in their own loop over the
+        // stage (`bin_stage`): split, each loop's dependency chain is short enough for the
+        // out-of-order core to overlap several blocks. Lanes near an edge are settled there too,
+        // once per stage: a test and branch per block cost more than the whole bin arithmetic.
+        // Padded lanes are invalid (w = 0): they land in the discard slot.
+        let s = special(nan, w.gt(F32x4::ZERO), self.bins);
         unsafe {
             s.store((*self.stage).slots.as_mut_ptr().add(self.staged));
             v.store((*self.stage).vals.as_mut_ptr().add(self.staged));
@@ -356,7 +385,7 @@ fn stats_pass<V: Terms>(
 ) {
     with_hist(bins, stats, |hist| {
         let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE], gs: [0.0; STAGE] };
-        let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, bins, nearest: I32x4::splat(i32::MAX), terms };
+        let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, bins, terms };
         for_each_block(n, targets, weights, &mut k);
         k.flush();
         weight_sum(n, targets, weights)
@@ -546,22 +575,20 @@ mod tests {
     #[test]
     fn settled_stage_equals_edge_comparison() {
         for bins in 1..=256usize {
-            let b = F32x4::splat(bins as f32);
             let gs = edge_gs(bins);
             for part in gs.chunks(STAGE) {
+                // As the stats pass stages and bins them (`StatsBlock::add`, `flush`).
                 let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE], gs: [0.0; STAGE] };
-                let mut near = false;
+                let len = (part.len() + 3) & !3;
                 for (j, g) in part.chunks(4).enumerate() {
                     let (gv, valid) = lanes(g);
-                    let (k, dist) = floor_bins(gv, b);
-                    near |= dist.lt(edge_margin(b)).any();
                     unsafe {
-                        special_slots(k, gv, valid, bins).store(stage.slots.as_mut_ptr().add(4 * j));
+                        special(gv, valid, bins).store(stage.slots.as_mut_ptr().add(4 * j));
                         gv.store(stage.gs.as_mut_ptr().add(4 * j));
                     }
                 }
-                if near {
-                    settle_stage(&mut stage, (part.len() + 3) & !3, bins);
+                if bin_stage(&mut stage, len, bins) {
+                    settle_stage(&mut stage, len, bins);
                 }
                 for (j, &g) in part.iter().enumerate() {
                     assert_eq!(stage.slots[j] as usize, slow_bin(g, bins, GHMC_LAST_EDGE), "bins={bins} g={g}");
@@ -570,6 +597,30 @@ mod tests {
                     assert_eq!(stage.slots[part.len()], bins as i32 + 1, "padding stays in the discard slot");
                 }
             }
+        }
+    }
+
+    /// The whole stats pass on g values at and beside the float32 edges: its bin counts are
+    /// the edge comparisons' (the settle step included, which only runs near an edge).
+    #[test]
+    fn stats_pass_counts_equal_edge_comparison() {
+        for bins in [1usize, 3, 7, 10, 30, 100, 256, MAX_BINS] {
+            let gs = edge_gs(bins);
+            let n = gs.len();
+            let soft = vec![0.0f32; n];
+            let mut stats = vec![0.0f64; stats_len(bins)];
+            let terms = |i: usize, len: usize, _: F32x4| {
+                let (g, _) = lanes(&gs[i..i + len]);
+                (g, F32x4::ONE)
+            };
+            stats_pass(n, Targets::Soft(&soft), Weights::Ones, bins, &mut stats, terms);
+            let mut want = vec![0.0f64; bins];
+            for &g in &gs {
+                want[slow_bin(g, bins, GHMC_LAST_EDGE)] += 1.0;
+            }
+            assert_eq!(&stats[..bins], &want[..], "bins={bins}: counts");
+            assert_eq!(&stats[bins + 1..2 * bins + 1], &want[..], "bins={bins}: sums of 1");
+            assert_eq!(stats[bins], 0.0, "bins={bins}: no NaN");
         }
     }
 
