@@ -157,7 +157,7 @@ for (const threads of THREADS) {
 
 // Per loss, every variant timed in one interleaved group: arrays and in-place inputs alike, so
 // that the zero-copy ratios compare calls made moments apart. "copy" is the main thread's share
-// of an arrays call: copying the inputs into shared memory (here, into the 1-thread pool's batch).
+// of an arrays call: copying the inputs into shared memory (here, into the first pool's batch).
 const cases = [
   ['focal fwd', () => lib.sigmoidFocalLoss(logits, targets), (p) => p.pool.sigmoidFocalLoss(logits, targets), (p) => p.pool.sigmoidFocalLoss(p.x, p.t)],
   ['GHM-C fwd', () => new lib.GHMC(GHM).forward(logits, targets), (p) => p.pool.ghmc(new lib.GHMC(GHM), logits, targets), (p) => p.pool.ghmc(new lib.GHMC(GHM), p.x, p.t)],

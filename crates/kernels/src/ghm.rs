@@ -32,7 +32,7 @@ pub const fn stats_len(bins: usize) -> usize {
     2 * (bins + 1) + 1
 }
 
-/// Bin slot per lane: `0..bins` for a bin, `bins` where `nan` is NaN (see [`special_slots`]),
+/// Bin slot per lane: `0..bins` for a bin, `bins` where `nan` is NaN (see [`special`]),
 /// `bins + 1` for invalid elements.
 #[inline(always)]
 fn slots(g: F32x4, nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
@@ -41,7 +41,7 @@ fn slots(g: F32x4, nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     if dist.lt(edge_margin(b)).any() {
         k = exact_bins(g, k, b);
     }
-    special_slots(k, nan, valid, bins)
+    regular_or(k, special(nan, valid, bins), bins)
 }
 
 /// `floor(g·bins)` per lane, and how far `g·bins` is from the nearest integer: where that is
@@ -71,22 +71,21 @@ fn edge_margin(b: F32x4) -> F32x4 {
     b * F32x4::splat(1.0 / 4_194_304.0) // bins·2^-22
 }
 
-/// Bins `k` (from [`floor_bins`] and, where needed, [`exact_bins`]) clamped to `0..bins`, then
-/// lanes where `nan` is NaN (g, or an input whose NaN makes g NaN) to the NaN slot and invalid
-/// lanes to the discard slot: integer maxima, since every bin is below those two slots.
-#[inline(always)]
-fn special_slots(k: I32x4, nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
-    regular_or(k, special(nan, valid, bins), bins)
-}
-
-/// Bins `k` clamped to `0..bins`, where `special` (see [`special`]) is 0; else `special`.
+/// Bins `k` (from [`floor_bins`] and, where needed, [`exact_bins`]) clamped to `0..bins`, where
+/// `special` (see [`special`]) is 0; else `special`.
 #[inline(always)]
 fn regular_or(k: I32x4, special: I32x4, bins: usize) -> I32x4 {
-    k.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1)).max(special)
+    clamp_bins(k, bins).max(special)
 }
 
-/// The special slot of each lane, 0 where there is none: `bins` where `nan` is NaN, `bins + 1`
-/// where the lane is invalid. Every bin is below those two slots, so an integer maximum with a
+/// Bin estimates clamped to `0..bins` (g = 1 may estimate `bins`; see [`exact_bins`]).
+#[inline(always)]
+fn clamp_bins(k: I32x4, bins: usize) -> I32x4 {
+    k.max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1))
+}
+
+/// The special slot of each lane, 0 where there is none: `bins` where `nan` is NaN (g, or an
+/// input whose NaN makes g NaN), `bins + 1` where the lane is invalid. Every bin is below those two slots, so an integer maximum with a
 /// bin puts a lane in its special slot.
 #[inline(always)]
 fn special(nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
@@ -130,7 +129,7 @@ fn settle_stage(stage: &mut Stage, len: usize, bins: usize) {
             let sp = stage.slots.as_mut_ptr().add(j);
             let k = I32x4::load(sp);
             let g = F32x4::load(stage.gs.as_ptr().add(j));
-            let exact = exact_bins(g, k, b).max(I32x4::splat(0)).min(I32x4::splat(bins as i32 - 1));
+            let exact = clamp_bins(exact_bins(g, k, b), bins);
             M32x4::i32_lt(k, I32x4::splat(bins as i32)).select_i(exact, k).store(sp);
         }
         j += 4;
@@ -175,6 +174,7 @@ const LANES: usize = 4;
 /// stay in registers (an array inside it would put the whole struct in memory, and every field
 /// access in the hot loop would become a load).
 struct Stage {
+    /// Each lane's [`special`] slot as staged, its slot once [`bin_stage`] has run.
     slots: [i32; STAGE],
     vals: [f32; STAGE],
     /// The g behind each slot, for [`settle_stage`].
@@ -264,7 +264,7 @@ struct StatsBlock<V> {
     stage: *mut Stage,
     staged: usize,
     bins: usize,
-    /// `(g, loss term)` of a block.
+    /// `(g, loss term, nan)` of a block.
     terms: V,
 }
 
@@ -354,7 +354,7 @@ struct GradBlock<V> {
     grad: *mut f32,
     factor: *const f32,
     bins: usize,
-    /// `(g, d loss_i / d input before the bin factor)` of a block.
+    /// `(g, d loss_i / d input before the bin factor, nan)` of a block.
     terms: V,
 }
 

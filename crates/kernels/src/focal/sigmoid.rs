@@ -168,7 +168,8 @@ impl Staged {
         // x64 code waited on it, and the split is 9% faster overall (forward kernel).
         // Two blocks per iteration: V8 spends about ten instructions per loop iteration on the
         // interrupt check, constant reloads and the counter, which the unrolling halves.
-        let (red, scale) = (self.r.as_mut_ptr(), self.l1p.as_mut_ptr() as *mut i32);
+        let (r, l1p) = (self.r.as_mut_ptr(), self.l1p.as_mut_ptr());
+        let (red, scale) = (r, l1p as *mut i32);
         let reduce = |k: usize, v: F32x4| {
             let (r, s) = math::exp_neg_reduce(v.abs());
             r.store(red.add(k));
@@ -203,11 +204,11 @@ impl Staged {
         let mut k = 0;
         while k < m {
             let t = XTerms::of_e(F32x4::load(e.add(k)));
-            t.r.store(self.r.as_mut_ptr().add(k));
-            t.l1p.store(self.l1p.as_mut_ptr().add(k));
+            t.r.store(r.add(k));
+            t.l1p.store(l1p.add(k));
             let t = XTerms::of_e(F32x4::load(e.add(k + 4)));
-            t.r.store(self.r.as_mut_ptr().add(k + 4));
-            t.l1p.store(self.l1p.as_mut_ptr().add(k + 4));
+            t.r.store(r.add(k + 4));
+            t.l1p.store(l1p.add(k + 4));
             k += 8;
         }
         m
