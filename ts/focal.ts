@@ -102,19 +102,15 @@ export function sigmoidPass(
         xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
         aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr,
       );
-      const r = info(ws, infoPtr, 3);
-      sum += r[0]!;
-      range.add(r, 1);
+      const f64 = ws.heap.views().f64;
+      sum += f64[infoPtr / 8]!;
+      range.add(f64, infoPtr / 8 + 1);
     },
   );
   range.check(fn, 'targets', lay.tkind);
   return sum;
 }
 
-/** Reads the result words a kernel left at the start of the params region. */
-function info(ws: Workspace, ptr: number, len: number): Float64Array {
-  return new Float64Array(ws.heap.buffer, ptr, len);
-}
 
 export function resolveGamma(fn: string, v: unknown): number {
   const g = expectFinite(fn, 'options.gamma', v ?? 2);
@@ -150,9 +146,9 @@ export function countPosNeg(ws: Workspace, lay: Layout, wkind: WeightKind, w: Ch
   let neg = 0;
   runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [lay.targets, w], [], (u, [t, wp]) => {
     ws.k.fg_count_pos_neg(u * lay.perUnit, lay.tkind, t!, lay.numClasses, wkind, wp!, out);
-    const c = info(ws, out, 2);
-    pos += c[0]!;
-    neg += c[1]!;
+    const f64 = ws.heap.views().f64;
+    pos += f64[out / 8]!;
+    neg += f64[out / 8 + 1]!;
   });
   return [pos, neg];
 }
@@ -282,7 +278,7 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
   const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
   // Params: info words, then the α table.
   const params = ws.params.reserve(32 + c * 4);
-  new Float32Array(ws.heap.buffer, params + 32, c).set(alpha);
+  ws.heap.views().f32.set(alpha, (params + 32) / 4);
   let sum = 0;
   runChunked(
     ws.heap,
@@ -296,7 +292,7 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
     ],
     (u, [xp, yp], [lp, gp]) => {
       ws.k.fg_softmax_focal(xp!, u, c, yp!, params + 32, gamma, ignoreIndex, lp!, lossWeight, gp!, lossWeight / denom, params);
-      sum += info(ws, params, 1)[0]!;
+      sum += ws.heap.views().f64[params / 8]!;
     },
   );
   const loss = lossArr ?? (lossWeight * sum) / denom;

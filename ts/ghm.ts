@@ -316,10 +316,12 @@ export class GHMC extends GHMBase {
     const stats = new GHMStats(b);
     const range = new TargetRange();
     runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [{ array: x, perUnit: lay.perUnit }, lay.targets, w], [], (u, [xp, tp, wp]) => {
-      new Float64Array(ws.heap.buffer, params + 16, len).fill(0);
+      const at = (params + 16) / 8;
+      ws.heap.views().f64.fill(0, at, at + len);
       ws.k.fg_ghmc_stats(xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, b, params + 16, params);
-      stats.addRaw(new Float64Array(ws.heap.buffer, params + 16, len));
-      range.add(new Float64Array(ws.heap.buffer, params, 2), 0);
+      const f64 = ws.heap.views().f64;
+      stats.addRaw(f64.subarray(at, at + len));
+      range.add(f64, params / 8);
     });
     range.check(fn, 'targets', lay.tkind);
     return stats;
@@ -361,7 +363,7 @@ export class GHMC extends GHMBase {
     const grad = new Float32Array(x.length);
     const params = ws.params.reserve((b + 2) * 4);
     runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [{ array: x, perUnit: lay.perUnit }, lay.targets, w], [{ array: grad, perUnit: lay.perUnit }], (u, [xp, tp, wp], [gp]) => {
-      new Float32Array(ws.heap.buffer, params, b + 2).set(step.factors);
+      ws.heap.views().f32.set(step.factors, params / 4);
       ws.k.fg_ghmc_grad(xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, b, params, gp!);
     });
     return grad;
@@ -444,9 +446,10 @@ export class GHMR extends GHMBase {
     const params = ws.params.reserve(len * 8);
     const stats = new GHMStats(b);
     runChunked(ws.heap, ws.scratch, a.lay.units, unitsPerChunk(1), [{ array: a.pred, perUnit: 1 }, a.lay.targets, a.w], [], (u, [pp, tp, wp]) => {
-      new Float64Array(ws.heap.buffer, params, len).fill(0);
+      const at = params / 8;
+      ws.heap.views().f64.fill(0, at, at + len);
       ws.k.fg_ghmr_stats(pp!, tp!, u, a.wkind, wp!, this.mu, b, params);
-      stats.addRaw(new Float64Array(ws.heap.buffer, params, len));
+      stats.addRaw(ws.heap.views().f64.subarray(at, at + len));
     });
     return stats;
   }
@@ -457,7 +460,7 @@ export class GHMR extends GHMBase {
     const grad = new Float32Array(a.pred.length);
     const params = ws.params.reserve((b + 2) * 4);
     runChunked(ws.heap, ws.scratch, a.lay.units, unitsPerChunk(1), [{ array: a.pred, perUnit: 1 }, a.lay.targets, a.w], [{ array: grad, perUnit: 1 }], (u, [pp, tp, wp], [gp]) => {
-      new Float32Array(ws.heap.buffer, params, b + 2).set(step.factors);
+      ws.heap.views().f32.set(step.factors, params / 4);
       ws.k.fg_ghmr_grad(pp!, tp!, u, a.wkind, wp!, this.mu, b, params, gp!);
     });
     return grad;
