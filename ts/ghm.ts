@@ -218,41 +218,39 @@ abstract class GHMBase {
    * and the gradient factors. A batch with no valid element changes nothing and has loss 0.
    */
   step(stats: GHMStats): GHMStep {
-    const fn = `${this.constructor.name}.step`;
-    if (!(stats instanceof GHMStats)) throw new TypeError(`${fn}: stats must be a GHMStats`);
-    if (stats.bins !== this.bins) throw new RangeError(`${fn}: stats has ${stats.bins} bins, expected ${this.bins}`);
+    // Kept lean (no per-call name strings or scratch arrays): it runs on every forward, and
+    // small batches (one image's anchors) pay it in full.
+    if (!(stats instanceof GHMStats)) throw new TypeError(`${this.constructor.name}.step: stats must be a GHMStats`);
+    if (stats.bins !== this.bins) throw new RangeError(`${this.constructor.name}.step: stats has ${stats.bins} bins, expected ${this.bins}`);
     const b = this.bins;
+    const { counts, sums } = stats;
     const factors = new Float32Array(b + 2);
     if (stats.valid === 0) return { loss: 0, factors };
     const tot = Math.max(this.tot(stats), 1);
     const m = this.momentum;
-    const acc = this.acc.slice();
-    const w = new Float64Array(b);
     let n = 0;
+    for (let i = 0; i < b; i++) if (counts[i]! > 0) n++;
+    // Nothing below can throw, so the EMA state is updated in place.
+    const acc = this.acc;
+    let loss = 0;
     for (let i = 0; i < b; i++) {
-      const num = stats.counts[i]!;
+      const num = counts[i]!;
       if (num > 0) {
-        n++;
+        let w: number;
         if (m > 0) {
           // This exact expression: the golden EMA states are bit-exact to it.
           acc[i] = m * acc[i]! + (1 - m) * num;
-          w[i] = tot / acc[i]!;
+          w = tot / acc[i]!;
         } else {
-          w[i] = tot / num;
+          w = tot / num;
         }
-      }
-    }
-    let loss = 0;
-    for (let i = 0; i < b; i++) {
-      if (stats.counts[i]! > 0) {
-        w[i]! /= n;
-        loss += w[i]! * stats.sums[i]!;
-        factors[i] = (this.lossWeight * w[i]!) / tot;
+        w /= n;
+        loss += w * sums[i]!;
+        factors[i] = (this.lossWeight * w) / tot;
       }
     }
     // NaN inputs weigh 0 but, as 0·NaN in PyTorch, still make the loss NaN.
     if (stats.nanCount > 0) loss += 0 * stats.nanSum * NaN;
-    this.acc = acc;
     return { loss: (this.lossWeight * loss) / tot, factors };
   }
 }
