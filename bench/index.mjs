@@ -9,7 +9,9 @@
 //        focal-ghm GHMC | mmdet-style scalar | single-pass scalar | focal-ghm sigmoid focal forward
 //        (the last for the "GHM-C within 1.5× of focal forward" ratio, which is also measured
 //        from alternating calls: see pairedRatio)
-//   4. accuracy: reduction 'sum' over 1e8 elements vs a float64 (Neumaier) reference, ≤ 1e-5.
+//   4. small batches (N = 16 and 1000): microseconds per call, where the call's fixed cost shows:
+//        focal-ghm forward | scalar JS forward | focal-ghm GHM-C forward (alternating calls)
+//   5. accuracy: reduction 'sum' over 1e8 elements vs a float64 (Neumaier) reference, ≤ 1e-5.
 // Then a table of ratios focal-ghm throughput / peer throughput, also written to
 // bench/results/latest.json.
 //
@@ -467,7 +469,50 @@ if (ghmcPaired !== null) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// 4. Accuracy: reduction 'sum' over 1e8 elements
+// 4. Small batches: one image's anchors per call, where validation, layout and the wasm call's
+//    fixed cost weigh as much as the elements
+// ------------------------------------------------------------------------------------------------
+/** Median microseconds per call of each function, called in alternating rounds (drift-proof). */
+function perCallMicros(fns) {
+  const reps = fns.map((f) => {
+    const t0 = now();
+    let k = 0;
+    while (now() - t0 < 0.005) (f(), k++);
+    return Math.max(1, k);
+  });
+  const times = fns.map(() => []);
+  for (let round = 0; round < (QUICK ? 5 : 15); round++) {
+    fns.forEach((f, i) => {
+      const t0 = now();
+      for (let k = 0; k < reps[i]; k++) f();
+      times[i].push(((now() - t0) / reps[i]) * 1e6);
+    });
+  }
+  return times.map((t) => t.sort((a, b) => a - b)[t.length >> 1]);
+}
+
+const smallBatches = {};
+console.log('\n== small batches: microseconds per call (alternating calls, median of rounds)');
+for (const n of [16, 1000]) {
+  const { logits, targets } = getData(n);
+  const ghmc = new lib.GHMC({ bins: GHM_BINS, momentum: GHM_MOMENTUM });
+  const ours = lib.sigmoidFocalLoss(logits, targets, focalOpts).loss;
+  const peer = sigmoidFocalForward(logits, targets, ALPHA, GAMMA);
+  if (!(rel(ours, peer) <= REL_TOL)) warn(`small batches N=${n}: scalar JS loss ${peer} differs from focal-ghm ${ours}`);
+  const [f, sc, gh] = perCallMicros([
+    () => lib.sigmoidFocalLoss(logits, targets, focalOpts).loss,
+    () => sigmoidFocalForward(logits, targets, ALPHA, GAMMA),
+    () => ghmc.forward(logits, targets).loss,
+  ]);
+  smallBatches[fmtN(n)] = { focalGhmForwardMicros: f, scalarJsForwardMicros: sc, focalGhmGhmcForwardMicros: gh };
+  console.log(
+    `  N=${String(n).padEnd(5)} focal-ghm forward ${f.toFixed(2)} µs, scalar JS forward ${sc.toFixed(2)} µs ` +
+      `(focal-ghm ${(sc / f).toFixed(2)}× its speed); focal-ghm GHM-C forward ${gh.toFixed(2)} µs`,
+  );
+}
+
+// ------------------------------------------------------------------------------------------------
+// 5. Accuracy: reduction 'sum' over 1e8 elements
 // ------------------------------------------------------------------------------------------------
 let big = null;
 if (BIG) {
@@ -519,6 +564,7 @@ const out = {
   ghmcTimeOverFocalForwardTimePaired: ghmcPaired,
   ratiosPaired: pairedRatios,
   results,
+  smallBatchesMicrosPerCall: smallBatches,
   accuracy1e8: big,
   warnings,
   totalSeconds: now() - tStart,
