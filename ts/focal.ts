@@ -111,7 +111,6 @@ export function sigmoidPass(
   return sum;
 }
 
-
 export function resolveGamma(fn: string, v: unknown): number {
   const g = expectFinite(fn, 'options.gamma', v ?? 2);
   if (!(g >= 0)) throw new RangeError(`${fn}: options.gamma must be ≥ 0, got ${g}`);

@@ -314,10 +314,11 @@ export class GHMC extends GHMBase {
     const stats = new GHMStats(b);
     const range = new TargetRange();
     runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [{ array: x, perUnit: lay.perUnit }, lay.targets, w], [], (u, [xp, tp, wp]) => {
-      const at = (params + 16) / 8;
-      ws.heap.views().f64.fill(0, at, at + len);
-      ws.k.fg_ghmc_stats(xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, b, params + 16, params);
+      // Kernels never allocate, so one view serves before and after the call.
       const f64 = ws.heap.views().f64;
+      const at = (params + 16) / 8;
+      f64.fill(0, at, at + len);
+      ws.k.fg_ghmc_stats(xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, b, params + 16, params);
       stats.addRaw(f64.subarray(at, at + len));
       range.add(f64, params / 8);
     });
@@ -444,10 +445,11 @@ export class GHMR extends GHMBase {
     const params = ws.params.reserve(len * 8);
     const stats = new GHMStats(b);
     runChunked(ws.heap, ws.scratch, a.lay.units, unitsPerChunk(1), [{ array: a.pred, perUnit: 1 }, a.lay.targets, a.w], [], (u, [pp, tp, wp]) => {
+      const f64 = ws.heap.views().f64;
       const at = params / 8;
-      ws.heap.views().f64.fill(0, at, at + len);
+      f64.fill(0, at, at + len);
       ws.k.fg_ghmr_stats(pp!, tp!, u, a.wkind, wp!, this.mu, b, params);
-      stats.addRaw(ws.heap.views().f64.subarray(at, at + len));
+      stats.addRaw(f64.subarray(at, at + len));
     });
     return stats;
   }

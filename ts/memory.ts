@@ -159,9 +159,14 @@ export class Region {
   }
 }
 
-/** The whole-memory view with `a`'s element type, so that copies are plain memory moves. */
-function viewLike(v: Views, a: Typed): Typed {
-  return a instanceof Float32Array ? v.f32 : a instanceof Uint8Array ? v.u8 : a instanceof Int32Array ? v.i32 : v.f64;
+/**
+ * Copies elements `[start, start + len)` of `a` to byte address `ptr` of the memory `v` views,
+ * through the whole-memory view of `a`'s element type, so that the copy is a plain memory move
+ * (and the whole array when it is one chunk: no subarray view to make).
+ */
+export function copyIn(v: Views, a: Typed, start: number, len: number, ptr: number): void {
+  const to = a instanceof Float32Array ? v.f32 : a instanceof Uint8Array ? v.u8 : a instanceof Int32Array ? v.i32 : v.f64;
+  to.set((len === a.length ? a : a.subarray(start, start + len)) as never, ptr / a.BYTES_PER_ELEMENT);
 }
 
 /**
@@ -227,8 +232,7 @@ export function runChunked(
       const start = u0 * c.perUnit;
       const len = u * c.perUnit;
       if (copied[i]) {
-        // The whole array when it is one chunk: no subarray view to make.
-        viewLike(v, a).set((len === a.length ? a : a.subarray(start, start + len)) as never, addr[i]! / a.BYTES_PER_ELEMENT);
+        copyIn(v, a, start, len, addr[i]!);
         ins[i] = addr[i]!;
       } else {
         ins[i] = addr[i]! + start * a.BYTES_PER_ELEMENT;

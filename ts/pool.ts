@@ -16,7 +16,7 @@ import { parseSigmoidCall, sigmoidFocalLoss, unitsPerChunk, type LossResult, typ
 import { GHMC, GHMR, GHMStats, type GHMStep } from './ghm';
 import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
 import { init } from './loader';
-import type { Typed } from './memory';
+import { copyIn, type Typed } from './memory';
 import { hardwareThreads, loadSharedBuild, Threads, threadsUnavailable } from './pool-threads';
 import type { PoolOp } from './pool-worker';
 
@@ -409,13 +409,12 @@ export class Pool {
         const u0 = s * perStep * upb;
         const u = Math.min(stepUnits, pass.units - u0);
         const nb = Math.ceil(u / upb);
-        const mem = heap.buffer;
+        const v = heap.views();
         const ptr = pass.inputs.map((inp, k) => {
           const a = inp.array;
           if (!a) return 0;
           if (inBase[k]) return inBase[k]! + u0 * bytesPer(inp);
-          const ctor = a.constructor as new (b: ArrayBufferLike, o: number, l: number) => Typed;
-          new ctor(mem, buf.ins[k]!, u * inp.perUnit).set(a.subarray(u0 * inp.perUnit, (u0 + u) * inp.perUnit) as never);
+          copyIn(v, a, u0 * inp.perUnit, u * inp.perUnit, buf.ins[k]!);
           return buf.ins[k]!;
         });
         const optr = pass.outputs.map((a, k) => (!a ? 0 : buf.outs[k] || outBase[k]! + u0 * pass.perUnit * 4));

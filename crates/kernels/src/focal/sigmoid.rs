@@ -25,6 +25,15 @@ impl Alpha {
             None => Alpha { pos: 1.0, neg: 1.0 },
         }
     }
+
+    /// Each lane's class weight for targets `t` (`omt` = 1 - t): `pos·t + neg·(1-t)`, two
+    /// non-negative terms, so no cancellation when α is near 0 or 1. Products, not a select,
+    /// even for 0/1 targets (one term is then exactly 0): the binary and soft paths share this
+    /// expression, which keeps them bit for bit equal.
+    #[inline(always)]
+    fn weight(self, t: F32x4, omt: F32x4) -> F32x4 {
+        F32x4::splat(self.pos) * t + F32x4::splat(self.neg) * omt
+    }
 }
 
 /// Where the elementwise results go; each is scaled as the reduction scales the loss.
@@ -287,8 +296,7 @@ fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, t: F32x4, w: F32x4
     let omt = F32x4::ONE - t;
     let s = Sided::with(x, t, omt, xt);
     let bce = s.bce();
-    // Two non-negative terms: no cancellation when α is near 0 or 1.
-    let aw = F32x4::splat(a.pos) * t + F32x4::splat(a.neg) * omt;
+    let aw = a.weight(t, omt);
     let (pw, dpw) = g.factors(s.pt());
     let aww = aw * w;
     let loss = aww * pw * bce;
@@ -333,8 +341,7 @@ impl Binary {
 #[inline(always)]
 fn lanes_binary<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, t: F32x4, w: F32x4, a: Alpha, g: G) -> (F32x4, F32x4) {
     let Binary { pt, bce, tsign } = Binary::with(x, t, xt);
-    // Products, not a select: one of the two terms is exactly 0.
-    let aw = F32x4::splat(a.pos) * t + F32x4::splat(a.neg) * (F32x4::ONE - t);
+    let aw = a.weight(t, F32x4::ONE - t);
     let (pw, dpw) = g.factors(pt);
     let aww = aw * w;
     let loss = aww * pw * bce;
