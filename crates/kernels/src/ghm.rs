@@ -89,10 +89,9 @@ fn clamp_bins(k: I32x4, bins: usize) -> I32x4 {
 /// bin puts a lane in its special slot.
 #[inline(always)]
 fn special(nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
-    // NaN: |nan|'s bits above +inf's, so `inf - bits` is negative and its sign, spread by the
-    // shift, selects `bins`; unlike a mask and a select (which LLVM makes of an `and` with a
-    // comparison), three instructions in V8.
-    let is_nan = (I32x4::splat(0x7f80_0000) - nan.abs().to_bits()).shr(31);
+    // A float compare, one instruction in V8. An integer test on the bits (`inf - |bits|` < 0)
+    // fared worse: LLVM turns it into an unsigned compare, which V8 spells in four, plus a select.
+    let is_nan = I32x4::from_mask(nan.ne(nan));
     I32x4::splat(bins as i32).and(is_nan).max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
 }
 

@@ -9,7 +9,7 @@
 //!   ln(x<0) = NaN, ln(inf) = inf.
 //! - `log1p(y)`: ≤ 3 ulp relative for y in [-1, ∞) (including tiny y, where it returns y
 //!   to within an ulp); log1p(-1) = -inf.
-//! - `exp_neg(a)` (≤ 3 ulp), `log1p_unit(y)` (≤ 2 ulp): the sigmoid's fast paths (e^-a for a ≥ 0, y in [0, 1]);
+//! - `exp_neg(a)` (≤ 3 ulp), `log1p_unit(y)` (≤ 5 ulp): the sigmoid's fast paths (e^-a for a ≥ 0, y in [0, 1]);
 //!   see their docs for the domain limits.
 //!
 //! Only adds, multiplies, one division in `log1p`, and bit manipulation: no tables, no gathers,
@@ -106,15 +106,17 @@ pub fn exp_neg_finish(r: F32x4, scale: I32x4) -> F32x4 {
 
 /// ln(1 + y) for y in [0, 1] (the sigmoid's `log1p(exp(-|x|))`), cheaper than [`log1p`]: with
 /// s = y / (2 + y) in [0, 1/3], ln(1 + y) = 2·atanh(s) = 2s·(1 + z·Q(z)), z = s² in [0, 1/9],
-/// where Q, a cubic fitted like [`exp_poly`]'s, replaces the series 1/3 + z/5 + z²/7 + … to
-/// 5e-9 relative. Error ≤ 2 ulp over [0, 1], full relative accuracy for tiny y (no `1 + y` is
-/// ever rounded). NaN stays NaN.
+/// where Q, a quadratic fitted like [`exp_poly`]'s, replaces the series 1/3 + z/5 + z²/7 + … to
+/// 1.9e-7 relative. A cubic would reach 5e-9 (2 ulp in all), but this spends a little of SPEC's
+/// 1e-5 budget to save three instructions per vector, 2.7% of the forward kernel (measured).
+/// Error ≤ 5 ulp over [0, 1], full relative accuracy for tiny y (no `1 + y` is ever rounded).
+/// NaN stays NaN.
 #[inline(always)]
 pub fn log1p_unit(y: F32x4) -> F32x4 {
     let s = y / (F32x4::splat(2.0) + y);
     let z = s * s;
     let c = |v: f32| F32x4::splat(v);
-    let q = (c(0.333_332_1) + c(0.200_107_63) * z) + (z * z) * (c(0.140_009_03) + c(0.140_059_95) * z);
+    let q = c(0.333_367_4) + z * (c(0.198_179_83) + c(0.169_917_93) * z);
     let s2 = s + s;
     s2 + s2 * z * q
 }
@@ -292,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn log1p_unit_within_2_ulp() {
+    fn log1p_unit_within_5_ulp() {
         let mut worst = 0.0f64;
         sweep(1.0e-45, 1.0, 4_000_000, |y| {
             let e = ulp_err(lane0(log1p_unit, y), (y as f64).ln_1p());
@@ -301,7 +303,7 @@ mod tests {
             }
         });
         println!("log1p_unit worst error: {worst:.3} ulp");
-        assert!(worst <= 2.0, "log1p_unit error {worst} ulp");
+        assert!(worst <= 5.0, "log1p_unit error {worst} ulp");
         assert_eq!(lane0(log1p_unit, 0.0), 0.0);
         assert!(lane0(log1p_unit, f32::NAN).is_nan());
     }

@@ -148,6 +148,16 @@ impl SumF64 {
             self.flush();
         }
     }
+    /// [`SumF64::add`] for the block of elements from `offset`, when blocks come at consecutive
+    /// multiples of 4: the block ends every [`SumF64::BLOCK`] vectors by the offset alone, with
+    /// no counter to keep (two instructions fewer per vector in a kernel's hot loop).
+    #[inline(always)]
+    pub fn add_at(&mut self, v: F32x4, offset: usize) {
+        self.block = self.block + v;
+        if offset & (4 * Self::BLOCK as usize - 4) == 4 * Self::BLOCK as usize - 4 {
+            self.flush();
+        }
+    }
     #[inline(always)]
     fn flush(&mut self) {
         self.lo = self.lo + F64x2::promote_low(self.block);
