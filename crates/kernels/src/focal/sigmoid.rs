@@ -413,6 +413,7 @@ impl<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool> SigmoidBl
         } else {
             lanes::<G, GRAD>(xv, xt, t, w, self.alpha, self.g)
         };
+        // Row walks count their blocks: with C not a multiple of 4, their offsets are not.
         if ROWS {
             self.sum.add(l);
         } else {
