@@ -85,8 +85,8 @@ fn clamp_bins(k: I32x4, bins: usize) -> I32x4 {
 }
 
 /// The special slot of each lane, 0 where there is none: `bins` where `nan` is NaN (g, or an
-/// input whose NaN makes g NaN), `bins + 1` where the lane is invalid. Every bin is below those two slots, so an integer maximum with a
-/// bin puts a lane in its special slot.
+/// input whose NaN makes g NaN), `bins + 1` where the lane is invalid. Every bin is below those
+/// two slots, so an integer maximum with a bin puts a lane in its special slot.
 #[inline(always)]
 fn special(nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     // A float compare, one instruction in V8. An integer test on the bits (`inf - |bits|` < 0)
