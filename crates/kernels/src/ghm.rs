@@ -19,7 +19,7 @@
 
 use crate::focal::sigmoid::{Binary, Sided, Staged, Tiles, TILE};
 use crate::simd::{F32x4, F64x2, I32x4, M32x4};
-use crate::source::{for_each_block, target_range, weight_sum, Block, TargetRange, Targets, Weights};
+use crate::source::{for_each_block, target_range, weight_sum, Block, TargetLanes, TargetRange, Targets, Weights};
 
 /// The largest bin count the kernels accept (per-lane histograms live on the stack).
 pub const MAX_BINS: usize = 1024;
@@ -246,13 +246,13 @@ trait Terms {
     #[inline(always)]
     fn tile(&mut self, _start: usize) {}
     /// `tiled`: the block lies in the tile last announced (linear walks), else in no known tile.
-    fn terms(&mut self, i: usize, len: usize, t: F32x4, tiled: bool) -> (F32x4, F32x4, F32x4);
+    fn terms<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, tiled: bool) -> (F32x4, F32x4, F32x4);
 }
 
 impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Terms for V {
     #[inline(always)]
-    fn terms(&mut self, i: usize, len: usize, t: F32x4, _: bool) -> (F32x4, F32x4, F32x4) {
-        let (g, v) = self(i, len, t);
+    fn terms<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, _: bool) -> (F32x4, F32x4, F32x4) {
+        let (g, v) = self(i, len, t.float());
         (g, v, g)
     }
 }
@@ -281,7 +281,7 @@ impl<V> StatsBlock<V> {
 
 impl<V: Terms> StatsBlock<V> {
     #[inline(always)]
-    fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
+    fn add<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, w: F32x4, tiled: bool) {
         let (g, v, nan) = self.terms.terms(i, len, t, tiled);
         // Only the special slots here; the bins come at the flush, in their own loop over the
         // stage (`bin_stage`): split, each loop's dependency chain is short enough for the
@@ -316,7 +316,7 @@ impl<V: Terms> Pass for StatsBlock<V> {
         }
     }
     #[inline(always)]
-    fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
+    fn add<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, w: F32x4, tiled: bool) {
         StatsBlock::add(self, i, len, t, w, tiled)
     }
 }
@@ -328,7 +328,7 @@ trait Pass {
     fn terms(&mut self) -> &mut Self::T;
     #[inline(always)]
     fn before_tile(&mut self) {}
-    fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool);
+    fn add<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, w: F32x4, tiled: bool);
 }
 
 impl<P: Pass> Block for P {
@@ -339,11 +339,11 @@ impl<P: Pass> Block for P {
         self.terms().tile(start);
     }
     #[inline(always)]
-    fn block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+    fn block<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, w: F32x4) {
         self.add(i, len, t, w, true);
     }
     #[inline(always)]
-    fn row_block(&mut self, i: usize, len: usize, t: F32x4, w: F32x4) {
+    fn row_block<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, w: F32x4) {
         self.add(i, len, t, w, false);
     }
 }
@@ -364,7 +364,7 @@ impl<V: Terms> Pass for GradBlock<V> {
         &mut self.terms
     }
     #[inline(always)]
-    fn add(&mut self, i: usize, len: usize, t: F32x4, w: F32x4, tiled: bool) {
+    fn add<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, w: F32x4, tiled: bool) {
         let (g, d, nan) = self.terms.terms(i, len, t, tiled);
         let s = slots(g, nan, w.gt(F32x4::ZERO), self.bins).to_array();
         let f = unsafe { F32x4::from_array([*self.factor.add(s[0] as usize), *self.factor.add(s[1] as usize), *self.factor.add(s[2] as usize), *self.factor.add(s[3] as usize)]) };
@@ -437,12 +437,12 @@ impl<const BIN: bool, const GRAD: bool> Terms for GhmcTerms<BIN, GRAD> {
         unsafe { self.tiles.fill(start) };
     }
     #[inline(always)]
-    fn terms(&mut self, i: usize, len: usize, t: F32x4, tiled: bool) -> (F32x4, F32x4, F32x4) {
+    fn terms<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, tiled: bool) -> (F32x4, F32x4, F32x4) {
         // Safety: the staged tiles outlive the pass, and nothing else borrows them.
         let xv = unsafe { self.tiles.x(i, len) };
         let xt = unsafe { if tiled { self.tiles.get(i) } else { self.tiles.at(i, len) } };
         if BIN {
-            let b = Binary::with(xv, t, xt);
+            let b = Binary::with(xv, t.one_bits(), xt);
             if GRAD {
                 // p - t is pt with the sign of t (see `Binary`), and must be NaN for NaN x.
                 let g = nan_where_nan(xv, b.pt);
@@ -453,6 +453,7 @@ impl<const BIN: bool, const GRAD: bool> Terms for GhmcTerms<BIN, GRAD> {
                 (b.pt, b.bce, xv)
             }
         } else {
+            let t = t.float();
             let s = Sided::with(xv, t, F32x4::ONE - t, xt);
             let (g, d) = ghmc_g(xv, &s);
             (g, if GRAD { d } else { s.bce() }, g)

@@ -5,12 +5,73 @@
 //! mmcv CUDA layout that never builds the one-hot matrix) and weights in three (none, one per
 //! element, one per row). [`for_each_block`] walks all of them the same way and hands the kernel
 //! `(offset, len, t, w)` blocks (see [`Block`]): `len` ≤ 4 lanes starting at element `offset`, with the lanes past
-//! `len` padded by `t = 0, w = 0` so that they contribute nothing to any sum.
+//! `len` padded by `t = 0, w = 0` so that they contribute nothing to any sum. Targets come as
+//! [`TargetLanes`]: floats, or binary bytes left as bits for kernels that only ask which are 1.
 //!
 //! Rows of a label matrix are walked one at a time (blocks never straddle rows), so that the
 //! target of a lane is just `column == label`, with no division per element.
 
 use crate::simd::{F32x4, I32x4, M32x4, SumF64};
+
+/// A block's targets, as a walk loads them.
+pub trait TargetLanes: Copy {
+    /// The targets as floats.
+    fn float(self) -> F32x4;
+    /// The sign bit set where the target is 1, for targets that are 0 or 1.
+    fn one_bits(self) -> I32x4;
+}
+
+impl TargetLanes for F32x4 {
+    #[inline(always)]
+    fn float(self) -> F32x4 {
+        self
+    }
+    #[inline(always)]
+    fn one_bits(self) -> I32x4 {
+        // 1.0 is 0x3f80_0000: its lowest exponent bit, shifted to the top, is the sign bit.
+        self.to_bits().shl(8)
+    }
+}
+
+/// Binary target bytes, each in the top byte of its lane (`b << 24`). The binary kernels need
+/// only [`TargetLanes::one_bits`], one shift from here; turning the bytes into floats first, and
+/// that into bits, took four more instructions per block and two more constant registers, which
+/// in the focal loss loop made V8 spill (4.3% of the forward kernel, measured).
+#[derive(Clone, Copy)]
+pub struct ByteLanes(I32x4);
+
+impl ByteLanes {
+    /// The `len` (0..=4) bytes from `p`, padded with 0.
+    ///
+    /// # Safety
+    /// `p..p+len` must be readable.
+    #[inline(always)]
+    pub unsafe fn load(p: *const u8, len: usize) -> ByteLanes {
+        if len >= 4 {
+            return ByteLanes(I32x4::load_u8_high(p));
+        }
+        let mut a = [0u8; 4];
+        let mut i = 0;
+        while i < len {
+            a[i] = *p.add(i);
+            i += 1;
+        }
+        ByteLanes(I32x4::load_u8_high(a.as_ptr()))
+    }
+}
+
+impl TargetLanes for ByteLanes {
+    #[inline(always)]
+    fn float(self) -> F32x4 {
+        // 2^23 + b has the bits 0x4b00_0000 | b, so an OR and a subtract make b a float (a
+        // conversion instruction is worse: LLVM splits the unsigned one into scalar lanes).
+        F32x4::from_bits(self.0.shr_u(24).or(I32x4::splat(0x4b00_0000))) - F32x4::splat(8_388_608.0)
+    }
+    #[inline(always)]
+    fn one_bits(self) -> I32x4 {
+        self.0.shl(7)
+    }
+}
 
 /// Per-element targets.
 #[derive(Clone, Copy)]
@@ -63,10 +124,10 @@ pub trait Block {
     /// Called before the blocks of elements `[start, end)` of a linear walk.
     #[inline(always)]
     fn tile(&mut self, _start: usize, _end: usize) {}
-    fn block(&mut self, offset: usize, len: usize, t: F32x4, w: F32x4);
+    fn block<T: TargetLanes>(&mut self, offset: usize, len: usize, t: T, w: F32x4);
     /// A block of a row walk, with no [`Block::tile`] call before it.
     #[inline(always)]
-    fn row_block(&mut self, offset: usize, len: usize, t: F32x4, w: F32x4) {
+    fn row_block<T: TargetLanes>(&mut self, offset: usize, len: usize, t: T, w: F32x4) {
         self.block(offset, len, t, w)
     }
 }
@@ -79,7 +140,7 @@ pub trait Block {
 #[inline(always)]
 pub fn for_each_block<K: Block>(n: usize, targets: Targets, weights: Weights, f: &mut K) {
     match targets {
-        Targets::Binary(t) => linear(n, |i, len| unsafe { F32x4::load_u8_partial(t.as_ptr().add(i), len) }, weights, f),
+        Targets::Binary(t) => linear(n, |i, len| unsafe { ByteLanes::load(t.as_ptr().add(i), len) }, weights, f),
         Targets::Soft(t) => linear(n, |i, len| unsafe { F32x4::load_partial(t.as_ptr().add(i), len, 0.0) }, weights, f),
         Targets::Labels { labels, num_classes } => {
             let c = num_classes;
@@ -93,9 +154,10 @@ pub fn for_each_block<K: Block>(n: usize, targets: Targets, weights: Weights, f:
 }
 
 #[inline(always)]
-fn linear<T, K>(n: usize, load_t: T, weights: Weights, f: &mut K)
+fn linear<T, L, K>(n: usize, load_t: T, weights: Weights, f: &mut K)
 where
-    T: Fn(usize, usize) -> F32x4,
+    T: Fn(usize, usize) -> L,
+    L: TargetLanes,
     K: Block,
 {
     // One loop per weight layout: with no weights the kernel's `· w` folds away, and the hot loop
@@ -107,9 +169,10 @@ where
 }
 
 #[inline(always)]
-fn walk<T, W, K>(n: usize, load_t: T, load_w: W, f: &mut K)
+fn walk<T, L, W, K>(n: usize, load_t: T, load_w: W, f: &mut K)
 where
-    T: Fn(usize, usize) -> F32x4,
+    T: Fn(usize, usize) -> L,
+    L: TargetLanes,
     W: Fn(usize, usize) -> F32x4,
     K: Block,
 {

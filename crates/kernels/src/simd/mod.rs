@@ -95,23 +95,6 @@ impl F32x4 {
         }
     }
 
-    /// Loads `len` (0..=4) bytes as the lanes' values 0..=255, padding with 0.
-    ///
-    /// # Safety
-    /// `p..p+len` must be readable.
-    #[inline(always)]
-    pub unsafe fn load_u8_partial(p: *const u8, len: usize) -> F32x4 {
-        if len >= 4 {
-            return F32x4::load_u8(p);
-        }
-        let mut a = [0.0f32; 4];
-        let mut i = 0;
-        while i < len {
-            a[i] = *p.add(i) as f32;
-            i += 1;
-        }
-        F32x4::from_array(a)
-    }
 
     /// The lanes `[k, k+1, k+2, k+3]` as floats.
     #[inline(always)]

@@ -75,13 +75,6 @@ impl F32x4 {
     pub unsafe fn store(self, p: *mut f32) {
         core::ptr::write_unaligned(p as *mut [f32; 4], self.0)
     }
-    /// # Safety
-    /// `p..p+4` must be readable.
-    #[inline(always)]
-    pub unsafe fn load_u8(p: *const u8) -> F32x4 {
-        let b = core::ptr::read_unaligned(p as *const [u8; 4]);
-        F32x4(map(b, |v| v as f32))
-    }
     #[inline(always)]
     pub fn add(self, o: F32x4) -> F32x4 {
         F32x4(zip(self.0, o.0, |a, b| a + b))
@@ -206,6 +199,19 @@ impl I32x4 {
     #[inline(always)]
     pub fn shr(self, n: u32) -> I32x4 {
         I32x4(map(self.0, |a| a.wrapping_shr(n)))
+    }
+    #[inline(always)]
+    pub fn shr_u(self, n: u32) -> I32x4 {
+        I32x4(map(self.0, |a| (a as u32).wrapping_shr(n) as i32))
+    }
+    /// Four bytes, each in the top byte of its lane (`b << 24`).
+    ///
+    /// # Safety
+    /// `p..p+4` must be readable.
+    #[inline(always)]
+    pub unsafe fn load_u8_high(p: *const u8) -> I32x4 {
+        let b = core::ptr::read_unaligned(p as *const [u8; 4]);
+        I32x4(map(b, |v| ((v as u32) << 24) as i32))
     }
     #[inline(always)]
     pub fn and(self, o: I32x4) -> I32x4 {

@@ -50,20 +50,6 @@ impl F32x4 {
     pub unsafe fn store(self, p: *mut f32) {
         core::ptr::write_unaligned(p as *mut v128, self.0)
     }
-    /// Four bytes widened to four float lanes.
-    ///
-    /// # Safety
-    /// `p..p+4` must be readable.
-    #[inline(always)]
-    pub unsafe fn load_u8(p: *const u8) -> F32x4 {
-        let b = v128_load32_zero(p as *const u32);
-        let k = u32x4_extend_low_u16x8(u16x8_extend_low_u8x16(b));
-        // 2^23 + k has the bits 0x4b00_0000 | k, so an OR and a subtract make k a float. A
-        // conversion instruction is worse either way: LLVM splits the unsigned one into scalar
-        // lanes, and may turn the signed one into the unsigned one (the lanes are known
-        // non-negative).
-        F32x4(f32x4_sub(v128_or(k, i32x4_splat(0x4b00_0000)), f32x4_splat(8_388_608.0)))
-    }
     #[inline(always)]
     pub fn add(self, o: F32x4) -> F32x4 {
         F32x4(f32x4_add(self.0, o.0))
@@ -196,6 +182,22 @@ impl I32x4 {
     #[inline(always)]
     pub fn shr(self, n: u32) -> I32x4 {
         I32x4(i32x4_shr(self.0, n))
+    }
+    #[inline(always)]
+    pub fn shr_u(self, n: u32) -> I32x4 {
+        I32x4(u32x4_shr(self.0, n))
+    }
+    /// Four bytes, each in the top byte of its lane (`b << 24`).
+    ///
+    /// # Safety
+    /// `p..p+4` must be readable.
+    #[inline(always)]
+    pub unsafe fn load_u8_high(p: *const u8) -> I32x4 {
+        let b = v128_load32_zero(p as *const u32);
+        // One byte shuffle (V8 emits a lone pshufb for constant indices; 0x80 gives a zero
+        // byte), where widening twice takes two instructions.
+        const Z: i8 = -128;
+        I32x4(i8x16_swizzle(b, i8x16(Z, Z, Z, 0, Z, Z, Z, 1, Z, Z, Z, 2, Z, Z, Z, 3)))
     }
     #[inline(always)]
     pub fn and(self, o: I32x4) -> I32x4 {
