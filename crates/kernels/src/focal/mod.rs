@@ -46,7 +46,7 @@ impl Focusing for GammaAny {
     #[inline(always)]
     fn factors(self, m: F32x4) -> (F32x4, F32x4) {
         // m^γ = exp(-(-γ·ln m)) with -γ·ln m ≥ 0 (m ≤ 1), so the cheap exp applies; its floor of
-        // 1.2e-38 for tiny m^γ is an absolute error no loss can see. The derivative
+        // 2.7e-38 for tiny m^γ is an absolute error no loss can see. The derivative
         // factor γ·m^γ/m costs one division, and only when a gradient is asked for (the kernels
         // drop the unused value).
         let g = F32x4::splat(self.0);
