@@ -418,6 +418,21 @@ mod tests {
     }
 
     #[test]
+    fn byte_lanes_are_the_bytes() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        for (k, c) in bytes.chunks(4).enumerate() {
+            for len in 0..=4 {
+                let t = unsafe { ByteLanes::load(c.as_ptr(), len) };
+                let want: Vec<f32> = (0..4).map(|j| if j < len { c[j] as f32 } else { 0.0 }).collect();
+                assert_eq!(t.float().to_array().to_vec(), want, "bytes {k}.., len {len}");
+            }
+        }
+        let t = unsafe { ByteLanes::load([1u8, 0, 0, 1].as_ptr(), 4) };
+        assert_eq!(t.one_bits().to_array(), [i32::MIN, 0, 0, i32::MIN]);
+        assert_eq!(t.one_bits().to_array(), F32x4::from_array([1.0, 0.0, 0.0, 1.0]).one_bits().to_array());
+    }
+
+    #[test]
     fn range_is_the_float_min_and_max() {
         let cases: &[&[f32]] = &[
             &[0.5],
