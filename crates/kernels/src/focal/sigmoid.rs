@@ -3,9 +3,10 @@
 //!
 //! Numerics: see [`Sided`].
 
+use core::mem::MaybeUninit;
+
 use super::{with_focusing, Focusing};
 use crate::math;
-use core::mem::MaybeUninit;
 use crate::simd::{F32x4, I32x4, SumF64};
 use crate::source::{for_each_block, target_range, Block, TargetLanes, TargetRange, Targets, Weights};
 

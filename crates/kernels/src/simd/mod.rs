@@ -95,7 +95,6 @@ impl F32x4 {
         }
     }
 
-
     /// The lanes `[k, k+1, k+2, k+3]` as floats.
     #[inline(always)]
     pub fn iota_from(k: f32) -> F32x4 {
