@@ -327,12 +327,13 @@ pub fn target_range(n: usize, targets: Targets) -> TargetRange {
     }
     match targets {
         Targets::Binary(t) => {
-            // Byte min/max: LLVM vectorizes this loop 16 bytes at a time.
-            let (mut lo, mut hi) = (u8::MAX, 0u8);
-            for &b in &t[..n] {
-                lo = lo.min(b);
-                hi = hi.max(b);
+            // Every byte is 0 or 1 exactly when their OR is: one OR per 16 bytes (LLVM vectorizes
+            // the loop) in place of a min and a max. Only a bad batch pays for the exact range.
+            let t = &t[..n];
+            if bytes_are_bits(t) {
+                return TargetRange { min: 0.0, max: 1.0 };
             }
+            let (lo, hi) = t.iter().fold((u8::MAX, 0u8), |(lo, hi), &b| (lo.min(b), hi.max(b)));
             TargetRange { min: lo as f32, max: hi as f32 }
         }
         Targets::Soft(t) => {
@@ -343,6 +344,28 @@ pub fn target_range(n: usize, targets: Targets) -> TargetRange {
         }
         Targets::Labels { .. } => TargetRange { min: 0.0, max: 1.0 },
     }
+}
+
+/// Whether every byte is 0 or 1: their OR has no bit above the lowest. Four 16-byte ORs per
+/// iteration, which is as fast as the loads issue (LLVM's own loop does one).
+fn bytes_are_bits(t: &[u8]) -> bool {
+    let (n, p) = (t.len(), t.as_ptr());
+    let full = n & !63;
+    let zero = I32x4::splat(0);
+    let (mut a, mut b, mut c, mut d) = (zero, zero, zero, zero);
+    let mut i = 0;
+    while i < full {
+        // SAFETY: i + 64 <= n.
+        unsafe {
+            a = a.or(I32x4::load(p.add(i) as *const i32));
+            b = b.or(I32x4::load(p.add(i + 16) as *const i32));
+            c = c.or(I32x4::load(p.add(i + 32) as *const i32));
+            d = d.or(I32x4::load(p.add(i + 48) as *const i32));
+        }
+        i += 64;
+    }
+    let high = a.or(b).or(c.or(d)).and(I32x4::splat(0xFEFE_FEFEu32 as i32));
+    !M32x4::from_i32_nonzero(high).any() && t[full..].iter().fold(0u8, |acc, &b| acc | b) <= 1
 }
 
 /// Tracks [`TargetRange`] over vectors.
@@ -430,6 +453,24 @@ mod tests {
         let t = unsafe { ByteLanes::load([1u8, 0, 0, 1].as_ptr(), 4) };
         assert_eq!(t.one_bits().to_array(), [i32::MIN, 0, 0, i32::MIN]);
         assert_eq!(t.one_bits().to_array(), F32x4::from_array([1.0, 0.0, 0.0, 1.0]).one_bits().to_array());
+    }
+
+    #[test]
+    fn byte_range_finds_any_byte_that_is_not_a_bit() {
+        for n in [1usize, 15, 63, 64, 65, 127, 128, 200] {
+            let bits: Vec<u8> = (0..n).map(|i| (i % 3 == 0) as u8).collect();
+            let r = target_range(n, Targets::Binary(&bits));
+            assert_eq!((r.min, r.max), (0.0, 1.0), "n {n}");
+            for at in 0..n {
+                for bad in [2u8, 3, 0x80, 0xFF] {
+                    let mut t = bits.clone();
+                    t[at] = bad;
+                    let r = target_range(n, Targets::Binary(&t));
+                    let lo = if n == 1 { bad } else { 0 };
+                    assert_eq!((r.min, r.max), (lo as f32, bad as f32), "n {n}, byte {bad} at {at}");
+                }
+            }
+        }
     }
 
     #[test]

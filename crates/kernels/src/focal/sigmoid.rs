@@ -77,8 +77,8 @@ pub struct Summary {
 pub(crate) struct Sided {
     /// `exp(-|x|)`: finite even for NaN x (NaN reaches the results through `abs`).
     pub e: F32x4,
-    /// `σ(|x|)`
-    pub r: F32x4,
+    /// `1 + e`, the sigmoid's denominator
+    pub d: F32x4,
     /// `log1p(e)`
     pub l1p: F32x4,
     /// `|x|`
@@ -95,7 +95,7 @@ impl Sided {
     /// From the x-only terms computed ahead (see [`XTerms`]).
     #[inline(always)]
     pub fn with(x: F32x4, t: F32x4, omt: F32x4, xt: XTerms) -> Sided {
-        let XTerms { e, r, l1p } = xt;
+        let XTerms { e, d, l1p } = xt;
         let abs = x.abs();
         let bits = x.to_bits();
         // Swap t and 1-t where x is negative, by xor: three bit operations, where two selects
@@ -103,12 +103,12 @@ impl Sided {
         let swap = t.to_bits().xor(omt.to_bits()).and(bits.shr(31));
         let u = F32x4::from_bits(omt.to_bits().xor(swap));
         let v = F32x4::from_bits(t.to_bits().xor(swap));
-        Sided { e, r, l1p, abs, u, v, sign: bits.and(I32x4::splat(i32::MIN)) }
+        Sided { e, d, l1p, abs, u, v, sign: bits.and(I32x4::splat(i32::MIN)) }
     }
     /// `pt = q·t + p·(1-t)`, the probability of the wrong answer.
     #[inline(always)]
     pub fn pt(&self) -> F32x4 {
-        self.r * (self.u + self.e * self.v)
+        (self.u + self.e * self.v) / self.d
     }
     /// Binary cross-entropy with logits.
     #[inline(always)]
@@ -118,21 +118,26 @@ impl Sided {
     /// `p - t`, the BCE's derivative.
     #[inline(always)]
     pub fn p_minus_t(&self) -> F32x4 {
-        let m = self.r * (self.u - self.e * self.v);
+        let m = (self.u - self.e * self.v) / self.d;
         F32x4::from_bits(m.to_bits().xor(self.sign))
     }
     /// `p·(1-p)`, the sigmoid's derivative.
     #[inline(always)]
     pub fn pq(&self) -> F32x4 {
-        self.e * (self.r * self.r)
+        let r = F32x4::ONE / self.d;
+        self.e * (r * r)
     }
 }
 
-/// The terms that depend on x alone: `e = exp(-|x|)`, `r = 1/(1+e)`, `log1p(e)`.
+/// The terms that depend on x alone: `e = exp(-|x|)`, `d = 1 + e`, `log1p(e)`.
+///
+/// The sigmoid's values are quotients by `d`, each one division: `σ(z)` is `1/d` or `e/d`, not
+/// `e·(1/d)`. A forward pass needs only that one quotient; the multiply by `1/d` cost an
+/// instruction more per block (a forward loss loop is ~36 of them), and rounded twice.
 #[derive(Clone, Copy)]
 pub(crate) struct XTerms {
     pub e: F32x4,
-    pub r: F32x4,
+    pub d: F32x4,
     pub l1p: F32x4,
 }
 
@@ -282,9 +287,10 @@ impl Tiles {
 
     /// The terms of the four elements from `i`, which the current tile must hold.
     ///
-    /// `r` is divided out here, in the loss loop, rather than staged: a staging loop with both
-    /// divisions (r and log1p's) ran at the divider's pace, while here the division overlaps
-    /// the loss arithmetic. 4.5% off the forward kernel, 5% off GHM-C's stats (measured).
+    /// The sigmoid's division by `d` is left to the loss loop, rather than staged: a staging loop
+    /// with both divisions (the sigmoid's and log1p's) ran at the divider's pace, while there the
+    /// division overlaps the loss arithmetic. 4.5% off the forward kernel, 5% off GHM-C's stats
+    /// (measured).
     ///
     /// # Safety
     /// A tile holding element `i` was staged.
@@ -292,7 +298,7 @@ impl Tiles {
     pub unsafe fn get(&self, i: usize) -> XTerms {
         let p = self.base.wrapping_add(i);
         let e = F32x4::load(p);
-        XTerms { e, r: F32x4::ONE / (F32x4::ONE + e), l1p: F32x4::load(p.add(TILE + 4)) }
+        XTerms { e, d: F32x4::ONE + e, l1p: F32x4::load(p.add(TILE + 4)) }
     }
 
     /// The terms of the `len` ≤ 4 elements from `i`, staging a new tile starting at `i` when they
@@ -344,10 +350,10 @@ impl Binary {
     /// `tsign`: the targets' [`TargetLanes::one_bits`].
     #[inline(always)]
     pub fn with(x: F32x4, tsign: I32x4, xt: XTerms) -> Binary {
-        let XTerms { e, r, l1p } = xt;
+        let XTerms { e, d, l1p } = xt;
         let zneg = x.to_bits().xor(tsign).shr(31);
-        let rb = r.to_bits();
-        let pt = F32x4::from_bits(rb.xor(zneg.and(rb.xor((e * r).to_bits()))));
+        let one = F32x4::ONE.to_bits();
+        let pt = F32x4::from_bits(one.xor(zneg.and(one.xor(e.to_bits())))) / d;
         // `|x|·(0 or 1)` rather than a mask on |x|, so that NaN x stays NaN (NaN·0 is NaN).
         let bce = x.abs() * F32x4::from_bits(F32x4::ONE.to_bits().and_not(zneg)) + l1p;
         Binary { pt, bce, tsign }
@@ -366,7 +372,8 @@ fn lanes_binary<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, tsign: I32x
     if !GRAD {
         return (loss, F32x4::ZERO);
     }
-    let pq = xt.e * (xt.r * xt.r);
+    let r = F32x4::ONE / xt.d;
+    let pq = xt.e * (r * r);
     let grad = aww * (dpw * pq * bce + pw * pt);
     (loss, F32x4::from_bits(grad.to_bits().xor(tsign)))
 }
