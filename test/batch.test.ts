@@ -84,6 +84,10 @@ class Call implements fc.Command<Model, object> {
     expect(r.loss).toBe(want.loss);
     expect(l.b.grad).toEqual(want.grad);
     l.grad = want.grad!;
+    // Views that start inside a batch's buffer are read in place too.
+    const k = l.b.length >> 1;
+    const part = lib.sigmoidFocalLoss(l.b.logits.subarray(k), l.b.targets.subarray(k), { reduction: 'sum' });
+    expect(part.loss).toBe(lib.sigmoidFocalLoss(l.logits.slice(k), l.targets.slice(k), { reduction: 'sum' }).loss);
     checkAllUntouched(m);
   }
   toString = () => `call(${this.i})`;
@@ -100,6 +104,7 @@ class Free implements fc.Command<Model, object> {
     expect(() => l!.b.logits).toThrow(/freed/);
     // A stale view kept from before free() is refused by every call.
     if (stale.length > 0) expect(() => lib.sigmoidFocalLoss(stale, new Uint8Array(stale.length))).toThrow(/not allocated/);
+    if (stale.length > 1) expect(() => lib.sigmoidFocalLoss(stale.subarray(1), new Uint8Array(stale.length - 1))).toThrow(/not allocated/);
     checkAllUntouched(m);
   }
   toString = () => `free(${this.i})`;
