@@ -91,8 +91,11 @@ fn clamp_bins(k: I32x4, bins: usize) -> I32x4 {
 fn special(nan: F32x4, valid: M32x4, bins: usize) -> I32x4 {
     // A float compare, one instruction in V8. An integer test on the bits (`inf - |bits|` < 0)
     // fared worse: LLVM turns it into an unsigned compare, which V8 spells in four, plus a select.
+    // Unsigned min and max rather than `and` and a signed max: LLVM turns an `and` with a compare
+    // mask into a select (three instructions in V8, one for `min_u` of the all-ones mask), and
+    // only an unsigned max with 0 folds away where every lane is valid (2% off GHM-C's passes).
     let is_nan = I32x4::from_mask(nan.ne(nan));
-    I32x4::splat(bins as i32).and(is_nan).max(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
+    is_nan.min_u(I32x4::splat(bins as i32)).max_u(I32x4::splat(bins as i32 + 1).and_not(I32x4::from_mask(valid)))
 }
 
 /// Bins the stage: `slots` hold each lane's [`special`] slot on entry and its slot on return.
@@ -399,10 +402,11 @@ fn ghmc_g(xv: F32x4, s: &Sided) -> (F32x4, F32x4) {
 }
 
 /// `v` with x's NaN lanes made NaN: NaN x gives NaN g and p - t (as PyTorch would), which the
-/// sigmoid pieces alone do not.
+/// sigmoid pieces alone do not. ORing NaN's bits into any float gives a NaN (all exponent bits,
+/// a mantissa bit): two instructions after the compare, where a select takes three.
 #[inline(always)]
 fn nan_where_nan(x: F32x4, v: F32x4) -> F32x4 {
-    x.eq(x).select(v, x)
+    F32x4::from_bits(v.to_bits().or(x.keep(x.ne(x)).to_bits()))
 }
 
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.

@@ -55,9 +55,12 @@ impl F32x4 {
     pub const ZERO: F32x4 = F32x4::const_splat(0.0);
 
     /// `x` where the lane of `m` is set, else 0.
+    ///
+    /// An unsigned minimum of the bits with the mask (all ones or zero): one instruction on x64,
+    /// where a select is three in V8, and so is an `and`, which LLVM turns into a select.
     #[inline(always)]
     pub fn keep(self, m: M32x4) -> F32x4 {
-        M32x4::select(m, self, F32x4::ZERO)
+        F32x4::from_bits(self.to_bits().min_u(I32x4::from_mask(m)))
     }
 
     /// Loads the first `len` (0..=4) lanes from `p` and fills the others with `fill`.
