@@ -327,8 +327,9 @@ pub fn target_range(n: usize, targets: Targets) -> TargetRange {
     }
     match targets {
         Targets::Binary(t) => {
-            // Every byte is 0 or 1 exactly when their OR is: one OR per 16 bytes (LLVM vectorizes
-            // the loop) in place of a min and a max. Only a bad batch pays for the exact range.
+            // Every byte is 0 or 1 exactly when their OR is (`bytes_are_bits`): one OR per 16
+            // bytes in place of a min and a max. Only a bad batch pays for the exact range; a good
+            // one reports [0, 1] whatever it holds (the range only decides whether a call throws).
             let t = &t[..n];
             if bytes_are_bits(t) {
                 return TargetRange { min: 0.0, max: 1.0 };

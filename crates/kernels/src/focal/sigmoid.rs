@@ -61,14 +61,14 @@ pub struct Summary {
 
 /// The sigmoid pieces for logits `x` against targets `t`, arranged around the sign of x.
 ///
-/// With `e = exp(-|x|)` and `r = 1/(1+e) = σ(|x|)`, one of `p = σ(x)` and `q = 1-p` is `r` and
-/// the other `e·r`, depending on the sign of x. Rather than select p and q (and then again the
+/// With `e = exp(-|x|)` and `d = 1 + e`, one of `p = σ(x)` and `q = 1-p` is `1/d` and the other
+/// `e/d`, depending on the sign of x. Rather than select p and q (and then again the
 /// BCE's side), the targets are swapped once: `u` is the target weight on x's "own" side and
 /// `v` the other, and everything the losses need follows without further selects:
-/// - `pt = q·t + p·(1-t) = r·(u + e·v)`,
+/// - `pt = q·t + p·(1-t) = (u + e·v)/d`,
 /// - `bce = max(x,0)·(1-t) + max(-x,0)·t + log1p(e) = |x|·u + log1p(e)`,
-/// - `p - t = p·(1-t) - q·t = ±r·(u - e·v)`, the sign of x,
-/// - `p·q = e·r²`.
+/// - `p - t = p·(1-t) - q·t = ±(u - e·v)/d`, the sign of x,
+/// - `p·q = e/d²` (as `e·r²`, `r = 1/d`).
 ///
 /// Each is a sum of non-negative terms or a difference that vanishes only where the result does,
 /// so none cancels catastrophically (SPEC's `softplus(x) - x·t` would, for large |x|).
@@ -335,7 +335,7 @@ fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, t: F32x4, w: F32x4
 
 /// The sigmoid pieces for targets that are exactly 0 or 1 (binary bytes, class indices): what
 /// [`Sided`] gives, bit for bit, in fewer instructions. With `z = -x` where t = 1 and `z = x`
-/// where t = 0, the wrong answer's probability is `pt = σ(z)` (r where z ≥ 0, e·r where z < 0)
+/// where t = 0, the wrong answer's probability is `pt = σ(z)` (1/d where z ≥ 0, e/d where z < 0)
 /// and the BCE is `softplus(z) = |x|·[z ≥ 0] + log1p(e)`; `p - t` is ±pt with the sign of t.
 #[derive(Clone, Copy)]
 pub(crate) struct Binary {
