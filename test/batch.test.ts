@@ -86,7 +86,7 @@ class Call implements fc.Command<Model, object> {
     l.grad = want.grad!;
     // Views that start inside a batch's buffer are read in place too.
     const k = l.b.length >> 1;
-    const part = lib.sigmoidFocalLoss(l.b.logits.subarray(k), l.b.targets.subarray(k), { reduction: 'sum' });
+    const part = lib.sigmoidFocalLoss(l.b.logits.subarray(k), (l.b.targets as Uint8Array).subarray(k), { reduction: 'sum' });
     expect(part.loss).toBe(lib.sigmoidFocalLoss(l.logits.slice(k), l.targets.slice(k), { reduction: 'sum' }).loss);
     checkAllUntouched(m);
   }
