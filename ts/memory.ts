@@ -209,6 +209,7 @@ export function runChunked(
   const nIn = inputs.length;
   const nOut = outputs.length;
   const chunk = Math.min(units, unitsPerChunk);
+  // `heap.owns` for every stream, with the memory's buffer read once.
   const memory = heap.views().buffer;
   // Per stream: its address in wasm memory (in place), or -1 - its offset in scratch (copied),
   // or 0 (absent). In-place addresses are taken before reserving scratch, which may grow the

@@ -16,7 +16,7 @@ import { parseSigmoidCall, sigmoidFocalLoss, unitsPerChunk, type LossResult, typ
 import { GHMC, GHMR, GHMStats, type GHMStep } from './ghm';
 import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
 import { init } from './loader';
-import { copyIn, type Typed } from './memory';
+import { copyIn, elementBytes, type Typed } from './memory';
 import { hardwareThreads, loadSharedBuild, Threads, threadsUnavailable } from './pool-threads';
 import type { PoolOp } from './pool-worker';
 
@@ -373,7 +373,7 @@ export class Pool {
     const blocks = Math.ceil(pass.units / upb);
     if (blocks === 0) return;
     const heap = pool.heap;
-    const bytesPer = (i: PassInput) => (i.array ? i.perUnit * i.array.BYTES_PER_ELEMENT : 0);
+    const bytesPer = (i: PassInput) => (i.array ? i.perUnit * elementBytes(i.array) : 0);
     // In-place addresses are read before any allocation (which may grow the memory).
     const inPlace = (a: Typed | undefined) => (a && heap.owns(a) ? a.byteOffset : 0);
     const inBase = pass.inputs.map((i) => inPlace(i.array));

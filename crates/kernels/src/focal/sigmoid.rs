@@ -145,7 +145,7 @@ pub(crate) struct XTerms {
 pub(crate) const TILE: usize = 256;
 
 /// [`XTerms`] for a tile of consecutive elements, computed ahead of the loss loop: `e` and
-/// `log1p(e)`; `r` is left to the loss loop (see [`Tiles::get`]).
+/// `log1p(e)`; the division by `d = 1 + e` is left to the loss loop (see [`Tiles::get`]).
 ///
 /// Why: in one loop, exp, log1p and the loss need more constants and temporaries than x64 has
 /// vector registers, and V8 then spends a third of the loop's instructions on stack traffic; the
