@@ -1,23 +1,33 @@
-import { existsSync } from 'node:fs';
-import { defineConfig } from 'tsup';
+import { defineConfig, type Options } from 'tsup';
 
-// ts/index.ts is the platform-neutral core; ts/node.ts (Node conveniences) and ts/worker.ts
-// (thread-pool worker) are separate entry points, bundled only once they exist.
-const entry = ['ts/index.ts', 'ts/node.ts', 'ts/worker.ts'].filter((file) => existsSync(file));
-
-export default defineConfig({
-  entry,
-  format: ['esm', 'cjs'], // dist/*.js (package is "type": "module") and dist/*.cjs
+// Browsers, Deno, Bun and workerd must all load the core: no Node resolution or built-in
+// polyfills (scripts/build.mjs then checks that no Node built-in is reachable from dist/).
+const common: Options = {
   dts: true,
   target: 'es2020',
-  // Browsers, Deno, Bun and workerd must all load the core: no Node resolution or built-in
-  // polyfills. Node built-ins that node.ts/worker.ts import stay imports (scripts/build.mjs then
-  // checks that none is reachable from dist/index).
   platform: 'neutral',
-  external: [/^node:/],
-  // Keep the `node:` prefix (tsup 8 strips it by default): Deno, Bun and workerd's nodejs_compat
-  // resolve only `node:fs`-style specifiers reliably, and the portability check looks for it.
-  removeNodeProtocol: false,
-  clean: true,
+  // The wasm module files stay imports (ts/workerd.ts: wrangler and workerd load them as modules).
+  external: [/\.wasm$/],
   outDir: 'dist',
-});
+};
+
+export default defineConfig([
+  {
+    ...common,
+    // dist/index.js, the core (SIMD build embedded), and dist/workerd.js (the `workerd` export
+    // condition: the module file instead). Code splitting: the API they share is one chunk, and
+    // the pool's shared-memory build another, loaded only when a pool starts.
+    entry: { index: 'ts/index.ts', workerd: 'ts/workerd.ts' },
+    format: ['esm'],
+    splitting: true,
+    clean: true,
+  },
+  {
+    ...common,
+    // dist/index.cjs for require(); no import.meta there, so the scalar build's URL comes from
+    // __dirname (ts/index.ts).
+    entry: { index: 'ts/index.ts' },
+    format: ['cjs'],
+    define: { __FOCAL_GHM_CJS__: 'true' },
+  },
+]);

@@ -11,9 +11,10 @@
 //        cargo build (wasm32-unknown-unknown, release, target/wasm-<flavour>) → wasm-opt -O3
 //        → .build/wasm/focal_ghm_<flavour>.wasm
 //      simd and scalar must succeed; shared (threads, for a later issue) only warns.
-//   2. ts/wasm/<flavour>.generated.ts: the module as base64 (rewritten only when changed).
+//   2. ts/wasm/focal_ghm_<flavour>.wasm, and ts/wasm/<flavour>.generated.ts with the module as
+//      base64 for the embedded flavours (simd, shared); each rewritten only when changed.
 //   3. tsup (tsup.config.ts) → dist/, then a check that the core bundle has no Node imports,
-//      and the simd and scalar .wasm files copied beside it (for `init({ module })` in workerd);
+//      and the simd and scalar .wasm files copied to dist/wasm/ (the scalar fallback, workerd);
 //      skipped when the last successful bundle is newer than ts/, the configs and package*.json.
 // The Rust toolchain is located (or installed, see lib/toolchain.mjs) only when step 1 has work.
 
@@ -31,6 +32,7 @@ import {
   isFresh,
   outputWasm,
   recordedFailure,
+  sourceWasm,
   writeGeneratedModule,
 } from './lib/wasm.mjs';
 
@@ -91,7 +93,7 @@ async function buildWasm({ force }) {
 /** Step 2: the generated TS modules, from whatever .build/wasm holds now. */
 function writeGeneratedModules() {
   const changed = FLAVOURS.filter(writeGeneratedModule).map((f) => f.name);
-  console.log(`ts/wasm/*.generated.ts: ${changed.length ? `updated ${changed.join(', ')}` : 'unchanged'}`);
+  console.log(`ts/wasm/: ${changed.length ? `updated ${changed.join(', ')}` : 'unchanged'}`);
 }
 
 /**
@@ -109,7 +111,7 @@ async function bundle({ force }) {
   }
   const ms = await runTsup();
   checkPortability();
-  copyWasmFiles(FLAVOURS.filter((f) => f.name === 'simd' || f.name === 'scalar').map(outputWasm));
+  copyWasmFiles(FLAVOURS.filter((f) => f.name === 'simd' || f.name === 'scalar').map(sourceWasm));
   markBundleFresh();
   console.log(`dist/: tsup ${seconds(ms)}`);
 }

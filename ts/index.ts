@@ -10,41 +10,50 @@
  * @packageDocumentation
  */
 
-export { init, isInitialized, simdSupported, type InitOptions, type Runtime } from './loader';
-import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
-import { sigmoidFocalStream } from './stream';
+import { compileUrl, decodeBase64, initRuntime, useBuilds, type Builds, type InitOptions, type Runtime } from './loader';
+import { wasmBase64 as simdBase64 } from './wasm/simd.generated';
+
+export * from './api';
+
+// Set by tsup for the CommonJS bundle, which has no import.meta (see tsup.config.ts).
+declare const __FOCAL_GHM_CJS__: boolean | undefined;
+declare const __dirname: string;
 
 /**
- * Sigmoid focal loss (SPEC.md §1; mmdetection `py_sigmoid_focal_loss`, torchvision
- * `sigmoid_focal_loss`), optionally with its gradient; `sigmoidFocalLoss.stream(options)` scores
- * a batch that arrives in pieces. Full option docs: {@link SigmoidFocalOptions}.
+ * The scalar build, shipped beside the bundle as a file (never embedded: engines without SIMD
+ * are rare, and it is the larger build). Written as `new URL('…', import.meta.url)` so that
+ * bundlers that handle assets (Vite, webpack, Parcel) copy the file and rewrite the URL.
+ */
+function scalarUrl(): URL {
+  if (typeof __FOCAL_GHM_CJS__ !== 'undefined' && __FOCAL_GHM_CJS__) {
+    const path = `${__dirname.replace(/\\/g, '/')}/wasm/focal_ghm_scalar.wasm`;
+    return new URL(`file://${path.startsWith('/') ? '' : '/'}${encodeURI(path).replace(/[?#]/g, encodeURIComponent)}`);
+  }
+  return new URL('./wasm/focal_ghm_scalar.wasm', import.meta.url);
+}
+
+const builds: Builds = {
+  entry: 'focal-ghm',
+  simd: () => WebAssembly.compile(decodeBase64(simdBase64)),
+  scalar: () => compileUrl(scalarUrl(), 'focal-ghm init (the scalar build, for engines without SIMD)'),
+};
+useBuilds(builds);
+
+/**
+ * Loads the kernels. Idempotent: later calls return the first one's result (pass options only
+ * to the first). Every loss function needs it to have completed.
+ *
+ * By default: the SIMD build, embedded in the bundle; on engines without WebAssembly SIMD, the
+ * scalar build, fetched from `wasm/focal_ghm_scalar.wasm` beside the bundle (bundlers that
+ * handle `new URL(…, import.meta.url)` assets copy it; otherwise pass `url`).
  *
  * @example
  * ```ts
- * await init();
- * const { loss, grad } = sigmoidFocalLoss(logits, new Uint8Array(targets), { gamma: 2, grad: true });
- * sigmoidFocalLoss(logits, { labels, numClasses: 80 }, { avgFactor: numPositives });
- * const s = sigmoidFocalLoss.stream({ reduction: 'sum' });
- * s.push(logitsA, targetsA); s.push(logitsB, targetsB);
- * s.finish().loss;
+ * import { init, sigmoidFocalLoss } from 'focal-ghm';
+ * await init();                                   // the bundled build, SIMD when supported
+ * await init({ url: '/assets/focal_ghm.wasm' });  // or: your own copy of a build
  * ```
  */
-export const sigmoidFocalLoss: typeof sigmoidFocalLossFn & { stream: typeof sigmoidFocalStream } = Object.assign(
-  sigmoidFocalLossFn,
-  { stream: sigmoidFocalStream },
-);
-
-export {
-  softmaxFocalLoss,
-  type OutputBuffers,
-  type LossResult,
-  type Reduction,
-  type SigmoidFocalOptions,
-  type SigmoidFocalResult,
-  type SoftmaxFocalOptions,
-} from './focal';
-export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
-export { Batch, createBatch, type BatchOptions } from './batch';
-export { scoreStream, sigmoidFocalStream, type ScoreSpec, type SigmoidFocalStream, type StreamChunk } from './stream';
-export type { ClassTargets, Targets } from './inputs';
-export { createPool, Pool, type PoolOptions } from './pool';
+export function init(opts: InitOptions = {}): Promise<Runtime> {
+  return initRuntime(opts, builds);
+}

@@ -1,8 +1,12 @@
 // Loads and instantiates the wasm kernels. No wasm-bindgen: the crate exports plain `extern "C"`
 // functions over pointers, so the whole binding is the typed interface below.
+//
+// Where the default builds come from is up to the entry point (`Builds`): ts/index.ts embeds
+// the SIMD build and fetches the scalar one from beside the bundle; ts/workerd.ts imports the
+// shipped module file. This module holds none of them, so a bundle carries only what its entry
+// point loads.
 
-import { wasmBase64 as simdBase64 } from './wasm/simd.generated';
-import { wasmBase64 as scalarBase64 } from './wasm/scalar.generated';
+import { fetchBytes, g } from './platform';
 
 /** The raw exports of the kernel module (see crates/kernels/src/ffi.rs for the contract). */
 export interface Kernels {
@@ -72,57 +76,73 @@ export function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-async function compile(opts: InitOptions): Promise<{ module: WebAssembly.Module; simd: boolean | null }> {
+/** An entry point's default builds: each loads and compiles its module only when called. */
+export interface Builds {
+  /** The entry point's name in messages, e.g. `focal-ghm` or `focal-ghm (workerd)`. */
+  entry: string;
+  simd: () => Promise<WebAssembly.Module>;
+  /** Absent where the entry point ships no scalar build (workerd: every version has SIMD). */
+  scalar?: () => Promise<WebAssembly.Module>;
+}
+
+/** Compiles the module at `url` (the scalar build beside the bundle, or the caller's `url`). */
+export async function compileUrl(url: URL, what: string): Promise<WebAssembly.Module> {
+  return WebAssembly.compile(await fetchBytes(url, what));
+}
+
+async function compile(opts: InitOptions, builds: Builds): Promise<{ module: WebAssembly.Module; simd: boolean | null }> {
   if (opts.module) return { module: opts.module, simd: null };
   if (opts.bytes) return { module: await WebAssembly.compile(opts.bytes), simd: null };
-  if (opts.url !== undefined) {
-    const res = await fetch(opts.url);
-    if (!res.ok) throw new Error(`focal-ghm init: fetching ${String(opts.url)} failed with HTTP ${res.status}`);
-    return { module: await WebAssembly.compile(await res.arrayBuffer()), simd: null };
-  }
+  if (opts.url !== undefined) return { module: await compileUrl(new URL(String(opts.url), g.location?.href), 'focal-ghm init'), simd: null };
   const simd = opts.simd ?? simdSupported();
   if (simd && !simdSupported()) throw new Error('focal-ghm init: simd: true was asked for, but this engine has no WebAssembly SIMD');
+  if (!simd) {
+    if (!builds.scalar) throw new Error(`focal-ghm init: ${builds.entry} ships only the SIMD build; pass the scalar one yourself: \`import wasm from 'focal-ghm/scalar.wasm'; await init({ module: wasm });\``);
+    return { module: await builds.scalar(), simd };
+  }
   try {
-    return { module: await WebAssembly.compile(decodeBase64(simd ? simdBase64 : scalarBase64)), simd };
+    return { module: await builds.simd(), simd };
   } catch (e) {
     // Cloudflare workerd (and pages whose CSP lacks 'wasm-unsafe-eval') refuse to compile bytes,
     // with a message ("Wasm code generation disallowed by embedder") that says nothing of what
     // to do instead.
-    const flavour = simd ? 'simd' : 'scalar';
     throw new Error(
-      `focal-ghm init: compiling the bundled ${flavour} build failed (${(e as Error).message}). ` +
-        `Where a runtime does not allow compiling WebAssembly from bytes (Cloudflare workerd), import the module file and pass it in: ` +
-        `\`import wasm from 'focal-ghm/${flavour}.wasm'; await init({ module: wasm });\``,
+      `focal-ghm init: compiling the bundled simd build failed (${(e as Error).message}). ` +
+        `A page needs 'wasm-unsafe-eval' in its Content-Security-Policy script-src. ` +
+        `Where a runtime does not allow compiling WebAssembly from bytes (Cloudflare workerd; bundle with the "workerd" condition, as wrangler does, and this is automatic), import the module file and pass it in: ` +
+        `\`import wasm from 'focal-ghm/simd.wasm'; await init({ module: wasm });\``,
       { cause: e },
     );
   }
 }
 
 /**
- * Loads the kernels. Idempotent: later calls return the first one's result (pass options only
- * to the first). Every loss function needs it to have completed.
- *
- * @example
- * ```ts
- * import { init, sigmoidFocalLoss } from 'focal-ghm';
- * await init();                                   // the bundled build, SIMD when supported
- * await init({ url: '/assets/focal_ghm.wasm' });  // or: your own copy of a build
- * // Cloudflare Workers (no compiling from bytes there): the shipped module file
- * // import wasm from 'focal-ghm/simd.wasm';  await init({ module: wasm });
- * ```
+ * The builds of the entry point that loaded last, for an `init()` from inside the library (a
+ * pool without threads runs the single-thread API, initializing it if needed).
  */
-export function init(opts: InitOptions = {}): Promise<Runtime> {
+let entryBuilds: Builds | undefined;
+
+/** Called by each entry point as it loads (ts/index.ts, ts/workerd.ts). */
+export function useBuilds(builds: Builds): void {
+  entryBuilds = builds;
+}
+
+/**
+ * `init` of an entry point whose default builds are `builds` (see ts/index.ts). Idempotent: later
+ * calls return the first one's result. A failed init may be retried, e.g. with other options.
+ */
+export function initRuntime(opts: InitOptions = {}, builds = entryBuilds): Promise<Runtime> {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`init: options must be an object, got ${String(opts)}`);
   if (runtime) return Promise.resolve(runtime);
   if (!pending) {
     pending = (async () => {
-      const { module, simd } = await compile(opts);
+      if (!builds) throw new Error('focal-ghm init: no entry point registered its builds (import from "focal-ghm", not its internals)');
+      const { module, simd } = await compile(opts, builds);
       const instance = await WebAssembly.instantiate(module, {});
       const rt: Runtime = { kernels: instance.exports as unknown as Kernels, simd };
       runtime = rt;
       return rt;
     })();
-    // A failed init may be retried (e.g. with other options).
     pending.catch(() => {
       pending = undefined;
     });

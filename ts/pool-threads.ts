@@ -7,6 +7,7 @@
 // `nodeBuiltin` at run time; elsewhere it uses Web Workers (browsers, Deno, Bun).
 
 import { decodeBase64, type Kernels } from './loader';
+import { g, nodeBuiltin } from './platform';
 import { Heap } from './memory';
 import { poolWorkerMain, type FromWorker, type JobMessage, type ToWorker } from './pool-worker';
 
@@ -34,10 +35,6 @@ export class SharedHeap extends Heap {
 /** Each worker's own stack (the build's default stack is 1 MiB too; GHM kernels use ~90 KiB: per-lane histograms of (count, sum) pairs for up to 1024 bins). */
 const STACK_BYTES = 1 << 20;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyGlobal = any;
-const g = globalThis as AnyGlobal;
-
 type Platform = 'node' | 'web';
 
 /** Which worker API to use: Node's worker_threads, Web Workers, or none. */
@@ -45,17 +42,6 @@ function platform(): Platform | undefined {
   if (g.Deno) return typeof g.Worker === 'function' ? 'web' : undefined;
   if (g.process?.versions?.node && !g.process.versions.bun) return 'node';
   return typeof g.Worker === 'function' ? 'web' : undefined;
-}
-
-/**
- * A Node built-in, loaded at run time. `process.getBuiltinModule` (Node ≥ 20.16) needs no import
- * at all; the `import()` fallback takes the specifier from a variable so that browser bundlers
- * (and scripts/lib/bundle.mjs's portability check) do not see a Node import in the core.
- */
-async function nodeBuiltin<T>(name: string): Promise<T> {
-  if (typeof g.process?.getBuiltinModule === 'function') return g.process.getBuiltinModule(name) as T;
-  const specifier = name;
-  return (await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier)) as T;
 }
 
 /** Logical processors, for the default pool size. */

@@ -15,7 +15,7 @@ import { describeValue, expectArray, expectBoolean, expectInteger, expectOptions
 import { parseSigmoidCall, sigmoidFocalLoss, unitsPerChunk, type LossResult, type SigmoidFocalOptions, type SigmoidFocalResult } from './focal';
 import { GHMC, GHMR, GHMStats, type GHMStep } from './ghm';
 import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
-import { init } from './loader';
+import { initRuntime } from './loader';
 import { copyIn, elementBytes, type Typed } from './memory';
 import { hardwareThreads, loadSharedBuild, Threads, threadsUnavailable } from './pool-threads';
 import type { PoolOp } from './pool-worker';
@@ -68,7 +68,7 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
     if ('reason' in build) reason = build.reason;
     else return new Pool(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
   }
-  await init();
+  await initRuntime();
   return new Pool(undefined, reason, chunkElements);
 }
 

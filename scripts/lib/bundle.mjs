@@ -62,14 +62,13 @@ function reachableFiles(entry) {
 }
 
 /**
- * The core entry must load in browsers, Deno, Bun and workerd: no `node:*` (or bare built-in)
- * import may be reachable from dist/index.{js,cjs}. ts/node.ts and ts/worker.ts are exempt: they
- * are separate entry points precisely so that they may use Node. Throws on a violation.
+ * The core entries must load in browsers, Deno, Bun and workerd: no `node:*` (or bare built-in)
+ * import may be reachable from dist/index.{js,cjs} or dist/workerd.js. Throws on a violation.
  */
 export function checkPortability() {
   const builtins = ['fs', 'path', 'os', 'url', 'crypto', 'module', 'worker_threads', 'child_process'];
   const isNodeImport = (s) => s.startsWith('node:') || builtins.includes(s);
-  const offenders = ['index.js', 'index.cjs'].flatMap((entry) =>
+  const offenders = ['index.js', 'index.cjs', 'workerd.js'].flatMap((entry) =>
     reachableFiles(join(DIST, entry)).flatMap((file) =>
       importedSpecifiers(readFileSync(file, 'utf8'))
         .filter(isNodeImport)
@@ -82,14 +81,27 @@ export function checkPortability() {
 }
 
 /**
- * The SIMD and scalar builds as plain files too (package exports `focal-ghm/simd.wasm` and
- * `focal-ghm/scalar.wasm`): runtimes that refuse to compile wasm from bytes (Cloudflare workerd)
- * import the module file instead and pass it to `init({ module })`. Copied after tsup, which
- * empties dist/.
+ * The SIMD and scalar builds as files in dist/wasm/ (package exports `focal-ghm/simd.wasm` and
+ * `focal-ghm/scalar.wasm`): dist/index.js fetches the scalar one on engines without SIMD, and
+ * dist/workerd.js imports the SIMD one (workerd compiles no wasm from bytes). Copied after tsup,
+ * which empties dist/.
  */
 export function copyWasmFiles(paths) {
+  mkdirSync(join(DIST, 'wasm'), { recursive: true });
   for (const from of paths) {
     if (!existsSync(from)) throw new BuildError(`${relative(REPO_ROOT, from)} is missing; run the wasm build first`);
-    copyFileSync(from, join(DIST, basename(from)));
+    copyFileSync(from, join(DIST, 'wasm', basename(from)));
   }
+  writeFileSync(join(DIST, 'wasm', 'module.d.ts'), WASM_MODULE_TYPES.esm);
+  writeFileSync(join(DIST, 'wasm', 'module.d.cts'), WASM_MODULE_TYPES.cjs);
 }
+
+/** The type of `import wasm from 'focal-ghm/simd.wasm'` (package.json exports' "types"). */
+const wasmModuleTypes = (index, exportModule) => `// The default export of 'focal-ghm/simd.wasm' and 'focal-ghm/scalar.wasm' where a bundler or
+// runtime turns .wasm imports into compiled modules (wrangler, workerd): pass it to init({ module }).
+import type { InitOptions } from '${index}';
+
+declare const module: NonNullable<InitOptions['module']>;
+${exportModule}
+`;
+const WASM_MODULE_TYPES = { esm: wasmModuleTypes('../index.js', 'export default module;'), cjs: wasmModuleTypes('../index.cjs', 'export = module;') };

@@ -1,0 +1,41 @@
+// The public API of every entry point except `init`, whose default builds differ per entry point
+// (ts/index.ts, ts/workerd.ts).
+
+export { isInitialized, simdSupported, type InitOptions, type Runtime } from './loader';
+import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
+import { sigmoidFocalStream } from './stream';
+
+/**
+ * Sigmoid focal loss (SPEC.md §1; mmdetection `py_sigmoid_focal_loss`, torchvision
+ * `sigmoid_focal_loss`), optionally with its gradient; `sigmoidFocalLoss.stream(options)` scores
+ * a batch that arrives in pieces. Full option docs: {@link SigmoidFocalOptions}.
+ *
+ * @example
+ * ```ts
+ * await init();
+ * const { loss, grad } = sigmoidFocalLoss(logits, new Uint8Array(targets), { gamma: 2, grad: true });
+ * sigmoidFocalLoss(logits, { labels, numClasses: 80 }, { avgFactor: numPositives });
+ * const s = sigmoidFocalLoss.stream({ reduction: 'sum' });
+ * s.push(logitsA, targetsA); s.push(logitsB, targetsB);
+ * s.finish().loss;
+ * ```
+ */
+export const sigmoidFocalLoss: typeof sigmoidFocalLossFn & { stream: typeof sigmoidFocalStream } = Object.assign(
+  sigmoidFocalLossFn,
+  { stream: sigmoidFocalStream },
+);
+
+export {
+  softmaxFocalLoss,
+  type OutputBuffers,
+  type LossResult,
+  type Reduction,
+  type SigmoidFocalOptions,
+  type SigmoidFocalResult,
+  type SoftmaxFocalOptions,
+} from './focal';
+export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
+export { Batch, createBatch, type BatchOptions } from './batch';
+export { scoreStream, sigmoidFocalStream, type ScoreSpec, type SigmoidFocalStream, type StreamChunk } from './stream';
+export type { ClassTargets, Targets } from './inputs';
+export { createPool, Pool, type PoolOptions } from './pool';
