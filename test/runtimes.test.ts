@@ -9,10 +9,8 @@
 // its tests locally, with a warning; with FOCAL_GHM_RUNTIMES=all (set by .ci/run) it fails.
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createRequire } from 'node:module';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -20,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaryTargets, logits } from './helpers/random';
 import { checkCase, goldenCases, type ProbeCase } from './support/checks';
 import { decode, encode } from './support/probe.mjs';
+import { postToWorker, workerdMissing, type WorkerModule } from './support/workerd';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
@@ -42,7 +41,14 @@ function plan(pool: { expectThreads: number; expectReason?: RegExp }): Array<[st
 }
 
 /** Registers one test per case, judging the results `run` produced in the runtime. */
-function describeRuntime(name: string, missing: string | undefined, cases: Array<[string, ProbeCase]>, run: () => Promise<Results>, extra?: (r: Results) => void) {
+function describeRuntime(
+  name: string,
+  missing: string | undefined,
+  cases: Array<[string, ProbeCase]>,
+  run: () => Promise<Results>,
+  extra?: (r: Results) => void,
+  scalar = false,
+) {
   if (missing) {
     if (REQUIRE_ALL) it(`${name} is available`, () => expect.fail(`${name}: ${missing}`));
     else {
@@ -57,8 +63,8 @@ function describeRuntime(name: string, missing: string | undefined, cases: Array
       r = await run();
       expect(r.results.length, `${name}: one result per case`).toBe(cases.length);
     }, 300_000);
-    it('loads the SIMD build (or the module it was given)', () => {
-      expect(r.simd === true || r.simd === null, `simd = ${r.simd}`).toBe(true);
+    it(`loads the ${scalar ? 'scalar build, fetched from beside the bundle' : 'SIMD build'}`, () => {
+      expect(r.simd).toBe(!scalar);
       extra?.(r);
     });
     cases.forEach(([label, c], i) => {
@@ -136,7 +142,7 @@ function pageServer(plans: Record<string, string>): Promise<{ server: Server; or
     let file = '';
     if ((scope === 'isolated' || scope === 'plain') && rest.join('/') === 'page.html') file = join(ROOT, 'test', 'runtimes', 'page.html');
     else if ((scope === 'isolated' || scope === 'plain') && rest.join('/') === 'plan') body = plans[scope];
-    else if (scope === 'dist' && rest.length === 1) file = join(DIST, rest[0]!);
+    else if (scope === 'dist' && rest.length >= 1 && !rest.includes('..')) file = join(DIST, ...rest);
     else if (url.pathname === '/test/support/probe.mjs') file = join(ROOT, 'test', 'support', 'probe.mjs');
     if (file && existsSync(file)) body = readFileSync(file);
     if (body === undefined) {
@@ -161,7 +167,8 @@ function pageServer(plans: Record<string, string>): Promise<{ server: Server; or
     if (browser) return;
     served = await pageServer({
       isolated: encode({ cases: isolatedCases.map(([, c]) => c), init: {} }),
-      plain: encode({ cases: plainCases.map(([, c]) => c), init: {} }),
+      // What an engine without SIMD does: fetch the scalar build from beside dist/index.js.
+      plain: encode({ cases: plainCases.map(([, c]) => c), init: { simd: false } }),
     });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
@@ -187,76 +194,28 @@ function pageServer(plans: Record<string, string>): Promise<{ server: Server; or
     served?.server.close();
   });
   describeRuntime('Chromium, cross-origin isolated page', missing, isolatedCases, () => runPage('isolated'), (r) => expect(r.isolated).toBe(true));
-  describeRuntime('Chromium, page without cross-origin isolation', missing, plainCases, () => runPage('plain'), (r) => expect(r.isolated).toBe(false));
+  describeRuntime('Chromium, page without cross-origin isolation, scalar build', missing, plainCases, () => runPage('plain'), (r) => expect(r.isolated).toBe(false), true);
 }
 
 // --------------------------------------------------------------------------------------------
-// Cloudflare workerd: the worker imports the shipped .wasm file as a module.
+// Cloudflare workerd: the package's workerd entry, which imports the shipped .wasm file as a module.
 // --------------------------------------------------------------------------------------------
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 {
-  const bin = join(BIN, 'workerd');
   const cases = plan({ expectThreads: 1, expectReason: /no worker threads/ });
-  const missing = distMissing ?? (existsSync(bin) ? undefined : `${bin} not found (npm install)`);
-  describeRuntime('Cloudflare workerd', missing, cases, async () => {
-    const dir = tempDir();
-    const port = await freePort();
-    const modules = ['(name = "worker.mjs", esModule = embed "worker.mjs")', '(name = "probe.mjs", esModule = embed "probe.mjs")', '(name = "simd.wasm", wasm = embed "simd.wasm")'];
-    copyFileSync(join(ROOT, 'test', 'runtimes', 'workerd-host.mjs'), join(dir, 'worker.mjs'));
-    copyFileSync(join(ROOT, 'test', 'support', 'probe.mjs'), join(dir, 'probe.mjs'));
-    // The file a user's `import wasm from 'focal-ghm/simd.wasm'` resolves to (package exports).
-    copyFileSync(createRequire(import.meta.url).resolve('focal-ghm/simd.wasm'), join(dir, 'simd.wasm'));
-    for (const f of readdirSync(DIST).filter((f) => f.endsWith('.js'))) {
-      copyFileSync(join(DIST, f), join(dir, f));
-      modules.push(`(name = "${f}", esModule = embed "${f}")`);
-    }
-    writeFileSync(
-      join(dir, 'config.capnp'),
-      `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [ (name = "main", worker = .probe) ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
-);
-const probe :Workerd.Worker = (
-  modules = [ ${modules.join(',\n    ')} ],
-  compatibilityDate = "2025-01-01",
-);
-`,
-    );
-    const server = spawn(bin, ['serve', join(dir, 'config.capnp')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    server.stdout.on('data', (d) => (log += d));
-    server.stderr.on('data', (d) => (log += d));
-    try {
-      const body = encode({ cases: cases.map(([, c]) => c) });
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body });
-          if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-          const r = decode(await res.text()) as Results;
-          expect(r.bytesError, 'init() without a module').toMatch(/import wasm from 'focal-ghm\/simd\.wasm'/);
-          return r;
-        } catch (e) {
-          // Connection refused while workerd starts; anything else, or a slow start, is a failure.
-          const refused = (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
-          if (!refused || attempt > 100 || server.exitCode !== null) throw new Error(`workerd: ${(e as Error).message}\n${log}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    } finally {
-      server.kill();
-      rmSync(dir, { recursive: true, force: true });
-    }
+  describeRuntime('Cloudflare workerd', distMissing ?? workerdMissing, cases, async () => {
+    // dist/ as wrangler uploads it: the ES modules by their file names, and the SIMD build that
+    // dist/workerd.js imports as a wasm module.
+    const modules: WorkerModule[] = [
+      { name: 'worker.mjs', file: join(ROOT, 'test', 'runtimes', 'workerd-host.mjs'), kind: 'esModule' },
+      { name: 'probe.mjs', file: join(ROOT, 'test', 'support', 'probe.mjs'), kind: 'esModule' },
+      { name: 'wasm/focal_ghm_simd.wasm', file: join(DIST, 'wasm', 'focal_ghm_simd.wasm'), kind: 'wasm' },
+      ...readdirSync(DIST).filter((f) => f.endsWith('.js')).map((f): WorkerModule => ({ name: f, file: join(DIST, f), kind: 'esModule' })),
+    ];
+    const r = decode(await postToWorker(modules, encode({ cases: cases.map(([, c]) => c) }))) as Results & { coreError: string | null };
+    // The core entry cannot compile its embedded build there, and says what to do instead.
+    expect(r.coreError, "the core entry's init() in workerd").toMatch(/"workerd" condition/);
+    expect(r.coreError).toMatch(/import wasm from 'focal-ghm\/simd\.wasm'/);
+    return r;
   });
 }

@@ -1,22 +1,23 @@
 // Cloudflare workerd: POST an encoded plan (test/support/probe.mjs), get the results back.
-// workerd cannot compile wasm from bytes, so the kernels come in as a module: the file the
-// package ships (dist/focal_ghm_simd.wasm), bound as `simd.wasm` by the generated config.
+// The library is dist/workerd.js, what the `workerd` export condition resolves to: it imports the
+// SIMD build as a wasm module, so `init()` needs no options there.
 
-import * as lib from './index.js';
-import wasm from './simd.wasm';
+import * as core from './index.js';
+import * as lib from './workerd.js';
 import { decode, encode, probe } from './probe.mjs';
 
 export default {
   async fetch(request) {
     const { cases } = decode(await request.text());
-    // First the call a user without the module would make: it must fail with directions.
-    let bytesError = null;
+    // First the call a user of the core entry would make (a bundler without the workerd
+    // condition): it must fail with directions.
+    let coreError = null;
     try {
-      await lib.init();
+      await core.init();
     } catch (e) {
-      bytesError = e.message;
+      coreError = e.message;
     }
-    const out = await probe(lib, cases, { module: wasm });
-    return new Response(encode({ ...out, bytesError }));
+    const out = await probe(lib, cases, {});
+    return new Response(encode({ ...out, coreError }));
   },
 };

@@ -1,0 +1,208 @@
+// The package as a user installs it: `npm pack`'s tarball, unpacked into fresh projects.
+// - a page that calls only init + sigmoidFocalLoss, bundled by esbuild: within its gzip budget,
+//   and it runs;
+// - a Worker bundled as wrangler bundles (the `workerd` condition, .wasm imports uploaded as
+//   modules): within the upload budget, and it runs in workerd;
+// - the wasm builds within their budgets;
+// - test/types/usage.ts type-checks in strict projects, with the oldest TypeScript we support
+//   (test/typescript-5.0) and the current one;
+// - publint and @arethetypeswrong/cli find nothing wrong with the tarball.
+// Sizes are deterministic for a given build, so the budgets are tests, not benchmarks.
+
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { build, type Plugin } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postToWorker, workerdMissing } from './support/workerd';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const run = promisify(execFile);
+
+/** Budgets (issue #16): bytes. */
+const BUDGET = {
+  pageGzip: 100_000,
+  workerUpload: 400 * 1024,
+  simdWasm: 270_000,
+  scalarWasm: 450_000,
+};
+
+const TYPESCRIPTS = {
+  '5.0 (oldest supported)': join(ROOT, 'test', 'typescript-5.0', 'node_modules', 'typescript', 'bin', 'tsc'),
+  current: join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+};
+
+let work: string;
+let tarball: string;
+/** A fresh project with the tarball installed: node_modules/focal-ghm. */
+let project: string;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'focal-ghm-package-'));
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT });
+  tarball = join(work, (JSON.parse(stdout) as Array<{ filename: string }>)[0]!.filename);
+  project = join(work, 'project');
+  const pkg = join(project, 'node_modules', 'focal-ghm');
+  mkdirSync(pkg, { recursive: true });
+  await run('tar', ['xzf', tarball, '-C', pkg, '--strip-components=1']);
+  mkdirSync(join(project, 'node_modules', '@types'));
+  symlinkSync(join(ROOT, 'node_modules', '@types', 'node'), join(project, 'node_modules', '@types', 'node'), 'dir');
+}, 120_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** Writes `text` to `name` in the project; returns its path. */
+function projectFile(name: string, text: string): string {
+  const file = join(project, name);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, text);
+  return file;
+}
+
+const FIRST_CALL = `const r = sigmoidFocalLoss(Float32Array.of(2, -1, 0.5), Uint8Array.of(1, 0, 1), { grad: true });`;
+
+describe('a page that calls init and sigmoidFocalLoss (esbuild, minified)', () => {
+  let code: Uint8Array;
+  beforeAll(async () => {
+    const entry = projectFile('page.js', `import { init, sigmoidFocalLoss } from 'focal-ghm';\nconst rt = await init();\n${FIRST_CALL}\nconsole.log(JSON.stringify({ simd: rt.simd, loss: r.loss }));\n`);
+    const out = await build({ entryPoints: [entry], bundle: true, minify: true, format: 'esm', platform: 'browser', write: false, logLevel: 'silent' });
+    code = out.outputFiles[0]!.contents;
+  });
+
+  it(`is at most ${BUDGET.pageGzip} bytes gzipped`, () => {
+    const gz = gzipSync(code).length;
+    console.log(`page bundle: ${code.length} B, ${gz} B gzip (budget ${BUDGET.pageGzip})`);
+    expect(gz).toBeLessThanOrEqual(BUDGET.pageGzip);
+  });
+
+  it('runs (in Node, as an ES module)', async () => {
+    const file = projectFile('page.bundle.mjs', Buffer.from(code).toString());
+    const { stdout } = await run(process.execPath, [file]);
+    const r = JSON.parse(stdout) as { simd: boolean; loss: number };
+    expect(r.simd).toBe(true);
+    expect(r.loss).toBeCloseTo(0.011445936, 7);
+  });
+});
+
+describe('a Worker, bundled as wrangler bundles it', () => {
+  let js: Uint8Array;
+  const wasmModules: string[] = [];
+  beforeAll(async () => {
+    // wrangler's module collection: a .wasm import becomes a module of the upload, named by the
+    // import, and stays an import in the bundle.
+    const wasmAsModule: Plugin = {
+      name: 'wasm-modules',
+      setup(b) {
+        b.onResolve({ filter: /\.wasm$/ }, (args) => {
+          wasmModules.push(resolve(args.resolveDir, args.path));
+          return { path: `./${basename(args.path)}`, external: true };
+        });
+      },
+    };
+    const entry = projectFile(
+      'worker.js',
+      `import { init, sigmoidFocalLoss } from 'focal-ghm';
+export default {
+  async fetch() {
+    const rt = await init();
+    ${FIRST_CALL}
+    return Response.json({ simd: rt.simd, loss: r.loss, grad: Array.from(r.grad) });
+  },
+};
+`,
+    );
+    const out = await build({
+      entryPoints: [entry],
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'neutral',
+      conditions: ['workerd', 'worker', 'browser'],
+      mainFields: ['browser', 'module', 'main'],
+      plugins: [wasmAsModule],
+      write: false,
+      logLevel: 'silent',
+    });
+    js = out.outputFiles[0]!.contents;
+  });
+
+  it('imports the SIMD build as a module and embeds no base64 build', () => {
+    expect(wasmModules.map((p) => basename(p))).toEqual(['focal_ghm_simd.wasm']);
+    expect(js.length, 'the bundle holds no embedded wasm').toBeLessThan(100_000);
+  });
+
+  it(`uploads at most ${BUDGET.workerUpload} bytes`, () => {
+    const upload = js.length + wasmModules.reduce((s, p) => s + statSync(p).size, 0);
+    console.log(`Worker upload: ${js.length} B script + ${upload - js.length} B wasm = ${upload} B (budget ${BUDGET.workerUpload})`);
+    expect(upload).toBeLessThanOrEqual(BUDGET.workerUpload);
+  });
+
+  it.skipIf(workerdMissing)('runs in workerd, with init() and no options', async () => {
+    const script = projectFile('worker.bundle.js', Buffer.from(js).toString());
+    const text = await postToWorker(
+      [
+        { name: 'worker.js', file: script, kind: 'esModule' },
+        { name: 'focal_ghm_simd.wasm', file: wasmModules[0]!, kind: 'wasm' },
+      ],
+      '',
+    );
+    const r = JSON.parse(text) as { simd: boolean; loss: number; grad: number[] };
+    expect(r.simd).toBe(true);
+    expect(r.loss).toBeCloseTo(0.011445936, 7);
+    expect(r.grad).toHaveLength(3);
+  });
+});
+
+describe('the wasm builds', () => {
+  it.each([
+    ['focal_ghm_simd.wasm', BUDGET.simdWasm],
+    ['focal_ghm_scalar.wasm', BUDGET.scalarWasm],
+  ])('%s is at most %i bytes', (file, budget) => {
+    const size = statSync(join(project, 'node_modules', 'focal-ghm', 'dist', 'wasm', file)).size;
+    console.log(`${file}: ${size} B (budget ${budget})`);
+    expect(size).toBeLessThanOrEqual(budget);
+  });
+});
+
+describe('the declarations in a strict project', () => {
+  const configs = {
+    'NodeNext, with @types/node': { module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'] },
+    'Bundler, no @types': { module: 'ESNext', moduleResolution: 'Bundler', types: [] },
+  };
+  for (const [tsName, tsc] of Object.entries(TYPESCRIPTS)) {
+    for (const [configName, resolution] of Object.entries(configs)) {
+      it(`test/types/usage.ts type-checks with TypeScript ${tsName}, ${configName}`, async () => {
+        const dir = `types-${Object.keys(TYPESCRIPTS).indexOf(tsName)}-${Object.keys(configs).indexOf(configName)}`;
+        projectFile(`${dir}/usage.ts`, readFileSync(join(ROOT, 'test', 'types', 'usage.ts'), 'utf8'));
+        const tsconfig = projectFile(
+          `${dir}/tsconfig.json`,
+          JSON.stringify({
+            compilerOptions: { ...resolution, target: 'ES2022', lib: ['ES2022'], strict: true, skipLibCheck: false, noEmit: true, exactOptionalPropertyTypes: true },
+            files: ['usage.ts'],
+          }),
+        );
+        projectFile(`${dir}/package.json`, '{ "type": "module" }');
+        const result = await run(process.execPath, [tsc, '-p', tsconfig]).catch((e: { stdout: string; stderr: string }) => e);
+        expect(`${result.stdout}${result.stderr}`.trim()).toBe('');
+      });
+    }
+  }
+});
+
+describe('package linters on the tarball', () => {
+  it('publint --strict finds nothing', async () => {
+    const r = await run(join(ROOT, 'node_modules', '.bin', 'publint'), ['run', tarball, '--strict']).catch((e: { stdout: string; code: number }) => e);
+    expect((r as { code?: number }).code ?? 0, r.stdout).toBe(0);
+  });
+
+  it('@arethetypeswrong/cli finds no problem', async () => {
+    const r = await run(join(ROOT, 'node_modules', '.bin', 'attw'), [tarball, '--no-definitely-typed', '--format', 'ascii', '--no-color']).catch((e: { stdout: string; code: number }) => e);
+    expect((r as { code?: number }).code ?? 0, r.stdout).toBe(0);
+  });
+});
