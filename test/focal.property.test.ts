@@ -1,5 +1,5 @@
 // Property tests of the focal losses: the library (SIMD and scalar builds) against the float64
-// oracle of test/helpers/reference.ts on random inputs, within SPEC.md §5; the two builds
+// oracle of test/helpers/reference.ts on random inputs, within docs/SPEC.md §5; the two builds
 // against each other; the library's gradient against finite differences of its own loss; and
 // one long sum (2·10^7 elements) that must not drift.
 //

@@ -1,7 +1,7 @@
 // Property tests of GHM-C and GHM-R: sequences of forward calls on one loss object against the
-// float64 oracle (loss and gradient within SPEC.md §5, EMA state bit for bit after every call),
-// on both builds; NaN inputs; batches without valid elements; mergeability of per-bin statistics;
-// and the JSON round trips of GHMStats and of the EMA state.
+// float64 oracle (loss and gradient within docs/SPEC.md §5, EMA state bit for bit after every
+// call), on both builds; NaN inputs; batches without valid elements; mergeability of per-bin
+// statistics; and the JSON round trips of GHMStats and of the EMA state.
 //
 // Bins: the kernels compute g in float32, the oracle in float64, so an element whose g lies
 // within float32 rounding of an interior bin edge may honestly land in the neighbouring bin and

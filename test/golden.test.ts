@@ -1,5 +1,5 @@
-// Every golden case of ../shared/golden (copied into test/fixtures/golden), through the public
-// API, on both the SIMD and the scalar build, within SPEC.md §5. The cases run through the same
+// Every golden case of test/fixtures/golden, through the public API, on both the SIMD and the
+// scalar build, within docs/SPEC.md §5. The cases run through the same
 // probe that test/runtimes.test.ts runs in Deno, Bun, Chromium and workerd.
 
 import { beforeAll, describe, it } from 'vitest';

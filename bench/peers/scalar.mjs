@@ -1,6 +1,6 @@
 // Scalar JavaScript peers: what a competent JS developer would write by hand.
 // One loop, Float32Array in, float64 arithmetic and accumulation, Math.exp / Math.log1p.
-// Definitions: /work/shared/SPEC.md §1 (sigmoid focal loss) and §3 (GHM-C).
+// Definitions: docs/SPEC.md §1 (sigmoid focal loss) and §3 (GHM-C).
 //
 // They are deliberately honest baselines, not strawmen: one Math.exp per element (shared by the
 // sigmoid and the stable BCE), the γ = 2 square special-cased, no allocation in the hot loop.

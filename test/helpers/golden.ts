@@ -1,6 +1,6 @@
 /**
  * Typed loaders for the golden vectors in `test/fixtures/golden/` (format: that folder's
- * README.md; definitions: SPEC.md) and the comparison helpers implementing SPEC §5.
+ * README.md; definitions: docs/SPEC.md) and the comparison helpers implementing SPEC §5.
  *
  * The loaders resolve every option the files leave out to the SPEC default, so a test never
  * has to know which options a case happened to spell out. Each call decodes afresh: callers

@@ -1,9 +1,9 @@
 /**
- * Float64 reference implementation of SPEC.md: the oracle the wasm implementation is tested
+ * Float64 reference implementation of docs/SPEC.md: the oracle the wasm implementation is tested
  * against. Written straight from the formulas, favouring the obviously-correct over the fast
  * (still linear time: 10^6 elements take a few tens of milliseconds).
  *
- * Semantic choices SPEC.md leaves open are marked "Choice:" below and listed in one place in
+ * Semantic choices docs/SPEC.md leaves open are marked "Choice:" below and listed in one place in
  * the header of test/reference.test.ts.
  */
 

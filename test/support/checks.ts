@@ -1,4 +1,4 @@
-// What a case's outputs must satisfy (SPEC.md §5), for outputs computed in this process or in
+// What a case's outputs must satisfy (docs/SPEC.md §5), for outputs computed in this process or in
 // another runtime (test/support/probe.mjs runs the cases; this file judges them).
 
 import { expect } from 'vitest';

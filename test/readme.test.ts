@@ -1,0 +1,252 @@
+// README.md's examples run as written: every ```js and ```ts block is extracted and run against
+// this package's dist/ (npm run build first). A block's first line picks its runtime:
+//   `// deno`              Deno (node_modules/.bin/deno), `npm:focal-ghm` pointed at dist/;
+//   `// Cloudflare Worker` workerd: bundled by esbuild with the conditions a Worker build uses
+//                          (workerd, worker, browser), then served and sent one request;
+//   anything else          Node: TypeScript stripped by esbuild, written to test/tmp/ (inside
+//                          the repository, so `import … from 'focal-ghm'` resolves to dist/ by
+//                          the package's self-reference through its "exports").
+// A block fails on a non-zero exit, an uncaught error, or (Worker) a response other than 2xx.
+// ```html and ```sh blocks are not run.
+
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build, transform, type Plugin } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TMP = join(ROOT, 'test', 'tmp');
+const BIN = join(ROOT, 'node_modules', '.bin');
+const DIST_INDEX = join(ROOT, 'dist', 'index.js');
+
+type Runtime = 'node' | 'deno' | 'worker';
+interface Block {
+  lang: 'js' | 'ts';
+  /** 1-based line of the block's first code line in README.md. */
+  line: number;
+  code: string;
+  runtime: Runtime;
+}
+
+/** The ```js and ```ts blocks of a Markdown text, with the runtime their first line names. */
+function codeBlocks(markdown: string): Block[] {
+  const lines = markdown.split('\n');
+  const out: Block[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(js|ts)\s*$/.exec(lines[i]!);
+    if (!open) {
+      if (/^```\S*\s*$/.test(lines[i]!)) {
+        // Skip any other fenced block whole, so its closing fence is not taken for an opening.
+        for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++);
+      }
+      continue;
+    }
+    const start = i + 1;
+    let end = start;
+    while (end < lines.length && !/^```\s*$/.test(lines[end]!)) end++;
+    if (end === lines.length) throw new Error(`README.md:${i + 1}: code block never closed`);
+    const code = lines.slice(start, end).join('\n') + '\n';
+    const first = lines[start] ?? '';
+    const runtime: Runtime = /^\/\/\s*deno\b/i.test(first) ? 'deno' : /^\/\/\s*cloudflare worker/i.test(first) ? 'worker' : 'node';
+    out.push({ lang: open[1] as 'js' | 'ts', line: start + 1, code, runtime });
+    i = end;
+  }
+  return out;
+}
+
+/** Runs a command; resolves with its output, rejects with it on a non-zero exit or after `ms`. */
+function exec(cmd: string, args: string[], ms: number): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
+    p.on('error', reject);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolvePromise(out);
+      else reject(new Error(`${cmd} ${args.join(' ')} exited with ${code ?? signal}:\n${out.slice(-4000)}`));
+    });
+  });
+}
+
+/** The export conditions named anywhere in package.json's "exports". */
+function exportConditions(): Set<string> {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports?: unknown };
+  const found = new Set<string>();
+  const walk = (v: unknown) => {
+    if (typeof v !== 'object' || v === null) return;
+    for (const [k, sub] of Object.entries(v)) {
+      if (!k.startsWith('.')) found.add(k);
+      walk(sub);
+    }
+  };
+  walk(pkg.exports);
+  return found;
+}
+
+function scratchFile(b: Block, ext: string): string {
+  mkdirSync(TMP, { recursive: true });
+  return join(TMP, `readme-${b.line}-${process.pid}${ext}`);
+}
+
+async function runNode(b: Block): Promise<string> {
+  const js = b.lang === 'ts' ? (await transform(b.code, { loader: 'ts', format: 'esm', target: 'es2022' })).code : b.code;
+  const file = scratchFile(b, '.mjs');
+  writeFileSync(file, js);
+  try {
+    return await exec(process.execPath, [file], 120_000);
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+async function runDeno(b: Block): Promise<string> {
+  const entry = pathToFileURL(DIST_INDEX).href;
+  const code = b.code.replace(/(['"])npm:focal-ghm\1/g, `'${entry}'`);
+  const file = scratchFile(b, b.lang === 'ts' ? '.ts' : '.mjs');
+  writeFileSync(file, code);
+  try {
+    return await exec(join(BIN, 'deno'), ['run', '--no-prompt', `--allow-read=${ROOT}`, file], 120_000);
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolvePromise(port));
+    });
+  });
+}
+
+/**
+ * Bundles a Worker block as a Worker build would (the package's workerd/worker/browser export
+ * conditions), keeps its `.wasm` imports as wasm modules, and serves it in workerd for one GET.
+ */
+async function runWorker(b: Block): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'focal-ghm-readme-'));
+  const wasm = new Map<string, string>(); // module name → file
+  const req = createRequire(join(ROOT, 'package.json'));
+  const wasmModules: Plugin = {
+    name: 'wasm-modules',
+    setup(pb) {
+      pb.onResolve({ filter: /\.wasm$/ }, (a) => {
+        const file = a.path.startsWith('.') || isAbsolute(a.path) ? resolve(a.resolveDir, a.path) : req.resolve(a.path);
+        const name = basename(file);
+        if (wasm.has(name) && wasm.get(name) !== file) throw new Error(`two wasm modules named ${name}`);
+        wasm.set(name, file);
+        return { path: `./${name}`, external: true };
+      });
+    },
+  };
+  try {
+    await build({
+      stdin: { contents: b.code, resolveDir: TMP, sourcefile: `README.md:${b.line}`, loader: b.lang },
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      conditions: ['workerd', 'worker', 'browser'],
+      plugins: [wasmModules],
+      outfile: join(dir, 'worker.mjs'),
+      logLevel: 'silent',
+    });
+    const modules = ['(name = "worker.mjs", esModule = embed "worker.mjs")'];
+    for (const [name, file] of wasm) {
+      copyFileSync(file, join(dir, name));
+      modules.push(`(name = "${name}", wasm = embed "${name}")`);
+    }
+    const port = await freePort();
+    writeFileSync(
+      join(dir, 'config.capnp'),
+      `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .readme) ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const readme :Workerd.Worker = (
+  modules = [ ${modules.join(',\n    ')} ],
+  compatibilityDate = "2025-01-01",
+);
+`,
+    );
+    const server = spawn(join(BIN, 'workerd'), ['serve', join(dir, 'config.capnp')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    server.stdout.on('data', (d) => (log += d));
+    server.stderr.on('data', (d) => (log += d));
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/`);
+          const body = await res.text();
+          if (!res.ok) throw new Error(`HTTP ${res.status}: ${body}`);
+          return body;
+        } catch (e) {
+          // Connection refused while workerd starts; anything else, or a slow start, fails.
+          const refused = (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+          if (!refused || attempt > 200 || server.exitCode !== null) throw new Error(`workerd: ${(e as Error).message}\n${log}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      server.kill();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const blocks = codeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+const distMissing = existsSync(DIST_INDEX) ? undefined : 'dist/ is not built (npm run build)';
+const conditions = exportConditions();
+
+describe('README.md code blocks', () => {
+  it('has js/ts blocks to run', () => {
+    expect(blocks.length).toBeGreaterThan(0);
+  });
+
+  for (const b of blocks) {
+    const first = b.code.split('\n')[0]!.trim();
+    const name = `README.md:${b.line} (${b.runtime}): ${first}`;
+    const missing =
+      distMissing ??
+      (b.runtime === 'deno' && !existsSync(join(BIN, 'deno')) ? 'node_modules/.bin/deno not found (npm install)' : undefined) ??
+      (b.runtime === 'worker' && !existsSync(join(BIN, 'workerd')) ? 'node_modules/.bin/workerd not found (npm install)' : undefined) ??
+      (b.runtime === 'worker' && !conditions.has('workerd')
+        ? 'package.json "exports" has no "workerd" condition yet, which a Worker build resolves focal-ghm through'
+        : undefined);
+    if (missing) {
+      it.skip(`${name} [skipped: ${missing}]`, () => {});
+      continue;
+    }
+    it(name, async () => {
+      if (b.runtime === 'node') await runNode(b);
+      else if (b.runtime === 'deno') await runDeno(b);
+      else await runWorker(b);
+    }, 180_000);
+  }
+});
+
+// The extractor itself, on a small text: only js/ts blocks, runtimes from the first line, and a
+// closing fence of another language's block is not taken for an opening.
+describe('README block extraction', () => {
+  it('finds js/ts blocks and their runtimes', () => {
+    const md = ['```sh', 'npm i', '```', '```js', "console.log('a');", '```', '```html', '<p>', '```', '```ts', '// deno', 'let x: number = 1;', '```', '```js', '// Cloudflare Worker', 'export default {};', '```'].join('\n');
+    const got = codeBlocks(md).map((b) => [b.lang, b.line, b.runtime, b.code.split('\n')[0]]);
+    expect(got).toEqual([
+      ['js', 5, 'node', "console.log('a');"],
+      ['ts', 11, 'deno', '// deno'],
+      ['js', 15, 'worker', '// Cloudflare Worker'],
+    ]);
+  });
+});
