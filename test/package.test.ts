@@ -12,13 +12,13 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { build, type Plugin } from 'esbuild';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postToWorker, workerdMissing } from './support/workerd';
+import { bundleWorker, runWorker, workerdMissing, type WorkerBundle } from './support/workerd';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
@@ -91,20 +91,8 @@ describe('a page that calls init and sigmoidFocalLoss (esbuild, minified)', () =
 });
 
 describe('a Worker, bundled as wrangler bundles it', () => {
-  let js: Uint8Array;
-  const wasmModules: string[] = [];
+  let w: WorkerBundle;
   beforeAll(async () => {
-    // wrangler's module collection: a .wasm import becomes a module of the upload, named by the
-    // import, and stays an import in the bundle.
-    const wasmAsModule: Plugin = {
-      name: 'wasm-modules',
-      setup(b) {
-        b.onResolve({ filter: /\.wasm$/ }, (args) => {
-          wasmModules.push(resolve(args.resolveDir, args.path));
-          return { path: `./${basename(args.path)}`, external: true };
-        });
-      },
-    };
     const entry = projectFile(
       'worker.js',
       `import { init, sigmoidFocalLoss } from 'focal-ghm';
@@ -117,42 +105,23 @@ export default {
 };
 `,
     );
-    const out = await build({
-      entryPoints: [entry],
-      bundle: true,
-      minify: true,
-      format: 'esm',
-      platform: 'neutral',
-      conditions: ['workerd', 'worker', 'browser'],
-      mainFields: ['browser', 'module', 'main'],
-      plugins: [wasmAsModule],
-      write: false,
-      logLevel: 'silent',
-    });
-    js = out.outputFiles[0]!.contents;
+    w = await bundleWorker({ entryPoints: [entry] }, project);
   });
 
   it('imports the SIMD build as a module and embeds no base64 build', () => {
-    expect(wasmModules.map((p) => basename(p))).toEqual(['focal_ghm_simd.wasm']);
-    expect(js.length, 'the bundle holds no embedded wasm').toBeLessThan(100_000);
+    expect(w.wasm.map((m) => m.name)).toEqual(['focal_ghm_simd.wasm']);
+    expect(w.js.length, 'the bundle holds no embedded wasm').toBeLessThan(100_000);
   });
 
   it(`uploads at most ${BUDGET.workerUpload} bytes`, () => {
-    const upload = js.length + wasmModules.reduce((s, p) => s + statSync(p).size, 0);
-    console.log(`Worker upload: ${js.length} B script + ${upload - js.length} B wasm = ${upload} B (budget ${BUDGET.workerUpload})`);
+    const wasm = w.wasm.reduce((s, m) => s + statSync(m.file).size, 0);
+    const upload = w.js.length + wasm;
+    console.log(`Worker upload: ${w.js.length} B script + ${wasm} B wasm = ${upload} B (budget ${BUDGET.workerUpload})`);
     expect(upload).toBeLessThanOrEqual(BUDGET.workerUpload);
   });
 
   it.skipIf(workerdMissing)('runs in workerd, with init() and no options', async () => {
-    const script = projectFile('worker.bundle.js', Buffer.from(js).toString());
-    const text = await postToWorker(
-      [
-        { name: 'worker.js', file: script, kind: 'esModule' },
-        { name: 'focal_ghm_simd.wasm', file: wasmModules[0]!, kind: 'wasm' },
-      ],
-      '',
-    );
-    const r = JSON.parse(text) as { simd: boolean; loss: number; grad: number[] };
+    const r = JSON.parse(await runWorker(w)) as { simd: boolean; loss: number; grad: number[] };
     expect(r.simd).toBe(true);
     expect(r.loss).toBeCloseTo(0.011445936, 7);
     expect(r.grad).toHaveLength(3);
@@ -204,5 +173,14 @@ describe('package linters on the tarball', () => {
   it('@arethetypeswrong/cli finds no problem', async () => {
     const r = await run(join(ROOT, 'node_modules', '.bin', 'attw'), [tarball, '--no-definitely-typed', '--format', 'ascii', '--no-color']).catch((e: { stdout: string; code: number }) => e);
     expect((r as { code?: number }).code ?? 0, r.stdout).toBe(0);
+  });
+});
+
+describe('the repository', () => {
+  it('points to nothing outside itself (docs/SPEC.md, test fixtures: all in the repository)', async () => {
+    const { stdout } = await run('git', ['grep', '-n', '-I', '-E', String.raw`\.\./shared|/work/shared`, '--', '.', ':!test/package.test.ts'], { cwd: ROOT }).catch(
+      (e: { stdout: string; code: number }) => (e.code === 1 ? { stdout: '' } : Promise.reject(e)),
+    );
+    expect(stdout).toBe('');
   });
 });

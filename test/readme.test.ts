@@ -1,8 +1,8 @@
 // README.md's examples run as written: every ```js and ```ts block is extracted and run against
 // this package's dist/ (npm run build first). A block's first line picks its runtime:
 //   `// deno`              Deno (node_modules/.bin/deno), `npm:focal-ghm` pointed at dist/;
-//   `// Cloudflare Worker` workerd: bundled by esbuild with the conditions a Worker build uses
-//                          (workerd, worker, browser), then served and sent one request;
+//   `// Cloudflare Worker` workerd: bundled as wrangler bundles (test/support/workerd.ts), then
+//                          served and sent one request;
 //   anything else          Node: TypeScript stripped by esbuild, written to test/tmp/ (inside
 //                          the repository, so `import … from 'focal-ghm'` resolves to dist/ by
 //                          the package's self-reference through its "exports").
@@ -10,14 +10,12 @@
 // ```html and ```sh blocks are not run.
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, transform, type Plugin } from 'esbuild';
+import { transform } from 'esbuild';
 import { describe, expect, it } from 'vitest';
+import { bundleWorker, runWorker, workerdMissing } from './support/workerd';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TMP = join(ROOT, 'test', 'tmp');
@@ -76,21 +74,6 @@ function exec(cmd: string, args: string[], ms: number): Promise<string> {
   });
 }
 
-/** The export conditions named anywhere in package.json's "exports". */
-function exportConditions(): Set<string> {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports?: unknown };
-  const found = new Set<string>();
-  const walk = (v: unknown) => {
-    if (typeof v !== 'object' || v === null) return;
-    for (const [k, sub] of Object.entries(v)) {
-      if (!k.startsWith('.')) found.add(k);
-      walk(sub);
-    }
-  };
-  walk(pkg.exports);
-  return found;
-}
-
 function scratchFile(b: Block, ext: string): string {
   mkdirSync(TMP, { recursive: true });
   return join(TMP, `readme-${b.line}-${process.pid}${ext}`);
@@ -119,96 +102,13 @@ async function runDeno(b: Block): Promise<string> {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolvePromise(port));
-    });
-  });
-}
-
-/**
- * Bundles a Worker block as a Worker build would (the package's workerd/worker/browser export
- * conditions), keeps its `.wasm` imports as wasm modules, and serves it in workerd for one GET.
- */
-async function runWorker(b: Block): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'focal-ghm-readme-'));
-  const wasm = new Map<string, string>(); // module name → file
-  const req = createRequire(join(ROOT, 'package.json'));
-  const wasmModules: Plugin = {
-    name: 'wasm-modules',
-    setup(pb) {
-      pb.onResolve({ filter: /\.wasm$/ }, (a) => {
-        const file = a.path.startsWith('.') || isAbsolute(a.path) ? resolve(a.resolveDir, a.path) : req.resolve(a.path);
-        const name = basename(file);
-        if (wasm.has(name) && wasm.get(name) !== file) throw new Error(`two wasm modules named ${name}`);
-        wasm.set(name, file);
-        return { path: `./${name}`, external: true };
-      });
-    },
-  };
-  try {
-    await build({
-      stdin: { contents: b.code, resolveDir: TMP, sourcefile: `README.md:${b.line}`, loader: b.lang },
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      conditions: ['workerd', 'worker', 'browser'],
-      plugins: [wasmModules],
-      outfile: join(dir, 'worker.mjs'),
-      logLevel: 'silent',
-    });
-    const modules = ['(name = "worker.mjs", esModule = embed "worker.mjs")'];
-    for (const [name, file] of wasm) {
-      copyFileSync(file, join(dir, name));
-      modules.push(`(name = "${name}", wasm = embed "${name}")`);
-    }
-    const port = await freePort();
-    writeFileSync(
-      join(dir, 'config.capnp'),
-      `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [ (name = "main", worker = .readme) ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
-);
-const readme :Workerd.Worker = (
-  modules = [ ${modules.join(',\n    ')} ],
-  compatibilityDate = "2025-01-01",
-);
-`,
-    );
-    const server = spawn(join(BIN, 'workerd'), ['serve', join(dir, 'config.capnp')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    server.stdout.on('data', (d) => (log += d));
-    server.stderr.on('data', (d) => (log += d));
-    try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const res = await fetch(`http://127.0.0.1:${port}/`);
-          const body = await res.text();
-          if (!res.ok) throw new Error(`HTTP ${res.status}: ${body}`);
-          return body;
-        } catch (e) {
-          // Connection refused while workerd starts; anything else, or a slow start, fails.
-          const refused = (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
-          if (!refused || attempt > 200 || server.exitCode !== null) throw new Error(`workerd: ${(e as Error).message}\n${log}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    } finally {
-      server.kill();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+/** A Worker block, bundled as wrangler bundles it, served in workerd for one request. */
+async function runWorkerBlock(b: Block): Promise<string> {
+  return runWorker(await bundleWorker({ stdin: { contents: b.code, resolveDir: ROOT, sourcefile: `README.md:${b.line}`, loader: b.lang } }, ROOT));
 }
 
 const blocks = codeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
 const distMissing = existsSync(DIST_INDEX) ? undefined : 'dist/ is not built (npm run build)';
-const conditions = exportConditions();
 
 describe('README.md code blocks', () => {
   it('has js/ts blocks to run', () => {
@@ -221,10 +121,7 @@ describe('README.md code blocks', () => {
     const missing =
       distMissing ??
       (b.runtime === 'deno' && !existsSync(join(BIN, 'deno')) ? 'node_modules/.bin/deno not found (npm install)' : undefined) ??
-      (b.runtime === 'worker' && !existsSync(join(BIN, 'workerd')) ? 'node_modules/.bin/workerd not found (npm install)' : undefined) ??
-      (b.runtime === 'worker' && !conditions.has('workerd')
-        ? 'package.json "exports" has no "workerd" condition yet, which a Worker build resolves focal-ghm through'
-        : undefined);
+      (b.runtime === 'worker' ? workerdMissing : undefined);
     if (missing) {
       it.skip(`${name} [skipped: ${missing}]`, () => {});
       continue;
@@ -232,7 +129,7 @@ describe('README.md code blocks', () => {
     it(name, async () => {
       if (b.runtime === 'node') await runNode(b);
       else if (b.runtime === 'deno') await runDeno(b);
-      else await runWorker(b);
+      else await runWorkerBlock(b);
     }, 180_000);
   }
 });

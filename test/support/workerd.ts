@@ -3,10 +3,12 @@
 
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 export const WORKERD = fileURLToPath(new URL('../../node_modules/.bin/workerd', import.meta.url));
 export const workerdMissing = existsSync(WORKERD) ? undefined : `${WORKERD} not found (npm install)`;
@@ -16,6 +18,62 @@ export interface WorkerModule {
   name: string;
   file: string;
   kind: 'esModule' | 'wasm';
+}
+
+/** A Worker as wrangler uploads it: one bundled script and the wasm modules it imports. */
+export interface WorkerBundle {
+  js: Uint8Array;
+  /** The wasm modules by the name the script imports them by, with the file each comes from. */
+  wasm: Array<{ name: string; file: string }>;
+}
+
+/**
+ * Bundles a Worker as wrangler does: esbuild with the conditions wrangler resolves packages
+ * through (`workerd`, `worker`, `browser`), and each `.wasm` import collected as a module of the
+ * upload, named by its file, and left an import in the script. `entry` is esbuild's entryPoints
+ * or stdin; paths resolve from `resolveDir`.
+ */
+export async function bundleWorker(entry: Pick<BuildOptions, 'entryPoints' | 'stdin'>, resolveDir: string): Promise<WorkerBundle> {
+  const wasm = new Map<string, string>();
+  const req = createRequire(join(resolveDir, 'package.json'));
+  const wasmModules: Plugin = {
+    name: 'wasm-modules',
+    setup(b) {
+      b.onResolve({ filter: /\.wasm$/ }, (a) => {
+        const file = a.path.startsWith('.') || isAbsolute(a.path) ? resolve(a.resolveDir, a.path) : req.resolve(a.path);
+        const name = basename(file);
+        if (wasm.has(name) && wasm.get(name) !== file) throw new Error(`two wasm modules named ${name}`);
+        wasm.set(name, file);
+        return { path: `./${name}`, external: true };
+      });
+    },
+  };
+  const out = await build({
+    ...entry,
+    absWorkingDir: resolveDir,
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'neutral',
+    conditions: ['workerd', 'worker', 'browser'],
+    mainFields: ['browser', 'module', 'main'],
+    plugins: [wasmModules],
+    write: false,
+    logLevel: 'silent',
+  });
+  return { js: out.outputFiles[0]!.contents, wasm: [...wasm].map(([name, file]) => ({ name, file })) };
+}
+
+/** Serves a bundled Worker in workerd and POSTs `body` to it (see {@link postToWorker}). */
+export async function runWorker(w: WorkerBundle, body = ''): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'focal-ghm-worker-'));
+  try {
+    const script = join(dir, 'worker.js');
+    writeFileSync(script, w.js);
+    return await postToWorker([{ name: 'worker.js', file: script, kind: 'esModule' }, ...w.wasm.map((m): WorkerModule => ({ ...m, kind: 'wasm' }))], body);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function freePort(): Promise<number> {
