@@ -45,12 +45,16 @@ async function installDependencies() {
   if (!reason) return;
   console.log(`setup: ${reason}; running npm ci`);
   const started = performance.now();
-  // npm ci is exact and fast, but refuses a lockfile out of sync with package.json; then fall
-  // back to npm install, which repairs the lockfile. (ci's output is captured: on that failure
-  // it is pages of usage text.)
+  // npm ci is exact and fast, but refuses a lockfile out of sync with package.json; then, outside
+  // CI, fall back to npm install, which repairs the lockfile. (ci's output is captured: on that
+  // failure it is pages of usage text.)
   const ci = await npm(['ci', '--no-audit', '--no-fund'], { capture: true });
   if (ci.code === 0) {
     process.stdout.write(ci.stdout);
+  } else if (process.env.CI) {
+    // CI installs exactly what the lockfile says, or fails: a lockfile npm ci refuses would
+    // otherwise be rewritten in every user's clone by the fallback below.
+    throw new BuildError(`npm ci failed (CI does not fall back to npm install):\n${npmErrorGist(ci.stdout + ci.stderr)}`);
   } else {
     console.warn(`setup: npm ci failed:\n${npmErrorGist(ci.stdout + ci.stderr)}\nsetup: falling back to npm install`);
     if ((await npm(['install', '--no-audit', '--no-fund'])).code !== 0) throw new BuildError('npm install failed (see output above).');
