@@ -155,7 +155,7 @@ describe('sigmoid focal loss on the pool', () => {
       expectSameBits(b.grad, ref.grad, `${p.threads} threads: in-place grad`);
       const stale = b.logits;
       b.free();
-      await expect(p.sigmoidFocalLoss(stale, t)).rejects.toThrow('not allocated (a freed batch?)');
+      await expect(p.sigmoidFocalLoss(stale, t)).rejects.toThrow(/view of a freed batch/);
     }
   });
 });

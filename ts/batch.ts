@@ -5,11 +5,13 @@
 // The views rule: growing the wasm memory (any allocation may) detaches every view of the old
 // memory buffer. So a batch never hands out a cached view: each property read derives a fresh
 // one. Read `batch.logits` again after creating another batch or calling a loss on ordinary
-// arrays; do not keep a view across such calls.
+// arrays; do not keep a view across such calls. Every view is recorded with its batch
+// (ts/views.ts): calls refuse views of freed batches, and a kept view keeps its batch alive.
 
 import { expectInteger, expectOptions } from './errors';
 import type { ClassTargets } from './inputs';
 import type { Heap } from './memory';
+import { batchView } from './views';
 import { workspace } from './workspace';
 
 export interface BatchOptions {
@@ -24,6 +26,9 @@ export interface BatchOptions {
 }
 
 type Region = { ptr: number; bytes: number };
+
+/** Bytes zeroed per view when a batch is created. */
+const ZERO_STEP = 1 << 30;
 
 /** Frees batches that were garbage-collected without `free()`: a safety net, not a substitute. */
 const registry =
@@ -69,20 +74,23 @@ export class Batch {
         weight: o.weight ? take((o.weight === 'rows' ? rows : this.length) * 4) : undefined,
         grad: o.grad ? take(this.length * 4) : undefined,
       };
+      // Zeroed like a new typed array: reused heap memory holds an earlier batch's data. In
+      // pieces: one view may not exceed the engine's typed-array length limit (2^31 - 1 in V8).
+      for (const r of regions) {
+        for (let at = 0; at < r.bytes; at += ZERO_STEP) new Uint8Array(heap.buffer, r.ptr + at, Math.min(ZERO_STEP, r.bytes - at)).fill(0);
+      }
     } catch (e) {
       for (const r of regions) heap.free(r.ptr);
-      throw e;
+      throw e instanceof RangeError ? new RangeError(`createBatch: options.length ${o.length} does not fit: ${e.message}`, { cause: e }) : e;
     }
-    // Zeroed like a new typed array: reused heap memory holds an earlier batch's data.
-    for (const r of regions) new Uint8Array(heap.buffer, r.ptr, r.bytes).fill(0);
     registry?.register(this, { heap, regions, live: this.live }, this);
   }
 
-  private view<T>(name: 'logits' | 'targets' | 'weight' | 'grad', make: (b: ArrayBuffer, p: number, n: number) => T, n: number): T {
+  private view<K extends 'f32' | 'u8' | 'i32'>(name: 'logits' | 'targets' | 'weight' | 'grad', kind: K, n?: number) {
     if (!this.live.v) throw new Error(`Batch.${name}: this batch has been freed`);
     const r = this.regions[name];
     if (!r) throw new Error(`Batch.${name}: this batch was created without a ${name} buffer`);
-    return make(this.heap.buffer, r.ptr, n);
+    return batchView(kind, this.heap.buffer, r.ptr, n ?? r.bytes / (kind === 'u8' ? 1 : 4), this);
   }
 
   private get rows(): number {
@@ -91,31 +99,30 @@ export class Batch {
 
   /** The logits, a fresh view into wasm memory (see the views rule above). */
   get logits(): Float32Array {
-    return this.view('logits', (b, p, n) => new Float32Array(b, p, n), this.length);
+    return this.view('logits', 'f32', this.length);
   }
 
   /** The targets in the form the losses take: a byte or float view, or `{ labels, numClasses }`. */
   get targets(): Uint8Array | Float32Array | ClassTargets {
-    if (this.kind === 'u8') return this.view('targets', (b, p, n) => new Uint8Array(b, p, n), this.length);
-    if (this.kind === 'f32') return this.view('targets', (b, p, n) => new Float32Array(b, p, n), this.length);
+    if (this.kind === 'u8') return this.view('targets', 'u8', this.length);
+    if (this.kind === 'f32') return this.view('targets', 'f32', this.length);
     return { labels: this.labels, numClasses: this.numClasses! };
   }
 
   /** The label view (class-index batches only). */
   get labels(): Int32Array {
     if (this.kind !== 'labels') throw new Error('Batch.labels: this batch has no class-index targets');
-    return this.view('targets', (b, p, n) => new Int32Array(b, p, n), this.rows);
+    return this.view('targets', 'i32', this.rows);
   }
 
   /** The weights (per element, or per row when created with `weight: 'rows'`). */
   get weight(): Float32Array {
-    const r = this.regions.weight;
-    return this.view('weight', (b, p) => new Float32Array(b, p, (r?.bytes ?? 0) / 4), 0);
+    return this.view('weight', 'f32');
   }
 
   /** The gradient buffer; pass as `out: { grad: batch.grad }`. */
   get grad(): Float32Array {
-    return this.view('grad', (b, p, n) => new Float32Array(b, p, n), this.length);
+    return this.view('grad', 'f32', this.length);
   }
 
   /** Whether {@link free} has been called. */

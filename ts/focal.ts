@@ -2,6 +2,7 @@
 
 import {
   expectArray,
+  expectDisjoint,
   expectBoolean,
   expectFinite,
   expectInRange,
@@ -12,6 +13,7 @@ import {
 } from './errors';
 import { checkLabels, layoutTargets, layoutWeights, TargetRange, type WeightKind, type Layout, type Targets } from './inputs';
 import { CHUNK_ELEMENTS, runChunked, type ChunkInput } from './memory';
+import { liveView } from './views';
 import { workspace, type Workspace } from './workspace';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -60,7 +62,7 @@ export interface OutputBuffers {
 
 export function resolveOut(fn: string, v: unknown, n: number, reduction: Reduction): OutputBuffers {
   if (v === undefined) return {};
-  const o = expectOptions(fn, v, ['loss', 'grad'] as const);
+  const o = expectOptions(fn, v, ['loss', 'grad'] as const, 'options.out');
   const res: OutputBuffers = {};
   if (o.loss !== undefined) {
     res.loss = expectArray(fn, 'options.out.loss', o.loss, Float32Array);
@@ -173,6 +175,11 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
   const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
   const { denom, gradScale } = scales(fn, reduction, x.length, o.avgFactor, lossWeight);
   const out = resolveOut(fn, o.out, x.length, reduction);
+  expectDisjoint(
+    fn,
+    [['options.out.loss', out.loss], ['options.out.grad', out.grad]],
+    [['logits', x], ['targets', lay.targets.array], ['options.weight', w.array]],
+  );
   return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out };
 }
 
@@ -206,8 +213,9 @@ export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options
   const gradArr = wantGrad || out.grad ? (out.grad ?? new Float32Array(x.length)) : undefined;
   const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];
   const sum = sigmoidPass(ws, fn, x, lay, wkind, w, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale);
-  const loss = lossArr ?? (lossWeight * sum) / denom;
-  return gradArr ? { loss, grad: gradArr, alpha } : { loss, alpha };
+  // Batch views given as outputs come back usable even if the call grew (and so detached) memory.
+  const loss = lossArr ? liveView(lossArr, ws.heap.buffer) : (lossWeight * sum) / denom;
+  return gradArr ? { loss, grad: liveView(gradArr, ws.heap.buffer), alpha } : { loss, alpha };
 }
 
 export interface SoftmaxFocalOptions {

@@ -37,9 +37,10 @@ export interface Layout {
 
 export function layoutTargets(fn: string, n: number, targets: unknown, name = 'targets'): Layout {
   if (targets instanceof Uint8Array || targets instanceof Float32Array) {
-    expectLength(fn, name, targets.length, n, 'one target per logit');
-    const tkind = targets instanceof Uint8Array ? TargetKind.Binary : TargetKind.Soft;
-    return { n, tkind, targets: { array: targets, perUnit: 1 }, numClasses: 1, units: n, perUnit: 1 };
+    const binary = targets instanceof Uint8Array;
+    const t = binary ? expectArray(fn, name, targets, Uint8Array) : expectArray(fn, name, targets, Float32Array);
+    expectLength(fn, name, t.length, n, 'one target per logit');
+    return { n, tkind: binary ? TargetKind.Binary : TargetKind.Soft, targets: { array: t, perUnit: 1 }, numClasses: 1, units: n, perUnit: 1 };
   }
   if (typeof targets === 'object' && targets !== null && !ArrayBuffer.isView(targets) && 'labels' in targets) {
     const t = targets as { labels: unknown; numClasses: unknown };

@@ -116,6 +116,33 @@ async function compile(opts: InitOptions, builds: Builds): Promise<{ module: Web
   }
 }
 
+/** What a kernel build exports: checked before a module is taken for one (see `instantiate`). */
+const KERNEL_EXPORTS: Array<[string, string]> = [
+  ['memory', 'memory'],
+  ['__heap_base', 'global'],
+  ...[
+    'fg_sigmoid_focal', 'fg_count_pos_neg', 'fg_softmax_focal', 'fg_ghm_stats_len',
+    'fg_ghmc_stats', 'fg_ghmc_grad', 'fg_ghmr_stats', 'fg_ghmr_grad',
+  ].map((name): [string, string] => [name, 'function']),
+];
+
+/**
+ * The kernels of `module`, or a clear error when it is not a focal-ghm build (another module, or
+ * one that needs imports): nothing is initialized then, and `init` can be called again.
+ */
+async function instantiate(module: WebAssembly.Module): Promise<Kernels> {
+  const exported = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
+  const missing = KERNEL_EXPORTS.filter(([name, kind]) => exported.get(name) !== kind).map(([name]) => name);
+  if (missing.length) {
+    throw new TypeError(`focal-ghm init: the module is not a focal-ghm kernel build (it lacks ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', …' : ''})`);
+  }
+  const imports = WebAssembly.Module.imports(module);
+  if (imports.length) {
+    throw new TypeError(`focal-ghm init: the module imports ${imports[0]!.module}.${imports[0]!.name}; the single-thread kernel builds import nothing (is it the shared-memory build?)`);
+  }
+  return (await WebAssembly.instantiate(module, {})).exports as unknown as Kernels;
+}
+
 /**
  * The builds of the entry point that loaded last, for an `init()` from inside the library (a
  * pool without threads runs the single-thread API, initializing it if needed).
@@ -138,8 +165,7 @@ export function initRuntime(opts: InitOptions = {}, builds = entryBuilds): Promi
     pending = (async () => {
       if (!builds) throw new Error('focal-ghm init: no entry point registered its builds (import from "focal-ghm", not its internals)');
       const { module, simd } = await compile(opts, builds);
-      const instance = await WebAssembly.instantiate(module, {});
-      const rt: Runtime = { kernels: instance.exports as unknown as Kernels, simd };
+      const rt: Runtime = { kernels: await instantiate(module), simd };
       runtime = rt;
       return rt;
     })();

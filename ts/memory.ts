@@ -7,12 +7,16 @@
 // it from `heap.buffer`) when needed.
 
 import type { Kernels } from './loader';
+import { checkBatchView } from './views';
 
 const ALIGN = 16;
 const PAGE = 65536;
+/** wasm32 addresses: no memory grows past 4 GiB. */
+const MAX_MEMORY = 2 ** 32;
 
+/** `n` rounded up to the alignment, in float arithmetic: sizes may exceed int32 (`|`/`&` wrap). */
 function alignUp(n: number): number {
-  return (n + ALIGN - 1) & ~(ALIGN - 1);
+  return Math.ceil(n / ALIGN) * ALIGN;
 }
 
 /** Views of the whole wasm memory, one per element type the kernels read and write. */
@@ -79,12 +83,16 @@ export class Heap {
     const p = this.top;
     const end = p + size;
     const have = this.memory.buffer.byteLength;
+    // Nothing changes until the memory holds the block: a failed request leaves the heap as it was.
+    if (end > MAX_MEMORY) {
+      throw new RangeError(`cannot allocate ${bytes} bytes of wasm memory: ${p} bytes are in use and wasm32 memory ends at 4 GiB`);
+    }
     if (end > have) {
       try {
         this.memory.grow(Math.ceil((end - have) / PAGE));
         this.views_ = undefined;
       } catch {
-        throw new RangeError(`focal-ghm: cannot allocate ${bytes} bytes of wasm memory (have ${have}, limit reached)`);
+        throw new RangeError(`cannot allocate ${bytes} bytes of wasm memory (it has ${have} bytes and cannot grow to ${end})`);
       }
     }
     this.top = end;
@@ -114,18 +122,6 @@ export class Heap {
       this.top = last[0];
       this.free_.pop();
     }
-  }
-
-  /** Whether `[ptr, ptr + bytes)` lies inside one live allocation. */
-  contains(ptr: number, bytes: number): boolean {
-    // A batch's arrays each start their own allocation: one lookup, no walk over the map.
-    const at = this.sizes.get(ptr);
-    if (at !== undefined) return bytes <= at;
-    let inside = false;
-    this.sizes.forEach((size, p) => {
-      if (ptr >= p && ptr + bytes <= p + size) inside = true;
-    });
-    return inside;
   }
 
   /** Whether `a` is a view into this heap's memory (then kernels can read it in place). */
@@ -224,11 +220,7 @@ export function runChunked(
     if (a === undefined) {
       // absent: the kernel gets 0
     } else if (a.buffer === memory) {
-      // A view into wasm memory outside every live allocation is a stale view of a freed batch:
-      // reading or writing it would touch someone else's buffer.
-      if (!heap.contains(a.byteOffset, a.byteLength)) {
-        throw new Error('focal-ghm: an array is a view of wasm memory that is not allocated (a freed batch?)');
-      }
+      checkBatchView('focal-ghm', a);
       p = a.byteOffset;
     } else {
       p = -1 - need;

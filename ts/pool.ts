@@ -11,6 +11,7 @@
 // Threads and the worker protocol are in pool-threads.ts, the worker program in pool-worker.ts.
 
 import { checkBatchOptions, createBatch, Batch, type BatchOptions } from './batch';
+import { checkBatchView } from './views';
 import { describeValue, expectArray, expectBoolean, expectInteger, expectOptions, expectPositive } from './errors';
 import { parseSigmoidCall, sigmoidFocalLoss, unitsPerChunk, type LossResult, type SigmoidFocalOptions, type SigmoidFocalResult } from './focal';
 import { GHMC, GHMR, GHMStats, type GHMStep } from './ghm';
@@ -340,13 +341,9 @@ export class Pool {
     this.pool?.kill(index, how);
   }
 
-  /** Views into the pool's memory must lie in a live allocation (not a freed batch). */
+  /** Views into the pool's memory must be a live batch's (not a freed one's). */
   private checkViews(pool: Threads, arrays: Array<Typed | undefined>): void {
-    for (const a of arrays) {
-      if (a && pool.heap.owns(a) && !pool.heap.contains(a.byteOffset, a.byteLength)) {
-        throw new Error('focal-ghm: an array is a view of wasm memory that is not allocated (a freed batch?)');
-      }
-    }
+    for (const a of arrays) if (a && pool.heap.owns(a)) checkBatchView('focal-ghm pool', a);
   }
 
   /** The gradient pass of a GHM step: the factors go to shared memory for the workers. */

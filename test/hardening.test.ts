@@ -1,0 +1,157 @@
+// What an adversarial caller found (issue #17, shared/repro 01, 02, 03, 07, 11, 14, 15, 17):
+// nothing a call does may brick the heap, write into another batch, free memory a view still
+// shows, or pass silently; each case here failed before its fix.
+
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadLib, type Lib } from './support/lib';
+
+let lib: Lib;
+let allocated: () => number;
+
+beforeAll(async () => {
+  lib = await loadLib('simd');
+  const ws = await import('../ts/workspace');
+  allocated = () => ws.workspace('hardening.test').heap.allocated;
+});
+
+const X = Float32Array.from({ length: 40_000 }, (_, i) => Math.sin(i) * 4);
+const T = Uint8Array.from({ length: 40_000 }, (_, i) => (i % 7 === 0 ? 1 : 0));
+
+describe('allocation (01)', () => {
+  it('a batch too large for wasm memory is a RangeError naming options.length, and the heap is as before', () => {
+    const ref = lib.sigmoidFocalLoss(X, T).loss; // (reserves the call scratch first)
+    const before = allocated();
+    // 2 GiB of logits + 0.5 GiB of targets + 2 GiB of gradient: past wasm32's 4 GiB at the last.
+    expect(() => lib.createBatch({ length: 2 ** 29, grad: true })).toThrow(RangeError);
+    expect(() => lib.createBatch({ length: 2 ** 29, grad: true })).toThrow(/options\.length/);
+    expect(() => lib.createBatch({ length: 2 ** 30 })).toThrow(/options\.length 1073741824 does not fit/);
+    expect(allocated()).toBe(before);
+    expect(lib.sigmoidFocalLoss(X, T).loss).toBe(ref);
+    const b = lib.createBatch({ length: 10, grad: true });
+    expect(b.logits.length).toBe(10);
+    b.free();
+    expect(allocated()).toBe(before);
+  });
+});
+
+describe('batch views', () => {
+  it('a kept view of a freed batch is refused, whatever was allocated since (02)', () => {
+    const a = lib.createBatch({ length: 1000, grad: true });
+    const staleGrad = a.grad;
+    const staleLogits = a.logits.subarray(10, 20);
+    a.free();
+    const b = lib.createBatch({ length: 4000 }); // first fit: a's memory
+    b.logits.fill(3);
+    expect(() => lib.sigmoidFocalLoss(new Float32Array(1000), new Uint8Array(1000), { out: { grad: staleGrad } })).toThrow(/freed batch/);
+    expect(() => lib.sigmoidFocalLoss(staleLogits, new Uint8Array(10))).toThrow(/freed batch/);
+    expect(b.logits.every((v) => v === 3)).toBe(true);
+    b.free();
+  });
+
+  it('a view of wasm memory that no batch handed out is refused', () => {
+    const b = lib.createBatch({ length: 100 });
+    const foreign = new Float32Array(b.logits.buffer, b.logits.byteOffset, 100);
+    expect(() => lib.sigmoidFocalLoss(foreign, new Uint8Array(100))).toThrow(/no batch handed out/);
+    b.free();
+  });
+
+  it("keeping only a batch's views keeps the batch: the GC safety net frees nothing they show (03)", async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const make = () => {
+      const b = lib.createBatch({ length: 1000 });
+      b.logits.fill(2);
+      (b.targets as Uint8Array).fill(1);
+      return { logits: b.logits, targets: b.targets as Uint8Array };
+    };
+    const { logits, targets } = make();
+    const before = lib.sigmoidFocalLoss(logits, targets).loss;
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const other = lib.createBatch({ length: 1000 });
+    other.logits.fill(-9);
+    expect(logits[0]).toBe(2);
+    expect(lib.sigmoidFocalLoss(logits, targets).loss).toBe(before);
+    other.free();
+  });
+
+  it('a returned gradient is usable when the call grew wasm memory (11)', () => {
+    const n = 100_000;
+    const b = lib.createBatch({ length: n, grad: true });
+    // Fresh memory past the batch: the call's scratch then has to grow the memory.
+    const r = lib.sigmoidFocalLoss(new Float32Array(n).fill(1), new Uint8Array(n), { out: { grad: b.grad } });
+    expect(r.grad!.length).toBe(n);
+    expect(r.grad![0]).toBeCloseTo(lib.sigmoidFocalLoss(Float32Array.of(1), Uint8Array.of(0), { grad: true }).grad![0]! / n, 9);
+    b.free();
+  });
+
+  it('a batch view detached by growth is a TypeError saying to read it again', async () => {
+    const own = await loadLib('simd'); // a memory of its own, not grown by the other tests
+    const b = own.createBatch({ length: 16 });
+    const kept = b.logits;
+    const big = own.createBatch({ length: 1 << 24 }); // grows the memory: `kept` is detached
+    expect(kept.length).toBe(0);
+    expect(() => own.sigmoidFocalLoss(kept, new Uint8Array(16))).toThrow(/logits is a batch view taken before wasm memory grew/);
+    expect(own.sigmoidFocalLoss(b.logits, new Uint8Array(16)).loss).toBeGreaterThan(0);
+    big.free();
+    b.free();
+  });
+});
+
+describe('outputs that alias (07)', () => {
+  it('out.loss and out.grad sharing memory, or an output overlapping an input, are RangeErrors', () => {
+    const o = new Float32Array(X.length);
+    expect(() => lib.sigmoidFocalLoss(X, T, { reduction: 'none', out: { loss: o, grad: o } })).toThrow(/options\.out\.loss shares memory with options\.out\.grad/);
+    const buf = new Float32Array(X.length + 4);
+    buf.set(X);
+    expect(() => lib.sigmoidFocalLoss(buf.subarray(0, X.length), T, { out: { grad: buf.subarray(4) } })).toThrow(/options\.out\.grad shares memory with logits/);
+    const b = lib.createBatch({ length: X.length + 4 });
+    const L = b.logits;
+    expect(() => lib.sigmoidFocalLoss(L.subarray(0, X.length), T, { out: { grad: L.subarray(4) } })).toThrow(RangeError);
+    b.free();
+    // Disjoint views of one buffer are fine.
+    const two = new Float32Array(2 * X.length);
+    two.set(X);
+    const r = lib.sigmoidFocalLoss(two.subarray(0, X.length), T, { out: { grad: two.subarray(X.length) } });
+    expect(r.loss).toBe(lib.sigmoidFocalLoss(X, T).loss);
+  });
+});
+
+describe('arrays the engine sees differently (15, 17)', () => {
+  it('a typed array whose length lies is a TypeError, not a read of stale scratch', () => {
+    class F extends Float32Array {
+      override get length() {
+        return 8;
+      }
+    }
+    expect(() => lib.sigmoidFocalLoss(new F(4), new Uint8Array(8), { reduction: 'none' })).toThrow(/logits reports length 8, but holds 4/);
+    const t = new Uint8Array(4);
+    Object.defineProperty(t, 'length', { value: 8 });
+    expect(() => lib.sigmoidFocalLoss(new Float32Array(8), t)).toThrow(/targets reports length 8/);
+  });
+
+  it('an object that only inherits from Float32Array.prototype, and a detached array, are TypeErrors naming the argument', () => {
+    expect(() => lib.sigmoidFocalLoss(Object.create(Float32Array.prototype), new Uint8Array(0))).toThrow(/logits is not a real Float32Array/);
+    const x = new Float32Array(4);
+    structuredClone(x.buffer, { transfer: [x.buffer] });
+    expect(() => lib.sigmoidFocalLoss(x, new Uint8Array(0))).toThrow(/logits's ArrayBuffer is detached/);
+    expect(() => lib.sigmoidFocalLoss(new Float32Array(0), new Uint8Array(0), { out: null as never })).toThrow(/options\.out must be an object, got null/);
+  });
+});
+
+describe('init with a module that is not ours (14)', () => {
+  it('is refused clearly, and init can be called again', async () => {
+    vi.resetModules();
+    const fresh = (await import('../ts/index')) as Lib;
+    // (module (func (export "f")))
+    const other = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 4, 1, 2, 0, 11]);
+    await expect(fresh.init({ bytes: other })).rejects.toThrow(/not a focal-ghm kernel build/);
+    expect(fresh.isInitialized()).toBe(false);
+    await fresh.init();
+    expect(fresh.sigmoidFocalLoss(Float32Array.of(1), Uint8Array.of(1)).loss).toBeGreaterThan(0);
+  });
+});
