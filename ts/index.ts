@@ -36,6 +36,8 @@ export const sigmoidFocalLoss: typeof sigmoidFocalLossFn & { stream: typeof sigm
 
 export {
   softmaxFocalLoss,
+  type GradFor,
+  type LossFor,
   type OutputBuffers,
   type LossResult,
   type Reduction,
@@ -43,8 +45,8 @@ export {
   type SigmoidFocalResult,
   type SoftmaxFocalOptions,
 } from './focal';
-export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
+export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMForwardOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
 export { Batch, createBatch, type BatchOptions } from './batch';
-export { scoreStream, sigmoidFocalStream, type ScoreSpec, type SigmoidFocalStream, type StreamChunk } from './stream';
+export { scoreStream, sigmoidFocalStream, type ScoreLoss, type ScoreResult, type ScoreSpec, type SigmoidFocalStream, type SigmoidFocalStreamOptions, type SigmoidFocalStreamResult, type StreamChunk } from './stream';
 export type { ClassTargets, Targets } from './inputs';
 export { createPool, Pool, type PoolOptions } from './pool';
