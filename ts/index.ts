@@ -10,7 +10,7 @@
  * @packageDocumentation
  */
 
-export { init, isInitialized, simdSupported, type InitOptions, type Runtime } from './loader';
+export { init, isInitialized, simdSupported, type InitOptions, type InitResult, type WasmModule } from './loader';
 import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
 import { sigmoidFocalStream } from './stream';
 
@@ -47,6 +47,6 @@ export {
 } from './focal';
 export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMForwardOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
 export { Batch, createBatch, type BatchOptions } from './batch';
-export { scoreStream, sigmoidFocalStream, type ScoreLoss, type ScoreResult, type ScoreSpec, type SigmoidFocalStream, type SigmoidFocalStreamOptions, type SigmoidFocalStreamResult, type StreamChunk } from './stream';
+export { scoreStream, sigmoidFocalStream, type ReadableStreamLike, type ScoreLoss, type ScoreResult, type ScoreSpec, type SigmoidFocalStream, type SigmoidFocalStreamOptions, type SigmoidFocalStreamResult, type StreamChunk } from './stream';
 export type { ClassTargets, Targets } from './inputs';
 export { createPool, Pool, type PoolOptions } from './pool';

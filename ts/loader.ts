@@ -26,25 +26,36 @@ export interface Kernels {
   fg_ghmr_grad(pred: number, target: number, n: number, wkind: number, w: number, mu: number, bins: number, factor: number, grad: number): void;
 }
 
+/**
+ * A compiled kernel module: a `WebAssembly.Module`. Declared structurally (as any object) so that
+ * the package's types need neither the DOM nor the Node typings; pass the module itself.
+ */
+export type WasmModule = object;
+
 /** Where to get the wasm from; by default the builds bundled in the package. */
 export interface InitOptions {
   /**
-   * A compiled module: in Cloudflare workerd, which cannot compile bytes, import the shipped file
-   * (`import wasm from 'focal-ghm/simd.wasm'`) and pass it here.
+   * A compiled module (a `WebAssembly.Module`): in Cloudflare workerd, which cannot compile
+   * bytes, import the shipped file (`import wasm from 'focal-ghm/simd.wasm'`) and pass it here.
    */
-  module?: WebAssembly.Module;
-  /** The bytes of a kernel build. */
-  bytes?: BufferSource;
-  /** A URL to fetch the bytes from. */
-  url?: string | URL;
+  module?: WasmModule;
+  /** The bytes of a kernel build (an `ArrayBuffer` or a view of one, e.g. a `Uint8Array` or Node `Buffer`). */
+  bytes?: ArrayBuffer | ArrayBufferView;
+  /** A URL to fetch the bytes from: a string or a `URL`. */
+  url?: string | { readonly href: string };
   /** Force the SIMD (`true`) or scalar (`false`) bundled build; default: SIMD where supported. */
   simd?: boolean;
 }
 
-export interface Runtime {
-  kernels: Kernels;
+/** What {@link init} resolves to. */
+export interface InitResult {
   /** Whether the running build is the SIMD one; `null` for a build passed in by the caller. */
   simd: boolean | null;
+}
+
+/** The loaded kernels (internal: the public type of what `init` gives is {@link InitResult}). */
+export interface Runtime extends InitResult {
+  kernels: Kernels;
 }
 
 let runtime: Runtime | undefined;
@@ -74,9 +85,10 @@ export function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
 
 async function compile(opts: InitOptions): Promise<{ module: WebAssembly.Module; simd: boolean | null }> {
   if (opts.module) return { module: opts.module, simd: null };
-  if (opts.bytes) return { module: await WebAssembly.compile(opts.bytes), simd: null };
+  // (BufferSource: the DOM typings' name for what InitOptions.bytes declares without them.)
+  if (opts.bytes) return { module: await WebAssembly.compile(opts.bytes as BufferSource), simd: null };
   if (opts.url !== undefined) {
-    const res = await fetch(opts.url);
+    const res = await fetch(opts.url as string | URL);
     if (!res.ok) throw new Error(`focal-ghm init: fetching ${String(opts.url)} failed with HTTP ${res.status}`);
     return { module: await WebAssembly.compile(await res.arrayBuffer()), simd: null };
   }
@@ -100,7 +112,7 @@ async function compile(opts: InitOptions): Promise<{ module: WebAssembly.Module;
 
 /**
  * Loads the kernels. Idempotent: later calls return the first one's result (pass options only
- * to the first). Every loss function needs it to have completed.
+ * to the first). Every loss function needs it to have completed. Resolves to {@link InitResult}.
  *
  * @example
  * ```ts
@@ -111,7 +123,7 @@ async function compile(opts: InitOptions): Promise<{ module: WebAssembly.Module;
  * // import wasm from 'focal-ghm/simd.wasm';  await init({ module: wasm });
  * ```
  */
-export function init(opts: InitOptions = {}): Promise<Runtime> {
+export function init(opts: InitOptions = {}): Promise<InitResult> {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`init: options must be an object, got ${String(opts)}`);
   if (runtime) return Promise.resolve(runtime);
   if (!pending) {

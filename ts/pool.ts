@@ -77,10 +77,10 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
   if (!reason) {
     const build = await loadSharedBuild();
     if ('reason' in build) reason = build.reason;
-    else return new Pool(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
+    else return Pool.create(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
   }
   await init();
-  return new Pool(undefined, reason, chunkElements);
+  return Pool.create(undefined, reason, chunkElements);
 }
 
 /** One input stream of a pass: `perUnit` elements of `array` per unit (element or row). */
@@ -127,8 +127,13 @@ export class Pool {
   readonly threads: number;
   private closedFallback = false;
 
-  /** @internal use {@link createPool} */
-  constructor(
+  /** @internal The constructor for {@link createPool}. */
+  static create(pool: Threads | undefined, reason: string | undefined, chunkElements: number): Pool {
+    return new Pool(pool, reason, chunkElements);
+  }
+
+  /** Use {@link createPool}. */
+  private constructor(
     private readonly pool: Threads | undefined,
     /** Why the pool runs single-threaded (`undefined` when it has workers). */
     readonly reason: string | undefined,
@@ -339,7 +344,7 @@ export class Pool {
     const pool = this.open('pool.createBatch');
     if (!pool) return createBatch(options);
     const o = checkBatchOptions('pool.createBatch', options);
-    return new Batch(pool.heap, o);
+    return Batch.create(pool.heap, o);
   }
 
   /**

@@ -142,6 +142,18 @@ export type ScoreResult<L extends ScoreLoss = ScoreLoss> = {
     });
 
 /**
+ * The part of a WHATWG `ReadableStream` that {@link scoreStream} reads, declared here so that the
+ * types need no DOM or Node typings: pass a `ReadableStream` (a real one: other objects of this
+ * shape are not read).
+ */
+export interface ReadableStreamLike<T> {
+  getReader(): {
+    read(): Promise<{ done: false; value: T } | { done: true; value?: unknown }>;
+    releaseLock(): void;
+  };
+}
+
+/**
  * Scores a stream of pieces (an iterable, an async iterable or a WHATWG `ReadableStream`) as one
  * batch. With a GHMC or GHMR as `spec.loss`, the result has `ghm`, the finished GHM stream.
  *
@@ -155,11 +167,11 @@ export type ScoreResult<L extends ScoreLoss = ScoreLoss> = {
  * ```
  */
 export function scoreStream<L extends ScoreLoss = ScoreLoss>(
-  source: AsyncIterable<StreamChunk> | Iterable<StreamChunk> | ReadableStream<StreamChunk>,
+  source: AsyncIterable<StreamChunk> | Iterable<StreamChunk> | ReadableStreamLike<StreamChunk>,
   spec: ScoreSpec<L>,
 ): Promise<ScoreResult<L>>;
 export async function scoreStream(
-  source: AsyncIterable<StreamChunk> | Iterable<StreamChunk> | ReadableStream<StreamChunk>,
+  source: AsyncIterable<StreamChunk> | Iterable<StreamChunk> | ReadableStreamLike<StreamChunk>,
   spec: ScoreSpec,
 ): Promise<ScoreResult> {
   const fn = 'scoreStream';
@@ -182,7 +194,7 @@ export async function scoreStream(
   return { loss: r.loss, elements, chunks, ghm: r };
 }
 
-async function* iterate<T>(source: AsyncIterable<T> | Iterable<T> | ReadableStream<T>): AsyncGenerator<T> {
+async function* iterate<T>(source: AsyncIterable<T> | Iterable<T> | ReadableStreamLike<T>): AsyncGenerator<T> {
   if (typeof ReadableStream !== 'undefined' && source instanceof ReadableStream) {
     // Not every engine makes ReadableStream async-iterable (Safari); the reader works everywhere.
     const reader = source.getReader();
