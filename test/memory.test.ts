@@ -9,6 +9,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { binaryTargets, logits, regression, rng, sigmoidLabels, softmaxLabels, softTargets, weights } from './helpers/random';
+import type { Runtime } from '../ts/loader';
 import { BUILDS, loadLib, type Lib } from './support/lib';
 
 const MB = 1 << 20;
@@ -40,7 +41,8 @@ describe.each(BUILDS)('%s build: wasm memory', (build) => {
 
   beforeAll(async () => {
     lib = await loadLib(build);
-    memory = (await lib.init()).kernels.memory;
+    // init() resolves to the whole Runtime; its public type (InitResult) shows only `simd`.
+    memory = ((await lib.init()) as Runtime).kernels.memory;
     // Same module registry as the `lib` just loaded: its workspace, not a new one.
     const ws = await import('../ts/workspace');
     allocated = () => ws.workspace('memory.test').heap.allocated;
@@ -97,7 +99,7 @@ describe('many calls (simd build)', () => {
 
   beforeAll(async () => {
     lib = await loadLib('simd');
-    memory = (await lib.init()).kernels.memory;
+    memory = ((await lib.init()) as Runtime).kernels.memory;
     const ws = await import('../ts/workspace');
     allocated = () => ws.workspace('memory.test').heap.allocated;
   });

@@ -31,9 +31,10 @@ const BUDGET = {
   scalarWasm: 450_000,
 };
 
+/** Each TypeScript we type-check against, with an @types/node it supports. */
 const TYPESCRIPTS = {
-  '5.0 (oldest supported)': join(ROOT, 'test', 'typescript-5.0', 'node_modules', 'typescript', 'bin', 'tsc'),
-  current: join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+  '5.0 (oldest supported)': join(ROOT, 'test', 'typescript-5.0', 'node_modules'),
+  current: join(ROOT, 'node_modules'),
 };
 
 let work: string;
@@ -49,8 +50,6 @@ beforeAll(async () => {
   const pkg = join(project, 'node_modules', 'focal-ghm');
   mkdirSync(pkg, { recursive: true });
   await run('tar', ['xzf', tarball, '-C', pkg, '--strip-components=1']);
-  mkdirSync(join(project, 'node_modules', '@types'));
-  symlinkSync(join(ROOT, 'node_modules', '@types', 'node'), join(project, 'node_modules', '@types', 'node'), 'dir');
 }, 120_000);
 
 afterAll(() => {
@@ -144,10 +143,15 @@ describe('the declarations in a strict project', () => {
     'NodeNext, with @types/node': { module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'] },
     'Bundler, no @types': { module: 'ESNext', moduleResolution: 'Bundler', types: [] },
   };
-  for (const [tsName, tsc] of Object.entries(TYPESCRIPTS)) {
+  for (const [tsName, modules] of Object.entries(TYPESCRIPTS)) {
     for (const [configName, resolution] of Object.entries(configs)) {
       it(`test/types/usage.ts type-checks with TypeScript ${tsName}, ${configName}`, async () => {
+        // A project of its own beside the package: its @types/node is the one of this TypeScript.
         const dir = `types-${Object.keys(TYPESCRIPTS).indexOf(tsName)}-${Object.keys(configs).indexOf(configName)}`;
+        mkdirSync(join(project, dir, 'node_modules', '@types'), { recursive: true });
+        symlinkSync(join(project, 'node_modules', 'focal-ghm'), join(project, dir, 'node_modules', 'focal-ghm'), 'dir');
+        symlinkSync(join(modules, '@types', 'node'), join(project, dir, 'node_modules', '@types', 'node'), 'dir');
+        const tsc = join(modules, 'typescript', 'bin', 'tsc');
         projectFile(`${dir}/usage.ts`, readFileSync(join(ROOT, 'test', 'types', 'usage.ts'), 'utf8'));
         const tsconfig = projectFile(
           `${dir}/tsconfig.json`,

@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectReducedClose } from './helpers/golden';
+import type { Runtime } from '../ts/loader';
 import { loadLib, type Lib } from './support/lib';
 
 let lib: Lib;
@@ -71,7 +72,8 @@ describe('sigmoidFocalLoss.stream', () => {
     const s = lib.sigmoidFocalLoss.stream({ reduction: 'sum' });
     s.push(piece.logits, piece.targets);
     const rt = lib.init();
-    return rt.then(({ kernels }) => {
+    return rt.then((r) => {
+      const { kernels } = r as Runtime;
       const before = kernels.memory.buffer.byteLength;
       for (let i = 1; i < 100; i++) s.push(piece.logits, piece.targets);
       expect(kernels.memory.buffer.byteLength).toBe(before);

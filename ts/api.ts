@@ -1,7 +1,7 @@
 // The public API of every entry point except `init`, whose default builds differ per entry point
 // (ts/index.ts, ts/workerd.ts).
 
-export { isInitialized, simdSupported, type InitOptions, type Runtime } from './loader';
+export { isInitialized, simdSupported, type InitOptions, type InitResult, type WasmModule } from './loader';
 import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
 import { sigmoidFocalStream } from './stream';
 
@@ -27,6 +27,8 @@ export const sigmoidFocalLoss: typeof sigmoidFocalLossFn & { stream: typeof sigm
 
 export {
   softmaxFocalLoss,
+  type GradFor,
+  type LossFor,
   type OutputBuffers,
   type LossResult,
   type Reduction,
@@ -34,8 +36,8 @@ export {
   type SigmoidFocalResult,
   type SoftmaxFocalOptions,
 } from './focal';
-export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
+export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMForwardOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
 export { Batch, createBatch, type BatchOptions } from './batch';
-export { scoreStream, sigmoidFocalStream, type ScoreSpec, type SigmoidFocalStream, type StreamChunk } from './stream';
+export { scoreStream, sigmoidFocalStream, type ReadableStreamLike, type ScoreLoss, type ScoreResult, type ScoreSpec, type SigmoidFocalStream, type SigmoidFocalStreamOptions, type SigmoidFocalStreamResult, type StreamChunk } from './stream';
 export type { ClassTargets, Targets } from './inputs';
 export { createPool, Pool, type PoolOptions } from './pool';

@@ -52,8 +52,13 @@ export class Batch {
   private readonly kind: 'u8' | 'f32' | 'labels';
   private readonly live = { v: true };
 
-  /** @internal use {@link createBatch} */
-  constructor(heap: Heap, o: Required<Pick<BatchOptions, 'length'>> & BatchOptions) {
+  /** @internal The constructor for {@link createBatch} and the pool's `createBatch`. */
+  static create(heap: Heap, o: Required<Pick<BatchOptions, 'length'>> & BatchOptions): Batch {
+    return new Batch(heap, o);
+  }
+
+  /** Use {@link createBatch} (or a pool's `createBatch`). */
+  private constructor(heap: Heap, o: Required<Pick<BatchOptions, 'length'>> & BatchOptions) {
     this.heap = heap;
     this.length = o.length;
     const t = o.targets ?? 'u8';
@@ -158,7 +163,7 @@ export class Batch {
 export function createBatch(options: BatchOptions): Batch {
   const fn = 'createBatch';
   const ws = workspace(fn);
-  return new Batch(ws.heap, checkBatchOptions(fn, options));
+  return Batch.create(ws.heap, checkBatchOptions(fn, options));
 }
 
 /** The option checks of {@link createBatch} (shared with the pool's batches). */

@@ -19,35 +19,86 @@ import { workspace, type Workspace } from './workspace';
 export type Reduction = 'mean' | 'sum' | 'none';
 export const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
 
-export interface SigmoidFocalOptions {
+/**
+ * The loss a reduction gives: the elementwise losses (`Float32Array`) for `'none'`, one number
+ * for `'mean'` and `'sum'`; both (a union) when the reduction is only known as a `Reduction`.
+ */
+export type LossFor<R extends Reduction> = R extends 'none' ? Float32Array : number;
+
+/**
+ * The `grad` member of a result: present for `G = true`, absent (`undefined`) for `false`,
+ * optional for `boolean` (not known when compiling).
+ */
+export type GradFor<G extends boolean> = boolean extends G
+  ? {
+      /** d loss / d input, same length as the input, when the gradient was asked for. */
+      grad?: Float32Array | undefined;
+    }
+  : G extends true
+    ? {
+        /** d loss / d input, same length as the input. */
+        grad: Float32Array;
+      }
+    : {
+        /** Not computed: pass `grad: true` for it. */
+        grad?: undefined;
+      };
+
+/**
+ * Whether a sigmoid focal call computes the gradient: `true` for `grad: true` or an `out.grad`
+ * buffer (which implies it), `boolean` when either may or may not be given. (The `keyof` test:
+ * `{ loss }` would fail `{ grad?: undefined }`, a weak type it shares no property with.)
+ */
+export type GradWanted<G extends boolean, Out> = Out extends { grad: Float32Array }
+  ? true
+  : 'grad' extends keyof Out
+    ? Out extends { grad?: undefined }
+      ? G
+      : G | true
+    : G;
+
+/**
+ * What a loss returns. Its type follows the options: `L` is the loss (`Float32Array` for
+ * reduction `'none'`, `number` otherwise, see {@link LossFor}), `G` whether `grad` is present
+ * (`true` with `grad: true`); the defaults are the types of any call.
+ */
+export type LossResult<L extends number | Float32Array = number | Float32Array, G extends boolean = boolean> = {
+  /** The reduced loss, or the elementwise losses for reduction `'none'`. */
+  loss: L;
+} & GradFor<G>;
+
+/** What {@link sigmoidFocalLoss} returns: a {@link LossResult} and the α used. */
+export type SigmoidFocalResult<L extends number | Float32Array = number | Float32Array, G extends boolean = boolean> = LossResult<L, G> & {
+  /** The α used: the option's value, or what `'auto'` resolved to; `null` when disabled. */
+  alpha: number | null;
+};
+
+/**
+ * Options of {@link sigmoidFocalLoss}. The type parameters only carry what the result type
+ * depends on (the reduction, whether the gradient is asked for, the output buffers); the
+ * defaults are the general option types.
+ */
+export interface SigmoidFocalOptions<
+  R extends Reduction = Reduction,
+  G extends boolean = boolean,
+  Out extends OutputBuffers = OutputBuffers,
+> {
   /** Weight of positives in [0, 1] (negatives get 1 - α); `null` disables it; `'auto'` uses the negatives' share of the batch. Default 0.25. */
   alpha?: number | null | 'auto';
   /** Focusing parameter γ ≥ 0. Default 2. */
   gamma?: number;
   /** Per-element weights, or per-row weights (length N) with class-index targets. */
   weight?: Float32Array;
-  /** Default `'mean'`. */
-  reduction?: Reduction;
+  /** Default `'mean'`; `'none'` makes `loss` a `Float32Array`. */
+  reduction?: R;
   /** With `'mean'`: divide the sum by this instead of the element count (must be > 0). */
   avgFactor?: number;
   /** Multiplies the loss (and gradient). Default 1. */
   lossWeight?: number;
-  /** Also return d loss / d logits. Default false. */
-  grad?: boolean;
+  /** Also return d loss / d logits (`grad` in the result). Default false. */
+  grad?: G;
   /** Write results into these arrays instead of new ones (zero-copy when they live in wasm memory, see `createBatch`). */
-  out?: OutputBuffers;
-}
-
-export interface LossResult {
-  /** The reduced loss, or the elementwise losses for reduction `'none'`. */
-  loss: number | Float32Array;
-  /** d loss / d logits, same length as the logits, when `grad: true`. */
-  grad?: Float32Array;
-}
-
-export interface SigmoidFocalResult extends LossResult {
-  /** The α used: the option's value, or what `'auto'` resolved to; `null` when disabled. */
-  alpha: number | null;
+  out?: Out;
 }
 
 const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out'] as const;
@@ -192,6 +243,11 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
  * which never builds the one-hot matrix. NaN logits give NaN, as in PyTorch; reduction `'mean'`
  * over zero elements is NaN (0/0), as `torch.mean` of an empty tensor.
  *
+ * The result's type follows the options: `loss` is a `Float32Array` for `reduction: 'none'` and
+ * a number otherwise; `grad` is a `Float32Array` for `grad: true` or `out: { grad }`, and absent
+ * without. Options typed as plain {@link SigmoidFocalOptions} give `loss: number | Float32Array`
+ * and `grad?: Float32Array`.
+ *
  * @example
  * ```ts
  * import { init, sigmoidFocalLoss } from 'focal-ghm';
@@ -199,11 +255,18 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
  * const logits = new Float32Array([2.0, -1.0, 0.5]);
  * const targets = new Uint8Array([1, 0, 0]);
  * const { loss, grad } = sigmoidFocalLoss(logits, targets, { alpha: 0.25, gamma: 2, grad: true });
+ * //      ^ number  ^ Float32Array
+ * const perElement: Float32Array = sigmoidFocalLoss(logits, targets, { reduction: 'none' }).loss;
  * // Class indices: 2 anchors × 3 classes; the second anchor is background (label 3).
  * sigmoidFocalLoss(new Float32Array(6), { labels: new Int32Array([1, 3]), numClasses: 3 });
  * ```
  * @throws TypeError for arrays of the wrong type; RangeError for wrong lengths or values out of range.
  */
+export function sigmoidFocalLoss<R extends Reduction = 'mean', G extends boolean = false, Out extends OutputBuffers = {}>(
+  logits: Float32Array,
+  targets: Targets,
+  options?: SigmoidFocalOptions<R, G, Out>,
+): SigmoidFocalResult<LossFor<R>, GradWanted<G, Out>>;
 export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options?: SigmoidFocalOptions): SigmoidFocalResult {
   const fn = 'sigmoidFocalLoss';
   const ws = workspace(fn);
@@ -218,28 +281,33 @@ export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options
   return gradArr ? { loss, grad: liveView(gradArr, ws.heap.buffer), alpha } : { loss, alpha };
 }
 
-export interface SoftmaxFocalOptions {
+/**
+ * Options of {@link softmaxFocalLoss}; as for {@link SigmoidFocalOptions}, the type parameters
+ * carry the reduction and whether the gradient is asked for.
+ */
+export interface SoftmaxFocalOptions<R extends Reduction = Reduction, G extends boolean = boolean> {
   /** Number of classes C; logits are `[N, C]` row-major. */
   numClasses: number;
   /** α for every class, a per-class `Float32Array` of length C, or `null` (1). Default 0.25. */
   alpha?: number | Float32Array | null;
   /** Focusing parameter γ ≥ 0. Default 2. */
   gamma?: number;
-  /** Default `'mean'` (over non-ignored rows, at least 1). `'none'` gives one loss per row. */
-  reduction?: Reduction;
+  /** Default `'mean'` (over non-ignored rows, at least 1). `'none'` gives one loss per row (a `Float32Array`). */
+  reduction?: R;
   /** Rows with this label are skipped. Default -100. */
   ignoreIndex?: number;
   /** Multiplies the loss (and gradient). Default 1. */
   lossWeight?: number;
-  /** Also return d loss / d logits. Default false. */
-  grad?: boolean;
+  /** Also return d loss / d logits (`grad` in the result). Default false. */
+  grad?: G;
 }
 
 const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight', 'grad'] as const;
 
 /**
  * Softmax (multi-class) focal loss, as kornia's `focal_loss` computes it (SPEC.md §2):
- * `-α_y (1 - p_y)^γ log p_y` per row, optionally with its gradient.
+ * `-α_y (1 - p_y)^γ log p_y` per row, optionally with its gradient. As for
+ * {@link sigmoidFocalLoss}, the result's type follows `reduction` and `grad`.
  *
  * @example
  * ```ts
@@ -248,9 +316,15 @@ const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreInd
  * // 2 rows × 3 classes; the second row is ignored.
  * const logits = new Float32Array([2, 0.5, -1, 0, 0, 0]);
  * const { loss, grad } = softmaxFocalLoss(logits, new Int32Array([0, -100]), { numClasses: 3, gamma: 2, grad: true });
+ * const perRow: Float32Array = softmaxFocalLoss(logits, new Int32Array([0, 1]), { numClasses: 3, reduction: 'none' }).loss;
  * ```
  * @throws TypeError for arrays of the wrong type; RangeError for wrong lengths or values out of range.
  */
+export function softmaxFocalLoss<R extends Reduction = 'mean', G extends boolean = false>(
+  logits: Float32Array,
+  labels: Int32Array,
+  options: SoftmaxFocalOptions<R, G>,
+): LossResult<LossFor<R>, G>;
 export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, options: SoftmaxFocalOptions): LossResult {
   const fn = 'softmaxFocalLoss';
   const ws = workspace(fn);

@@ -258,6 +258,12 @@ abstract class GHMBase {
 const GHMC_OPTIONS = ['bins', 'momentum', 'lossWeight'] as const;
 const FORWARD_OPTIONS = ['grad'] as const;
 
+/** Options of `forward` ({@link GHMC.forward}, {@link GHMR.forward}, and the pool's). */
+export interface GHMForwardOptions<G extends boolean = boolean> {
+  /** Also return the gradient (`grad` in the result). Default false. */
+  grad?: G;
+}
+
 export interface GHMCOptions {
   /** Number of gradient-norm bins, 1..1024. Default 10. */
   bins?: number;
@@ -369,16 +375,18 @@ export class GHMC extends GHMBase {
   }
 
   /**
-   * The loss of a batch, one EMA step, and optionally the gradient.
-   * `labelWeight`: per element, or per row with class-index targets; elements with weight ≤ 0
-   * are ignored (mmdetection's `valid`).
+   * The loss of a batch, one EMA step, and optionally the gradient (`grad` is in the result's
+   * type with `grad: true`). `labelWeight`: per element, or per row with class-index targets;
+   * elements with weight ≤ 0 are ignored (mmdetection's `valid`).
    * @example
    * ```ts
    * const ghmc = new GHMC({ bins: 30, momentum: 0.75 });
    * const { loss, grad } = ghmc.forward(logits, new Uint8Array(targets), labelWeight, { grad: true });
+   * //      ^ number  ^ Float32Array
    * ```
    */
-  forward(logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: { grad?: boolean }): LossResult {
+  forward<G extends boolean = false>(logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMForwardOptions<G>): LossResult<number, G>;
+  forward(logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMForwardOptions): LossResult<number> {
     const fn = 'GHMC.forward';
     const ws = workspace(fn);
     const o = expectOptions(fn, options, FORWARD_OPTIONS);
@@ -493,14 +501,17 @@ export class GHMR extends GHMBase {
   }
 
   /**
-   * The loss of a batch, one EMA step, and optionally d loss / d pred.
+   * The loss of a batch, one EMA step, and optionally d loss / d pred (`grad` is in the
+   * result's type with `grad: true`).
    * @example
    * ```ts
    * const ghmr = new GHMR({ mu: 0.02, bins: 10, momentum: 0.7 });
    * const { loss } = ghmr.forward(pred, target);
+   * const { grad } = ghmr.forward(pred, target, undefined, { grad: true }); // Float32Array
    * ```
    */
-  forward(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: { grad?: boolean }): LossResult {
+  forward<G extends boolean = false>(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMForwardOptions<G>): LossResult<number, G>;
+  forward(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMForwardOptions): LossResult<number> {
     const fn = 'GHMR.forward';
     const ws = workspace(fn);
     const o = expectOptions(fn, options, FORWARD_OPTIONS);

@@ -10,7 +10,7 @@
  * @packageDocumentation
  */
 
-import { compileUrl, decodeBase64, initRuntime, useBuilds, type Builds, type InitOptions, type Runtime } from './loader';
+import { compileUrl, decodeBase64, initRuntime, useBuilds, type Builds, type InitOptions, type InitResult } from './loader';
 import { wasmBase64 as simdBase64 } from './wasm/simd.generated';
 
 export * from './api';
@@ -41,7 +41,7 @@ useBuilds(builds);
 
 /**
  * Loads the kernels. Idempotent: later calls return the first one's result (pass options only
- * to the first). Every loss function needs it to have completed.
+ * to the first). Every loss function needs it to have completed. Resolves to {@link InitResult}.
  *
  * By default: the SIMD build, embedded in the bundle; on engines without WebAssembly SIMD, the
  * scalar build, fetched from `wasm/focal_ghm_scalar.wasm` beside the bundle (bundlers that
@@ -54,6 +54,6 @@ useBuilds(builds);
  * await init({ url: '/assets/focal_ghm.wasm' });  // or: your own copy of a build
  * ```
  */
-export function init(opts: InitOptions = {}): Promise<Runtime> {
+export function init(opts: InitOptions = {}): Promise<InitResult> {
   return initRuntime(opts, builds);
 }

@@ -30,25 +30,36 @@ export interface Kernels {
   fg_ghmr_grad(pred: number, target: number, n: number, wkind: number, w: number, mu: number, bins: number, factor: number, grad: number): void;
 }
 
+/**
+ * A compiled kernel module: a `WebAssembly.Module`. Declared structurally (as any object) so that
+ * the package's types need neither the DOM nor the Node typings; pass the module itself.
+ */
+export type WasmModule = object;
+
 /** Where to get the wasm from; by default the builds bundled in the package. */
 export interface InitOptions {
   /**
-   * A compiled module: in Cloudflare workerd, which cannot compile bytes, import the shipped file
-   * (`import wasm from 'focal-ghm/simd.wasm'`) and pass it here.
+   * A compiled module (a `WebAssembly.Module`): in Cloudflare workerd, which cannot compile
+   * bytes, import the shipped file (`import wasm from 'focal-ghm/simd.wasm'`) and pass it here.
    */
-  module?: WebAssembly.Module;
-  /** The bytes of a kernel build. */
-  bytes?: BufferSource;
-  /** A URL to fetch the bytes from. */
-  url?: string | URL;
+  module?: WasmModule;
+  /** The bytes of a kernel build (an `ArrayBuffer` or a view of one, e.g. a `Uint8Array` or Node `Buffer`). */
+  bytes?: ArrayBuffer | ArrayBufferView;
+  /** A URL to fetch the bytes from: a string or a `URL`. */
+  url?: string | { readonly href: string };
   /** Force the SIMD (`true`) or scalar (`false`) bundled build; default: SIMD where supported. */
   simd?: boolean;
 }
 
-export interface Runtime {
-  kernels: Kernels;
+/** What {@link init} resolves to. */
+export interface InitResult {
   /** Whether the running build is the SIMD one; `null` for a build passed in by the caller. */
   simd: boolean | null;
+}
+
+/** The loaded kernels (internal: the public type of what `init` gives is {@link InitResult}). */
+export interface Runtime extends InitResult {
+  kernels: Kernels;
 }
 
 let runtime: Runtime | undefined;
@@ -91,8 +102,9 @@ export async function compileUrl(url: URL, what: string): Promise<WebAssembly.Mo
 }
 
 async function compile(opts: InitOptions, builds: Builds): Promise<{ module: WebAssembly.Module; simd: boolean | null }> {
-  if (opts.module) return { module: opts.module, simd: null };
-  if (opts.bytes) return { module: await WebAssembly.compile(opts.bytes), simd: null };
+  if (opts.module) return { module: opts.module as WebAssembly.Module, simd: null };
+  // (BufferSource: the DOM typings' name for what InitOptions.bytes declares without them.)
+  if (opts.bytes) return { module: await WebAssembly.compile(opts.bytes as BufferSource), simd: null };
   if (opts.url !== undefined) return { module: await compileUrl(new URL(String(opts.url), g.location?.href), 'focal-ghm init'), simd: null };
   const simd = opts.simd ?? simdSupported();
   if (simd && !simdSupported()) throw new Error('focal-ghm init: simd: true was asked for, but this engine has no WebAssembly SIMD');
@@ -131,6 +143,7 @@ const KERNEL_EXPORTS: Array<[string, string]> = [
  * one that needs imports): nothing is initialized then, and `init` can be called again.
  */
 async function instantiate(module: WebAssembly.Module): Promise<Kernels> {
+  if (!(module instanceof WebAssembly.Module)) throw new TypeError(`focal-ghm init: options.module must be a WebAssembly.Module, got ${String(module)}`);
   const exported = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
   const missing = KERNEL_EXPORTS.filter(([name, kind]) => exported.get(name) !== kind).map(([name]) => name);
   if (missing.length) {

@@ -13,8 +13,19 @@
 import { checkBatchOptions, createBatch, Batch, type BatchOptions } from './batch';
 import { checkBatchView } from './views';
 import { describeValue, expectArray, expectBoolean, expectInteger, expectOptions, expectPositive } from './errors';
-import { parseSigmoidCall, sigmoidFocalLoss, unitsPerChunk, type LossResult, type SigmoidFocalOptions, type SigmoidFocalResult } from './focal';
-import { GHMC, GHMR, GHMStats, type GHMStep } from './ghm';
+import {
+  parseSigmoidCall,
+  sigmoidFocalLoss,
+  unitsPerChunk,
+  type GradWanted,
+  type LossFor,
+  type LossResult,
+  type OutputBuffers,
+  type Reduction,
+  type SigmoidFocalOptions,
+  type SigmoidFocalResult,
+} from './focal';
+import { GHMC, GHMR, GHMStats, type GHMForwardOptions, type GHMStep } from './ghm';
 import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
 import { initRuntime } from './loader';
 import { copyIn, elementBytes, type Typed } from './memory';
@@ -67,10 +78,10 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
   if (!reason) {
     const build = await loadSharedBuild();
     if ('reason' in build) reason = build.reason;
-    else return new Pool(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
+    else return Pool.create(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
   }
   await initRuntime();
-  return new Pool(undefined, reason, chunkElements);
+  return Pool.create(undefined, reason, chunkElements);
 }
 
 /** One input stream of a pass: `perUnit` elements of `array` per unit (element or row). */
@@ -117,8 +128,13 @@ export class Pool {
   readonly threads: number;
   private closedFallback = false;
 
-  /** @internal use {@link createPool} */
-  constructor(
+  /** @internal The constructor for {@link createPool}. */
+  static create(pool: Threads | undefined, reason: string | undefined, chunkElements: number): Pool {
+    return new Pool(pool, reason, chunkElements);
+  }
+
+  /** Use {@link createPool}. */
+  private constructor(
     private readonly pool: Threads | undefined,
     /** Why the pool runs single-threaded (`undefined` when it has workers). */
     readonly reason: string | undefined,
@@ -161,15 +177,21 @@ export class Pool {
 
   /**
    * {@link sigmoidFocalLoss} on the pool's threads: same arguments, options, validation
-   * messages and result; bitwise the same result for any thread count.
+   * messages and result (and result type); bitwise the same result for any thread count.
    *
    * @example
    * ```ts
    * const pool = await createPool({ threads: 2 });
    * const { loss, grad, alpha } = await pool.sigmoidFocalLoss(logits, targets, { alpha: 'auto', grad: true });
+   * //      ^ number  ^ Float32Array
    * ```
    * @throws (rejects) TypeError/RangeError as {@link sigmoidFocalLoss}; Error when the pool is or gets closed.
    */
+  sigmoidFocalLoss<R extends Reduction = 'mean', G extends boolean = false, Out extends OutputBuffers = {}>(
+    logits: Float32Array,
+    targets: Targets,
+    options?: SigmoidFocalOptions<R, G, Out>,
+  ): Promise<SigmoidFocalResult<LossFor<R>, GradWanted<G, Out>>>;
   async sigmoidFocalLoss(logits: Float32Array, targets: Targets, options?: SigmoidFocalOptions): Promise<SigmoidFocalResult> {
     const pool = this.open('pool.sigmoidFocalLoss');
     if (!pool) return sigmoidFocalLoss(logits, targets, options);
@@ -225,10 +247,12 @@ export class Pool {
    * ```ts
    * const ghmc = new GHMC({ bins: 30, momentum: 0.75 });
    * const { loss, grad } = await pool.ghmc(ghmc, logits, targets, labelWeight, { grad: true });
+   * //      ^ number  ^ Float32Array
    * ```
    * @throws (rejects) as {@link GHMC.forward}; TypeError when `ghmc` is not a GHMC.
    */
-  async ghmc(ghmc: GHMC, logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: { grad?: boolean }): Promise<LossResult> {
+  ghmc<G extends boolean = false>(ghmc: GHMC, logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMForwardOptions<G>): Promise<LossResult<number, G>>;
+  async ghmc(ghmc: GHMC, logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMForwardOptions): Promise<LossResult<number>> {
     if (!(ghmc instanceof GHMC)) throw new TypeError(`pool.ghmc: ghmc must be a GHMC, got ${describeValue(ghmc)}`);
     const pool = this.open('pool.ghmc');
     if (!pool) return ghmc.forward(logits, targets, labelWeight, options);
@@ -271,7 +295,8 @@ export class Pool {
    * ```
    * @throws (rejects) as {@link GHMR.forward}; TypeError when `ghmr` is not a GHMR.
    */
-  async ghmr(ghmr: GHMR, pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: { grad?: boolean }): Promise<LossResult> {
+  ghmr<G extends boolean = false>(ghmr: GHMR, pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMForwardOptions<G>): Promise<LossResult<number, G>>;
+  async ghmr(ghmr: GHMR, pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMForwardOptions): Promise<LossResult<number>> {
     if (!(ghmr instanceof GHMR)) throw new TypeError(`pool.ghmr: ghmr must be a GHMR, got ${describeValue(ghmr)}`);
     const pool = this.open('pool.ghmr');
     if (!pool) return ghmr.forward(pred, target, labelWeight, options);
@@ -320,7 +345,7 @@ export class Pool {
     const pool = this.open('pool.createBatch');
     if (!pool) return createBatch(options);
     const o = checkBatchOptions('pool.createBatch', options);
-    return new Batch(pool.heap, o);
+    return Batch.create(pool.heap, o);
   }
 
   /**

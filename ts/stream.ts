@@ -8,16 +8,30 @@ import { GHMC, GHMR, type GHMStreamResult } from './ghm';
 import { layoutTargets, layoutWeights, type Targets } from './inputs';
 import { workspace } from './workspace';
 
+/** What {@link SigmoidFocalStream.finish} gives. */
+export interface SigmoidFocalStreamResult {
+  /** The loss of the whole stream (reduced: streams have no `'none'`). */
+  loss: number;
+  /** The α used: the option's value, or what `'auto'` resolved to over the whole stream; `null` when disabled. */
+  alpha: number | null;
+  /** Elements pushed. */
+  length: number;
+}
+
 export interface SigmoidFocalStream {
   /** Adds a piece of the batch (any length, including 0). Throws on bad input, keeping the sums so far. */
   push(logits: Float32Array, targets: Targets, weight?: Float32Array): void;
   /** Elements pushed so far. */
   readonly length: number;
   /** The loss of everything pushed, as one `sigmoidFocalLoss` call over it all would give. */
-  finish(): { loss: number; alpha: number | null; length: number };
+  finish(): SigmoidFocalStreamResult;
 }
 
-type StreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out' | 'weight' | 'reduction'> & { reduction?: 'mean' | 'sum' };
+/** Options of {@link sigmoidFocalStream}: those of {@link SigmoidFocalOptions} that apply to a stream. */
+export type SigmoidFocalStreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out' | 'weight' | 'reduction'> & {
+  /** Default `'mean'`. */
+  reduction?: 'mean' | 'sum';
+};
 
 /**
  * A stream of the sigmoid focal loss: push pieces, then `finish()`. Reductions `'mean'` and
@@ -31,7 +45,7 @@ type StreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out' | 'weight' | 'redu
  * const { loss } = s.finish();
  * ```
  */
-export function sigmoidFocalStream(options?: StreamOptions): SigmoidFocalStream {
+export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): SigmoidFocalStream {
   const fn = 'sigmoidFocalLoss.stream';
   workspace(fn);
   const o = expectOptions(fn, options, ['alpha', 'gamma', 'reduction', 'avgFactor', 'lossWeight'] as const);
@@ -99,28 +113,67 @@ export interface StreamChunk {
   weight?: Float32Array;
 }
 
-export interface ScoreSpec {
+/** The losses {@link scoreStream} can compute. */
+export type ScoreLoss = 'sigmoidFocal' | GHMC | GHMR;
+
+export interface ScoreSpec<L extends ScoreLoss = ScoreLoss> {
   /** `'sigmoidFocal'` (with its options below), or a GHMC/GHMR object (one EMA step for the stream). */
-  loss: 'sigmoidFocal' | GHMC | GHMR;
-  options?: StreamOptions;
+  loss: L;
+  options?: SigmoidFocalStreamOptions;
   /** Called after each piece with the running totals. */
   onProgress?: (p: { chunks: number; elements: number }) => void;
 }
 
 /**
- * Scores a stream of pieces (an async iterable or a WHATWG `ReadableStream`) as one batch.
+ * What {@link scoreStream} resolves to; `ghm` (the finished GHM stream, for gradients) is there
+ * when `spec.loss` is a GHMC or GHMR, and absent for `'sigmoidFocal'`.
+ */
+export type ScoreResult<L extends ScoreLoss = ScoreLoss> = {
+  loss: number;
+  /** Elements scored. */
+  elements: number;
+  /** Pieces scored. */
+  chunks: number;
+} & (L extends 'sigmoidFocal'
+  ? { ghm?: undefined }
+  : {
+      /** The finished GHM stream: its statistics, step, and `gradient(piece)`. */
+      ghm: GHMStreamResult;
+    });
+
+/**
+ * The part of a WHATWG `ReadableStream` that {@link scoreStream} reads, declared here so that the
+ * types need no DOM or Node typings: pass a `ReadableStream` (a real one: other objects of this
+ * shape are not read).
+ */
+export interface ReadableStreamLike<T> {
+  getReader(): {
+    read(): Promise<{ done: false; value: T } | { done: true; value?: unknown }>;
+    releaseLock(): void;
+  };
+}
+
+/**
+ * Scores a stream of pieces (an iterable, an async iterable or a WHATWG `ReadableStream`) as one
+ * batch. With a GHMC or GHMR as `spec.loss`, the result has `ghm`, the finished GHM stream.
  *
  * @example
  * ```ts
  * const { loss, elements } = await scoreStream(readPieces(), {
  *   loss: 'sigmoidFocal', options: { gamma: 2 }, onProgress: ({ elements }) => console.log(elements),
  * });
+ * const { ghm } = await scoreStream(readPieces(), { loss: ghmc });
+ * const gradA = ghm.gradient(logitsA, targetsA);
  * ```
  */
+export function scoreStream<L extends ScoreLoss = ScoreLoss>(
+  source: AsyncIterable<StreamChunk> | Iterable<StreamChunk> | ReadableStreamLike<StreamChunk>,
+  spec: ScoreSpec<L>,
+): Promise<ScoreResult<L>>;
 export async function scoreStream(
-  source: AsyncIterable<StreamChunk> | Iterable<StreamChunk> | ReadableStream<StreamChunk>,
+  source: AsyncIterable<StreamChunk> | Iterable<StreamChunk> | ReadableStreamLike<StreamChunk>,
   spec: ScoreSpec,
-): Promise<{ loss: number; elements: number; chunks: number; ghm?: GHMStreamResult }> {
+): Promise<ScoreResult> {
   const fn = 'scoreStream';
   if (typeof spec !== 'object' || spec === null) throw new TypeError(`${fn}: spec must be an object`);
   const focal = spec.loss === 'sigmoidFocal' ? sigmoidFocalStream(spec.options) : undefined;
@@ -141,7 +194,7 @@ export async function scoreStream(
   return { loss: r.loss, elements, chunks, ghm: r };
 }
 
-async function* iterate<T>(source: AsyncIterable<T> | Iterable<T> | ReadableStream<T>): AsyncGenerator<T> {
+async function* iterate<T>(source: AsyncIterable<T> | Iterable<T> | ReadableStreamLike<T>): AsyncGenerator<T> {
   if (typeof ReadableStream !== 'undefined' && source instanceof ReadableStream) {
     // Not every engine makes ReadableStream async-iterable (Safari); the reader works everywhere.
     const reader = source.getReader();

@@ -17,7 +17,7 @@
  * @packageDocumentation
  */
 
-import { initRuntime, useBuilds, type Builds, type InitOptions, type Runtime } from './loader';
+import { initRuntime, useBuilds, type Builds, type InitOptions, type InitResult } from './loader';
 import simdModule from './wasm/focal_ghm_simd.wasm';
 
 export * from './api';
@@ -26,6 +26,6 @@ const builds: Builds = { entry: 'focal-ghm (workerd)', simd: async () => simdMod
 useBuilds(builds);
 
 /** Loads the kernels: the SIMD module file, or what `opts` names. See the core entry's `init`. */
-export function init(opts: InitOptions = {}): Promise<Runtime> {
+export function init(opts: InitOptions = {}): Promise<InitResult> {
   return initRuntime(opts, builds);
 }
