@@ -6,7 +6,7 @@ import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
 import { sigmoidFocalStream } from './stream';
 
 /**
- * Sigmoid focal loss (SPEC.md §1; mmdetection `py_sigmoid_focal_loss`, torchvision
+ * Sigmoid focal loss (docs/SPEC.md §1; mmdetection `py_sigmoid_focal_loss`, torchvision
  * `sigmoid_focal_loss`), optionally with its gradient; `sigmoidFocalLoss.stream(options)` scores
  * a batch that arrives in pieces. Full option docs: {@link SigmoidFocalOptions}.
  *

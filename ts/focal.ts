@@ -236,7 +236,7 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
 
 /**
  * Sigmoid focal loss (Lin et al. 2017), as mmdetection's `py_sigmoid_focal_loss` and
- * torchvision's `sigmoid_focal_loss` compute it (SPEC.md §1), optionally with its gradient.
+ * torchvision's `sigmoid_focal_loss` compute it (docs/SPEC.md §1), optionally with its gradient.
  *
  * Targets are binary (`Uint8Array` of 0/1), soft (`Float32Array` in [0, 1]), or class indices
  * `{ labels, numClasses }` for an `[N, numClasses]` logit matrix (label `numClasses` = background),
@@ -305,7 +305,7 @@ export interface SoftmaxFocalOptions<R extends Reduction = Reduction, G extends 
 const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight', 'grad'] as const;
 
 /**
- * Softmax (multi-class) focal loss, as kornia's `focal_loss` computes it (SPEC.md §2):
+ * Softmax (multi-class) focal loss, as kornia's `focal_loss` computes it (docs/SPEC.md §2):
  * `-α_y (1 - p_y)^γ log p_y` per row, optionally with its gradient. As for
  * {@link sigmoidFocalLoss}, the result's type follows `reduction` and `grad`.
  *

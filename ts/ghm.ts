@@ -1,4 +1,4 @@
-// GHM-C and GHM-R (SPEC.md §3–4): the EMA state, the step from per-bin statistics to bin
+// GHM-C and GHM-R (docs/SPEC.md §3–4): the EMA state, the step from per-bin statistics to bin
 // weights and loss, and the public classes. The kernels only collect statistics and apply
 // per-bin factors; everything with state happens here, in float64, and only after the inputs
 // have been fully checked, so a call that throws leaves the state untouched.
@@ -281,7 +281,7 @@ interface GHMCInputs {
 }
 
 /**
- * GHM-C loss (Li et al. 2019; mmdetection `GHMC`, SPEC.md §3): BCE with each element weighted by
+ * GHM-C loss (Li et al. 2019; mmdetection `GHMC`, docs/SPEC.md §3): BCE with each element weighted by
  * the inverse density of its gradient norm `|σ(x) - t|`, counted in bins and smoothed over calls
  * by an EMA. Each {@link GHMC.forward} is one EMA step.
  *
@@ -413,7 +413,7 @@ interface GHMRInputs {
 }
 
 /**
- * GHM-R loss (Li et al. 2019; mmdetection `GHMR`, SPEC.md §4): authentic smooth L1
+ * GHM-R loss (Li et al. 2019; mmdetection `GHMR`, docs/SPEC.md §4): authentic smooth L1
  * `sqrt(d² + μ²) - μ` weighted by the inverse density of its gradient norm, with the EMA.
  *
  * @example
