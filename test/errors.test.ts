@@ -309,11 +309,17 @@ describe('GHM calls with bad inputs throw and leave the EMA state unchanged', ()
     unchanged(g, load({ ...good, bins: 11 }), RangeError, /state\.bins/);
     unchanged(g, load({ ...good, accSum: good.accSum.slice(1) }), RangeError, /state\.accSum/);
     unchanged(g, load({ ...good, accSum: [...good.accSum, 1] }), RangeError, /state\.accSum/);
-    unchanged(g, load({ ...good, accSum: 'x' }), RangeError, /state\.accSum/);
-    for (const v of [-1, -1e-300, NaN, Infinity, '1', null]) {
+    unchanged(g, load({ ...good, accSum: 'x' }), TypeError, /state\.accSum/);
+    for (const v of [-1, -1e-300, NaN, Infinity]) {
       const accSum = good.accSum.slice();
-      accSum[3] = v as number;
+      accSum[3] = v;
       unchanged(g, load({ ...good, accSum }), RangeError, /state\.accSum\[3\]/);
+    }
+    // Not numbers: wrong types (a sparse array's hole reads as undefined).
+    for (const v of ['1', null, undefined]) {
+      const accSum = good.accSum.slice();
+      accSum[3] = v as never;
+      unchanged(g, load({ ...good, accSum }), TypeError, /state\.accSum\[3\]/);
     }
     unchanged(g, load(null), TypeError, /state/);
     unchanged(g, load('{"kind":"ghmc"}'), TypeError, /state/);

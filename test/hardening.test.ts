@@ -155,3 +155,66 @@ describe('init with a module that is not ours (14)', () => {
     expect(fresh.sigmoidFocalLoss(Float32Array.of(1), Uint8Array.of(1)).loss).toBeGreaterThan(0);
   });
 });
+
+describe('GHM state and statistics from outside (05, 06, 15, 18)', () => {
+  const z = Array(9).fill(0);
+  const json = (o: object) => ({ bins: 10, counts: [5, ...z], sums: [1, ...z], nanCount: 0, nanSum: 0, weightSum: 0, ...o });
+
+  it('loadState refuses a sparse accSum, another momentum, and leaves the state as it was', () => {
+    const g = new lib.GHMC({ momentum: 0.75 });
+    g.forward(X, T);
+    const before = g.state();
+    expect(() => g.loadState({ kind: 'ghmc', bins: 10, momentum: 0.75, accSum: new Array(10) })).toThrow(/state\.accSum\[0\] must be a number, got undefined/);
+    expect(() => g.loadState({ kind: 'ghmc', bins: 10, momentum: 0.9, accSum: Array(10).fill(1) })).toThrow(/state\.momentum is 0\.9, but this GHMC has momentum 0\.75/);
+    expect(() => g.loadState({ kind: 'ghmc', bins: 10, momentum: 0.75, accSum: [Infinity, ...z] })).toThrow(RangeError);
+    expect(() => g.loadState({ ...before, extra: 1 } as never)).toThrow(/unknown key in state: 'extra'/);
+    expect(() => g.loadState(null as never)).toThrow(/state must be an object, got null/);
+    expect(g.state()).toEqual(before);
+    const h = new lib.GHMC({ momentum: 0.75 });
+    h.loadState(before);
+    expect(h.state()).toEqual(before);
+  });
+
+  it('GHMStats.fromJSON takes only whole counts and finite sums ≥ 0, so a step keeps the state loadable', () => {
+    expect(() => lib.GHMStats.fromJSON(json({ counts: [Infinity, ...z] }))).toThrow(/json\.counts\[0\] must be a finite whole number ≥ 0, got Infinity/);
+    expect(() => lib.GHMStats.fromJSON(json({ counts: [5, -3, ...z.slice(1)] }))).toThrow(/json\.counts\[1\]/);
+    expect(() => lib.GHMStats.fromJSON(json({ counts: [0.5, ...z] }))).toThrow(/whole number/);
+    expect(() => lib.GHMStats.fromJSON(json({ nanCount: '0' }))).toThrow(/json\.nanCount must be a number, got "0"/);
+    expect(() => lib.GHMStats.fromJSON(json({ sums: new Array(10) }))).toThrow(/json\.sums\[0\] must be a number, got undefined/);
+    expect(() => lib.GHMStats.fromJSON(null as never)).toThrow(/json must be an object, got null/);
+    // JSON's NaN (null) is a nanSum of NaN, as toJSON writes it.
+    expect(lib.GHMStats.fromJSON(json({ nanCount: 1, nanSum: null })).nanSum).toBeNaN();
+    const g = new lib.GHMC({ momentum: 0.75 });
+    const s = g.collect(X, T);
+    const back = lib.GHMStats.fromJSON(JSON.parse(JSON.stringify(s)));
+    expect(g.step(back).loss).toBe(new lib.GHMC({ momentum: 0.75 }).step(s).loss);
+    new lib.GHMC({ momentum: 0.75 }).loadState(g.state());
+  });
+
+  it('gradient(step) names a step that is not one', () => {
+    const g = new lib.GHMC();
+    expect(() => g.gradient(null as never, X, T)).toThrow(/GHMC\.gradient: step must be what step\(\) returned/);
+    expect(() => new lib.GHMR().gradient({ loss: 0, factors: new Float32Array(3) }, X, X)).toThrow(/GHMR\.gradient: step\.factors has length 3, expected 12/);
+  });
+});
+
+describe('loose validation (12, 15, 18)', () => {
+  const pieces = () => [{ logits: Float32Array.of(0.5, -1, 2), targets: Uint8Array.of(1, 0, 0) }];
+
+  it('scoreStream checks its spec and its source like every other entry point', async () => {
+    await expect(lib.scoreStream(pieces(), { loss: 'sigmoidFocal', option: { gamma: 0 } } as never)).rejects.toThrow(/unknown key in spec: 'option'/);
+    await expect(lib.scoreStream(pieces(), { loss: 'sigmoidFocal', onprogress: () => {} } as never)).rejects.toThrow(/unknown key in spec: 'onprogress'/);
+    await expect(lib.scoreStream(pieces(), { loss: new lib.GHMC(), options: { gamma: 5 } } as never)).rejects.toThrow(/spec\.options is for 'sigmoidFocal'/);
+    await expect(lib.scoreStream(null as never, { loss: 'sigmoidFocal' })).rejects.toThrow(/source must be an iterable/);
+    await expect(lib.scoreStream(42 as never, { loss: 'sigmoidFocal' })).rejects.toThrow(/source must be an iterable/);
+    await expect(lib.scoreStream(pieces(), null as never)).rejects.toThrow(/spec must be an object, got null/);
+    expect((await lib.scoreStream(pieces(), { loss: 'sigmoidFocal', options: { gamma: 0 } })).loss).toBeGreaterThan(0);
+  });
+
+  it('class-index targets with another key, createBatch with a non-boolean grad or null targets: refused', () => {
+    expect(() => lib.sigmoidFocalLoss(new Float32Array(4), { labels: Int32Array.of(0, 2), numClasses: 2, ignoreIndex: 2 } as never)).toThrow(/unknown key in targets: 'ignoreIndex'/);
+    expect(() => lib.createBatch({ length: 4, grad: 'yes' as never })).toThrow(/options\.grad must be a boolean/);
+    expect(() => lib.createBatch({ length: 4, targets: null as never })).toThrow(/options\.targets must be 'u8', 'f32' or \{ numClasses \}, got null/);
+    expect(() => lib.createBatch({ length: 4, targets: { numClasses: 2, x: 1 } as never })).toThrow(/unknown key in options\.targets: 'x'/);
+  });
+});

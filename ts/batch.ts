@@ -8,7 +8,7 @@
 // arrays; do not keep a view across such calls. Every view is recorded with its batch
 // (ts/views.ts): calls refuse views of freed batches, and a kept view keeps its batch alive.
 
-import { expectInteger, expectOptions } from './errors';
+import { expectBoolean, expectInteger, expectOptions } from './errors';
 import type { ClassTargets } from './inputs';
 import type { Heap } from './memory';
 import { batchView } from './views';
@@ -170,9 +170,11 @@ export function createBatch(options: BatchOptions): Batch {
 export function checkBatchOptions(fn: string, options: unknown): BatchOptions {
   const o = expectOptions(fn, options, ['length', 'targets', 'weight', 'grad'] as const);
   const length = expectInteger(fn, 'options.length', o.length, 0, 2 ** 30);
+  if (o.targets === null) throw new TypeError(`${fn}: options.targets must be 'u8', 'f32' or { numClasses }, got null`);
+  if (o.grad !== undefined) expectBoolean(fn, 'options.grad', o.grad);
   const t = o.targets ?? 'u8';
-  if (typeof t === 'object' && t !== null) {
-    const c = expectInteger(fn, 'options.targets.numClasses', (t as { numClasses?: unknown }).numClasses, 1);
+  if (typeof t === 'object') {
+    const c = expectInteger(fn, 'options.targets.numClasses', expectOptions(fn, t, ['numClasses'] as const, 'options.targets').numClasses, 1);
     if (length % c !== 0) throw new RangeError(`${fn}: options.targets.numClasses (${c}) does not divide options.length ${length}`);
   } else if (t !== 'u8' && t !== 'f32') {
     throw new RangeError(`${fn}: options.targets must be 'u8', 'f32' or { numClasses }, got ${String(t)}`);

@@ -3,7 +3,7 @@
 // per-bin factors; everything with state happens here, in float64, and only after the inputs
 // have been fully checked, so a call that throws leaves the state untouched.
 
-import { expectArray, expectBoolean, expectFinite, expectInRange, expectInteger, expectOptions, expectPositive } from './errors';
+import { describeValue, expectArray, expectBoolean, expectFinite, expectInRange, expectInteger, expectOptions, expectPositive } from './errors';
 import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
 import { runChunked, type ChunkInput } from './memory';
 import { unitsPerChunk, type LossResult } from './focal';
@@ -68,15 +68,26 @@ export class GHMStats {
     };
   }
 
-  /** The inverse of {@link GHMStats.toJSON}. */
+  /**
+   * The inverse of {@link GHMStats.toJSON}, for statistics from another replica or worker: every
+   * count a whole number ≥ 0, every sum a finite number ≥ 0 (`nanSum`: any number, or `null`,
+   * JSON's NaN), so that a step on them keeps the EMA state finite.
+   */
   static fromJSON(j: ReturnType<GHMStats['toJSON']>): GHMStats {
-    const s = new GHMStats(j.bins);
-    if (j.counts.length !== j.bins || j.sums.length !== j.bins) throw new RangeError('GHMStats.fromJSON: counts and sums need one entry per bin');
-    s.counts.set(j.counts);
-    s.sums.set(j.sums);
-    s.nanCount = j.nanCount;
-    s.nanSum = j.nanSum;
-    s.weightSum = j.weightSum;
+    const fn = 'GHMStats.fromJSON';
+    const o = expectOptions(fn, j, ['bins', 'counts', 'sums', 'nanCount', 'nanSum', 'weightSum'] as const, 'json');
+    const bins = expectInteger(fn, 'json.bins', o.bins, 1, MAX_BINS);
+    const s = new GHMStats(bins);
+    const counts = expectDense(fn, 'json.counts', o.counts, bins, true);
+    const sums = expectDense(fn, 'json.sums', o.sums, bins, false);
+    const nanCount = expectStat(fn, 'json.nanCount', o.nanCount, true);
+    const weightSum = expectStat(fn, 'json.weightSum', o.weightSum, false);
+    if (o.nanSum !== null && typeof o.nanSum !== 'number') throw new TypeError(`${fn}: json.nanSum must be a number or null, got ${describeValue(o.nanSum)}`);
+    s.counts.set(counts);
+    s.sums.set(sums);
+    s.nanCount = nanCount;
+    s.nanSum = o.nanSum === null ? NaN : o.nanSum;
+    s.weightSum = weightSum;
     return s;
   }
 
@@ -91,6 +102,23 @@ export class GHMStats {
     this.nanSum += raw[2 * b + 1]!;
     this.weightSum += raw[2 * b + 2]!;
   }
+}
+
+/** A count (a whole number) or a sum of statistics: finite and ≥ 0. */
+function expectStat(fn: string, name: string, v: unknown, whole: boolean): number {
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${describeValue(v)}`);
+  if (!(v >= 0 && Number.isFinite(v)) || (whole && !Number.isInteger(v))) {
+    throw new RangeError(`${fn}: ${name} must be a finite ${whole ? 'whole number' : 'number'} ≥ 0, got ${v}`);
+  }
+  return v;
+}
+
+/** An array of `length` stats, every index present (a sparse array's holes would become NaN). */
+function expectDense(fn: string, name: string, v: unknown, length: number, whole: boolean): number[] {
+  if (!Array.isArray(v)) throw new TypeError(`${fn}: ${name} must be an array, got ${describeValue(v)}`);
+  if (v.length !== length) throw new RangeError(`${fn}: ${name} has length ${v.length}, expected ${length} (one per bin)`);
+  for (let i = 0; i < length; i++) expectStat(fn, `${name}[${i}]`, v[i], whole);
+  return v as number[];
 }
 
 /** The outcome of one EMA step: the loss, and per-slot gradient factors for the kernels. */
@@ -157,19 +185,20 @@ abstract class GHMBase {
     return { kind: this.kind, bins: this.bins, momentum: this.momentum, accSum: Array.from(this.acc) };
   }
 
-  /** Restores a state saved by {@link state}; it must come from the same kind and bin count. */
+  /**
+   * Restores a state saved by {@link state}; it must come from the same kind, bin count and
+   * momentum. Nothing changes when it throws.
+   */
   loadState(s: GHMState): void {
     const fn = `${this.constructor.name}.loadState`;
-    if (typeof s !== 'object' || s === null) throw new TypeError(`${fn}: state must be an object from state()`);
-    if (s.kind !== this.kind) throw new RangeError(`${fn}: state.kind is '${String(s.kind)}', expected '${this.kind}'`);
-    if (s.bins !== this.bins) throw new RangeError(`${fn}: state.bins is ${String(s.bins)}, expected ${this.bins}`);
-    if (!Array.isArray(s.accSum) || s.accSum.length !== this.bins) {
-      throw new RangeError(`${fn}: state.accSum must be an array of ${this.bins} numbers`);
+    const o = expectOptions(fn, s, ['kind', 'bins', 'momentum', 'accSum'] as const, 'state');
+    if (s === undefined) throw new TypeError(`${fn}: state must be an object from state(), got undefined`);
+    if (o.kind !== this.kind) throw new RangeError(`${fn}: state.kind is ${describeValue(o.kind)}, expected '${this.kind}'`);
+    if (o.bins !== this.bins) throw new RangeError(`${fn}: state.bins is ${describeValue(o.bins)}, expected ${this.bins}`);
+    if (o.momentum !== this.momentum) {
+      throw new RangeError(`${fn}: state.momentum is ${describeValue(o.momentum)}, but this ${this.constructor.name} has momentum ${this.momentum} (create it with the state's momentum)`);
     }
-    s.accSum.forEach((v, i) => {
-      if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${fn}: state.accSum[${i}] must be a finite number ≥ 0, got ${String(v)}`);
-    });
-    this.acc = Float64Array.from(s.accSum);
+    this.acc = Float64Array.from(expectDense(fn, 'state.accSum', o.accSum, this.bins, false));
   }
 
   /** Zeroes the EMA state. */
@@ -208,6 +237,16 @@ abstract class GHMBase {
         return { loss: step.loss, stats, step, gradient: (i, t, w) => this.gradient(step, i, t, w) };
       },
     };
+  }
+
+  /** `step` as {@link step} returned it for this loss's bins: for the gradient pass. */
+  protected expectStep(fn: string, step: unknown): GHMStep {
+    const factors = (step as { factors?: unknown } | null | undefined)?.factors;
+    if (typeof step !== 'object' || step === null || !(factors instanceof Float32Array)) {
+      throw new TypeError(`${fn}: step must be what step() returned, { loss, factors: Float32Array }, got ${describeValue(step)}`);
+    }
+    if (factors.length !== this.bins + 2) throw new RangeError(`${fn}: step.factors has length ${factors.length}, expected ${this.bins + 2}`);
+    return step as GHMStep;
   }
 
   /** GHM-C's `tot` is a count of valid elements, GHM-R's a sum of label weights. */
@@ -358,13 +397,12 @@ export class GHMC extends GHMBase {
   gradient(step: GHMStep, logits: Float32Array, targets: Targets | Float32Array, labelWeight?: Float32Array): Float32Array {
     const fn = 'GHMC.gradient';
     const ws = workspace(fn);
-    return this.gradInputs(ws, step, this.inputs(fn, logits, targets, labelWeight));
+    return this.gradInputs(ws, this.expectStep(fn, step), this.inputs(fn, logits, targets, labelWeight));
   }
 
   private gradInputs(ws: Workspace, step: GHMStep, a: GHMCInputs): Float32Array {
     const { x, lay, wkind, w } = a;
     const b = this.bins;
-    if (step.factors.length !== b + 2) throw new RangeError(`GHMC.gradient: step.factors has length ${step.factors.length}, expected ${b + 2}`);
     const grad = new Float32Array(x.length);
     const params = ws.params.reserve((b + 2) * 4);
     runChunked(ws.heap, ws.scratch, lay.units, unitsPerChunk(lay.perUnit), [{ array: x, perUnit: lay.perUnit }, lay.targets, w], [{ array: grad, perUnit: lay.perUnit }], (u, [xp, tp, wp], [gp]) => {
@@ -464,7 +502,6 @@ export class GHMR extends GHMBase {
 
   private gradInputs(ws: Workspace, step: GHMStep, a: GHMRInputs): Float32Array {
     const b = this.bins;
-    if (step.factors.length !== b + 2) throw new RangeError(`GHMR.gradient: step.factors has length ${step.factors.length}, expected ${b + 2}`);
     const grad = new Float32Array(a.pred.length);
     const params = ws.params.reserve((b + 2) * 4);
     runChunked(ws.heap, ws.scratch, a.lay.units, unitsPerChunk(1), [{ array: a.pred, perUnit: 1 }, a.lay.targets, a.w], [{ array: grad, perUnit: 1 }], (u, [pp, tp, wp], [gp]) => {
@@ -497,7 +534,7 @@ export class GHMR extends GHMBase {
   gradient(step: GHMStep, pred: Float32Array, target: Float32Array | Targets, labelWeight?: Float32Array): Float32Array {
     const fn = 'GHMR.gradient';
     const ws = workspace(fn);
-    return this.gradInputs(ws, step, this.inputs(fn, pred, target, labelWeight));
+    return this.gradInputs(ws, this.expectStep(fn, step), this.inputs(fn, pred, target, labelWeight));
   }
 
   /**

@@ -1,7 +1,7 @@
 // Validation and layout of loss inputs: which kernel code a targets/weights argument maps to,
 // how it is cut into chunks, and the checks that name the offending argument.
 
-import { describeValue, expectArray, expectInteger, expectLength } from './errors';
+import { describeValue, expectArray, expectInteger, expectLength, expectOptions } from './errors';
 import type { ChunkInput } from './memory';
 
 /** Targets of the elementwise losses: binary bytes, soft floats, or one class index per row. */
@@ -43,7 +43,8 @@ export function layoutTargets(fn: string, n: number, targets: unknown, name = 't
     return { n, tkind: binary ? TargetKind.Binary : TargetKind.Soft, targets: { array: t, perUnit: 1 }, numClasses: 1, units: n, perUnit: 1 };
   }
   if (typeof targets === 'object' && targets !== null && !ArrayBuffer.isView(targets) && 'labels' in targets) {
-    const t = targets as { labels: unknown; numClasses: unknown };
+    // Every key checked: `{ labels, numClasses, ignoreIndex }` must not pass for something it is not.
+    const t = expectOptions(fn, targets, ['labels', 'numClasses'] as const, name);
     const labels = expectArray(fn, `${name}.labels`, t.labels, Int32Array);
     const c = expectInteger(fn, `${name}.numClasses`, t.numClasses, 1);
     if (n % c !== 0) {

@@ -2,7 +2,7 @@
 // that piece (in bounded chunks, like any call) and keeps only sums, so memory does not grow
 // with the stream; finish() turns the sums into the loss of the whole batch.
 
-import { expectArray, expectFinite, expectInRange, expectOneOf, expectOptions, expectPositive } from './errors';
+import { describeValue, expectArray, expectFinite, expectInRange, expectOneOf, expectOptions, expectPositive } from './errors';
 import { countPosNeg, resolveGamma, sigmoidPass, type SigmoidFocalOptions } from './focal';
 import { GHMC, GHMR, type GHMStreamResult } from './ghm';
 import { layoutTargets, layoutWeights, type Targets } from './inputs';
@@ -175,10 +175,18 @@ export async function scoreStream(
   spec: ScoreSpec,
 ): Promise<ScoreResult> {
   const fn = 'scoreStream';
-  if (typeof spec !== 'object' || spec === null) throw new TypeError(`${fn}: spec must be an object`);
-  const focal = spec.loss === 'sigmoidFocal' ? sigmoidFocalStream(spec.options) : undefined;
-  const ghm = spec.loss instanceof GHMC || spec.loss instanceof GHMR ? spec.loss.stream() : undefined;
-  if (!focal && !ghm) throw new TypeError(`${fn}: spec.loss must be 'sigmoidFocal', a GHMC or a GHMR`);
+  const s = expectOptions(fn, spec, ['loss', 'options', 'onProgress'] as const, 'spec');
+  if (spec === undefined) throw new TypeError(`${fn}: spec must be an object, got undefined`);
+  const isGhm = s.loss instanceof GHMC || s.loss instanceof GHMR;
+  if (s.loss !== 'sigmoidFocal' && !isGhm) throw new TypeError(`${fn}: spec.loss must be 'sigmoidFocal', a GHMC or a GHMR, got ${describeValue(s.loss)}`);
+  // A GHM loss takes its options from its constructor: options here would be silently unused.
+  if (isGhm && s.options !== undefined) throw new TypeError(`${fn}: spec.options is for 'sigmoidFocal'; a ${describeValue(s.loss)} has its options from its constructor`);
+  if (s.onProgress !== undefined && typeof s.onProgress !== 'function') throw new TypeError(`${fn}: spec.onProgress must be a function, got ${describeValue(s.onProgress)}`);
+  if (!isIterable(source)) {
+    throw new TypeError(`${fn}: source must be an iterable, an async iterable or a ReadableStream of { logits, targets, weight? }, got ${describeValue(source)}`);
+  }
+  const focal = s.loss === 'sigmoidFocal' ? sigmoidFocalStream(s.options as SigmoidFocalStreamOptions | undefined) : undefined;
+  const ghm = isGhm ? (s.loss as GHMC | GHMR).stream() : undefined;
   let chunks = 0;
   let elements = 0;
   for await (const c of iterate(source)) {
@@ -192,6 +200,12 @@ export async function scoreStream(
   if (focal) return { loss: focal.finish().loss, elements, chunks };
   const r = ghm!.finish();
   return { loss: r.loss, elements, chunks, ghm: r };
+}
+
+function isIterable(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<symbol | string, unknown>;
+  return typeof o[Symbol.asyncIterator] === 'function' || typeof o[Symbol.iterator] === 'function' || (typeof ReadableStream !== 'undefined' && v instanceof ReadableStream);
 }
 
 async function* iterate<T>(source: AsyncIterable<T> | Iterable<T> | ReadableStreamLike<T>): AsyncGenerator<T> {
