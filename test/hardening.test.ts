@@ -218,3 +218,30 @@ describe('loose validation (12, 15, 18)', () => {
     expect(() => lib.createBatch({ length: 4, targets: { numClasses: 2, x: 1 } as never })).toThrow(/unknown key in options\.targets: 'x'/);
   });
 });
+
+describe('γ (09)', () => {
+  it('every accepted γ is within docs/SPEC.md §5 (the largest, 32, on a dense scan), and larger ones are RangeErrors', () => {
+    const xs: number[] = [];
+    const ts: number[] = [];
+    for (const t of [0, 1, Math.fround(0.999), Math.fround(1e-3), Math.fround(0.3)]) for (let x = -40; x <= 40; x += 0.0173) xs.push(x), ts.push(t);
+    const x = Float32Array.from(xs);
+    const t = Float32Array.from(ts);
+    const gamma = 32;
+    const r = lib.sigmoidFocalLoss(x, t, { gamma, alpha: null, reduction: 'none', grad: true });
+    for (let i = 0; i < x.length; i++) {
+      const [xi, ti] = [x[i]!, t[i]!];
+      const p = 1 / (1 + Math.exp(-xi));
+      const bce = Math.max(xi, 0) - xi * ti + Math.log1p(Math.exp(-Math.abs(xi)));
+      const pt = (1 - p) * ti + p * (1 - ti);
+      const loss = pt ** gamma * bce;
+      const grad = gamma * pt ** (gamma - 1) * p * (1 - p) * (1 - 2 * ti) * bce + pt ** gamma * (p - ti);
+      expect(Math.abs(r.loss[i]! - loss), `loss x=${xi} t=${ti}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(loss)));
+      expect(Math.abs(r.grad[i]! - grad), `grad x=${xi} t=${ti}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(grad)));
+    }
+    for (const g of [32.001, 300, 1e39]) {
+      expect(() => lib.sigmoidFocalLoss(X, T, { gamma: g })).toThrow(/options\.gamma must be in \[0, 32\]/);
+      expect(() => lib.softmaxFocalLoss(new Float32Array(4), Int32Array.of(0, 1), { numClasses: 2, gamma: g })).toThrow(/options\.gamma must be in \[0, 32\]/);
+      expect(() => lib.sigmoidFocalLoss.stream({ gamma: g })).toThrow(/options\.gamma/);
+    }
+  });
+});
