@@ -9,12 +9,12 @@
 // A block fails on a non-zero exit, an uncaught error, or (Worker) a response other than 2xx.
 // ```html and ```sh blocks are not run.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { transform } from 'esbuild';
 import { describe, expect, it } from 'vitest';
+import { exec } from './support/exec';
 import { bundleWorker, runWorker, workerdMissing } from './support/workerd';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -57,23 +57,6 @@ function codeBlocks(markdown: string): Block[] {
   return out;
 }
 
-/** Runs a command; resolves with its output, rejects with it on a non-zero exit or after `ms`. */
-function exec(cmd: string, args: string[], ms: number): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const p = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
-    p.on('error', reject);
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolvePromise(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited with ${code ?? signal}:\n${out.slice(-4000)}`));
-    });
-  });
-}
-
 function scratchFile(b: Block, ext: string): string {
   mkdirSync(TMP, { recursive: true });
   return join(TMP, `readme-${b.line}-${process.pid}${ext}`);
@@ -84,7 +67,7 @@ async function runNode(b: Block): Promise<string> {
   const file = scratchFile(b, '.mjs');
   writeFileSync(file, js);
   try {
-    return await exec(process.execPath, [file], 120_000);
+    return await exec(process.execPath, [file], 120_000, ROOT);
   } finally {
     rmSync(file, { force: true });
   }
@@ -96,7 +79,7 @@ async function runDeno(b: Block): Promise<string> {
   const file = scratchFile(b, b.lang === 'ts' ? '.ts' : '.mjs');
   writeFileSync(file, code);
   try {
-    return await exec(join(BIN, 'deno'), ['run', '--no-prompt', `--allow-read=${ROOT}`, file], 120_000);
+    return await exec(join(BIN, 'deno'), ['run', '--no-prompt', `--allow-read=${ROOT}`, file], 120_000, ROOT);
   } finally {
     rmSync(file, { force: true });
   }

@@ -8,13 +8,13 @@
 // system's (apt-get install -y chromium; .ci/run installs it). A runtime that is missing skips
 // its tests locally, with a warning; with FOCAL_GHM_RUNTIMES=all (set by .ci/run) it fails.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exec } from './support/exec';
 import { binaryTargets, logits } from './helpers/random';
 import { checkCase, goldenCases, type ProbeCase } from './support/checks';
 import { decode, encode } from './support/probe.mjs';
@@ -73,23 +73,6 @@ function describeRuntime(
         if (res.error) expect.fail(`${name}: ${label} threw ${res.error}`);
         checkCase(c, res.outputs);
       });
-    });
-  });
-}
-
-/** Runs a command to completion; rejects with its output on a non-zero exit or after `ms`. */
-function exec(cmd: string, args: string[], ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
-    p.on('error', reject);
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else reject(new Error(`${cmd} ${args.join(' ')} exited with ${code ?? signal}:\n${out.slice(-4000)}`));
     });
   });
 }
