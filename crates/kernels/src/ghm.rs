@@ -17,9 +17,9 @@
 //! The NaN slot holds valid elements whose `g` is NaN (NaN logits): they count towards GHM-C's
 //! `tot` and make the loss NaN, as in PyTorch, but belong to no bin.
 
-use crate::focal::sigmoid::{Binary, Sided, Staged, Tiles, TILE};
 use crate::simd::{F32x4, F64x2, I32x4, M32x4};
 use crate::source::{for_each_block, target_range, weight_sum, Block, TargetLanes, TargetRange, Targets, Weights};
+use crate::xterms::{Binary, Sided, Staged, Tiles, TILE};
 
 /// The largest bin count the kernels accept (per-lane histograms live on the stack).
 pub const MAX_BINS: usize = 1024;
