@@ -5,7 +5,7 @@
 
 use super::{with_focusing, Focusing};
 use crate::simd::{F32x4, I32x4, SumF64};
-use crate::source::{for_each_block, target_range, Block, TargetLanes, TargetRange, Targets, Weights};
+use crate::source::{target_range, with_layout, Block, Layout, TargetLanes, TargetRange, Targets, Weights};
 use crate::xterms::{Binary, Sided, Staged, Tiles, XTerms, TILE};
 
 /// α as the two class weights: positives get `pos`, negatives `neg`; `None` (alpha disabled)
@@ -105,28 +105,22 @@ pub fn sigmoid_focal(
     gamma: f32,
     out: Outputs,
 ) -> Summary {
-    let sum = with_focusing!(gamma, g => {
-        if let Targets::Soft(_) = targets {
-            run_outputs::<_, false>(x, targets, weights, alpha, g, out)
-        } else {
-            run_outputs::<_, true>(x, targets, weights, alpha, g, out)
-        }
-    });
+    let sum = with_focusing!(gamma, g => with_layout!(targets, l => run_outputs(x, l, weights, alpha, g, out)));
     Summary { sum, targets: target_range(x.len(), targets) }
 }
 
 /// [`run`] for the outputs `out` asks for.
 #[inline(always)]
-fn run_outputs<G: Focusing, const BIN: bool>(x: &[f32], targets: Targets, weights: Weights, alpha: Alpha, g: G, out: Outputs) -> f64 {
+fn run_outputs<G: Focusing, L: Layout>(x: &[f32], targets: L, weights: Weights, alpha: Alpha, g: G, out: Outputs) -> f64 {
     match (out.loss.is_some(), out.grad.is_some()) {
-        (false, false) => run::<_, false, false, BIN>(x, targets, weights, alpha, g, out),
-        (false, true) => run::<_, false, true, BIN>(x, targets, weights, alpha, g, out),
-        (true, false) => run::<_, true, false, BIN>(x, targets, weights, alpha, g, out),
-        (true, true) => run::<_, true, true, BIN>(x, targets, weights, alpha, g, out),
+        (false, false) => run::<_, _, false, false>(x, targets, weights, alpha, g, out),
+        (false, true) => run::<_, _, false, true>(x, targets, weights, alpha, g, out),
+        (true, false) => run::<_, _, true, false>(x, targets, weights, alpha, g, out),
+        (true, true) => run::<_, _, true, true>(x, targets, weights, alpha, g, out),
     }
 }
 
-struct SigmoidBlock<G, const LOSS: bool, const GRAD: bool, const BIN: bool> {
+struct SigmoidBlock<G, const LOSS: bool, const GRAD: bool> {
     tiles: Tiles,
     alpha: Alpha,
     g: G,
@@ -137,12 +131,12 @@ struct SigmoidBlock<G, const LOSS: bool, const GRAD: bool, const BIN: bool> {
     grad_scale: F32x4,
 }
 
-impl<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool> SigmoidBlock<G, LOSS, GRAD, BIN> {
+impl<G: Focusing, const LOSS: bool, const GRAD: bool> SigmoidBlock<G, LOSS, GRAD> {
     #[inline(always)]
     fn lanes_out<const ROWS: bool, T: TargetLanes>(&mut self, i: usize, len: usize, xt: XTerms, t: T, w: F32x4) {
         // Padded lanes read x = 0: finite, and w = 0 there zeroes their loss.
         let xv = unsafe { self.tiles.x(i, len) };
-        let (l, d) = if BIN {
+        let (l, d) = if T::BINARY {
             lanes_binary::<G, GRAD>(xv, xt, t.one_bits(), w, self.alpha, self.g)
         } else {
             lanes::<G, GRAD>(xv, xt, t.float(), w, self.alpha, self.g)
@@ -164,7 +158,7 @@ impl<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool> SigmoidBl
     }
 }
 
-impl<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool> Block for SigmoidBlock<G, LOSS, GRAD, BIN> {
+impl<G: Focusing, const LOSS: bool, const GRAD: bool> Block for SigmoidBlock<G, LOSS, GRAD> {
     const TILE: usize = TILE;
     #[inline(always)]
     fn tile(&mut self, start: usize, _end: usize) {
@@ -182,14 +176,15 @@ impl<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool> Block for
     }
 }
 
-// Not inlined: each (γ path, outputs, binary or soft targets) variant stays its own wasm function, so an engine
-// optimizes just the variants in use, and each quickly (V8 tiers up per function, and one
-// function holding every variant takes its optimizing compiler seconds). Outputs are const
-// parameters so that a variant's hot loop holds no test or pointer for an output it lacks.
+// Not inlined: each (γ path, target layout, outputs) variant stays its own wasm function, so an
+// engine optimizes just the variants in use, and each quickly (V8 tiers up per function, and one
+// function holding every variant takes its optimizing compiler seconds). The layout is a type
+// and the outputs are const parameters so that a variant holds only its own layout's walk, and
+// its hot loop no test or pointer for an output it lacks.
 #[inline(never)]
-fn run<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool>(
+fn run<G: Focusing, L: Layout, const LOSS: bool, const GRAD: bool>(
     x: &[f32],
-    targets: Targets,
+    targets: L,
     weights: Weights,
     alpha: Alpha,
     g: G,
@@ -204,7 +199,7 @@ fn run<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool>(
         None => (core::ptr::null_mut(), 0.0),
     };
     let mut staged = Staged::new();
-    let mut k = SigmoidBlock::<G, LOSS, GRAD, BIN> {
+    let mut k = SigmoidBlock::<G, LOSS, GRAD> {
         tiles: Tiles::new(x, &mut staged),
         alpha,
         g,
@@ -214,7 +209,7 @@ fn run<G: Focusing, const LOSS: bool, const GRAD: bool, const BIN: bool>(
         grad_out,
         grad_scale: F32x4::splat(grad_scale),
     };
-    for_each_block(x.len(), targets, weights, &mut k);
+    targets.for_each_block(x.len(), weights, &mut k);
     k.sum.total()
 }
 
@@ -236,7 +231,7 @@ impl Block for CountBlock {
 /// positive being t ≥ 0.5 (SPEC §1). Exact: counts are kept as integers.
 pub fn count_pos_neg(n: usize, targets: Targets, weights: Weights) -> (u64, u64) {
     let mut k = CountBlock { pos: 0, all: 0 };
-    for_each_block(n, targets, weights, &mut k);
+    with_layout!(targets, l => l.for_each_block(n, weights, &mut k));
     (k.pos, k.all - k.pos)
 }
 
