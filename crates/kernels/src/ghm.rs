@@ -21,7 +21,8 @@ use crate::simd::{F32x4, F64x2, I32x4, M32x4};
 use crate::source::{target_range, weight_sum, with_layout, Block, Layout, SoftTargets, TargetLanes, TargetRange, Targets, Weights};
 use crate::xterms::{Binary, Sided, Staged, Tiles, TILE};
 
-/// The largest bin count the kernels accept (per-lane histograms live on the stack).
+/// The largest bin count the kernels accept (per-lane histograms live on the stack). TypeScript
+/// checks `bins` against its own `MAX_BINS` (ts/ghm.ts), which must be this (a test checks).
 pub const MAX_BINS: usize = 1024;
 
 /// mmdetection's last edges: GHM-C nudges 1 up by 1e-6 (in f32), GHM-R sets 1e3.
@@ -689,6 +690,16 @@ mod tests {
                 assert!((a[k] - b[k]).abs() <= 1e-12 * b[k].abs().max(1.0), "C={c}: stats[{k}] {} vs {}", a[k], b[k]);
             }
         }
+    }
+
+    /// TypeScript refuses bin counts above its own copy of the limit (no export reports it), so
+    /// that no call reaches `check`'s assertion: the two must agree.
+    #[test]
+    fn typescript_has_the_same_max_bins() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ts/ghm.ts");
+        let ts = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let line = format!("export const MAX_BINS = {MAX_BINS};");
+        assert!(ts.lines().any(|l| l.trim() == line), "{path} should have `{line}`");
     }
 
     #[test]
