@@ -23,7 +23,6 @@ export interface Kernels {
     lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
   ): void;
   fg_ghm_stats_len(bins: number): number;
-  fg_ghm_max_bins(): number;
   fg_ghmc_stats(x: number, n: number, tkind: number, t: number, numClasses: number, wkind: number, w: number, bins: number, stats: number, info: number): void;
   fg_ghmc_grad(x: number, n: number, tkind: number, t: number, numClasses: number, wkind: number, w: number, bins: number, factor: number, grad: number): void;
   fg_ghmr_stats(pred: number, target: number, n: number, wkind: number, w: number, mu: number, bins: number, stats: number): void;

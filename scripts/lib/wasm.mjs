@@ -145,6 +145,18 @@ async function cargoBuild(toolchain, flavour, { force }) {
   return { ok: retry.code === 0, ms: first.ms + retry.ms, stderr: retry.stderr, note };
 }
 
+/**
+ * The largest function body an optimized module may have. The sigmoid focal kernels are one
+ * function per variant, on purpose (see `run` in crates/kernels/src/focal/sigmoid.rs), each at
+ * most about 10 KiB (SIMD) or 12 KiB (scalar); the largest function otherwise is GHM-C's stats
+ * pass, 21 KiB in the scalar flavour. Merged into their dispatcher the kernels would make one
+ * function of 200–300 KiB, which V8 compiles into a markedly slower loop (forward: 5.0 vs 3.0 ns
+ * per element measured) without failing any test; so the build fails instead. (They stay apart
+ * because they are only called through a function pointer: wasm-opt inlines any function with a
+ * single direct caller, whatever its size.)
+ */
+const MAX_FUNCTION_BYTES = 32 * 1024;
+
 /** wasm-opt from the binaryen npm package (a Node script, so run it with this Node). */
 async function wasmOpt(flavour) {
   const wasmOptJs = join(REPO_ROOT, 'node_modules', 'binaryen', 'bin', 'wasm-opt');
@@ -154,12 +166,6 @@ async function wasmOpt(flavour) {
   const tmp = `${out}.${process.pid}.tmp`;
   const args = [
     wasmOptJs, cargoOutput(flavour),
-    // Keep the sigmoid focal kernels (one `#[inline(never)]` function per variant, on purpose)
-    // out of their single caller, which binaryen would merge them into whatever their size: as
-    // one huge function V8 compiles them into a markedly slower loop (forward: 3.0 vs 5.0 ns per
-    // element measured). The GHM passes measured faster inlined, so the mark is by name.
-    // (Before -O3: passes run in command-line order.)
-    '--no-inline=*sigmoid3run*',
     flavour.optLevel ?? '-O3', '--mvp-features', ...flavour.wasmOptFlags,
     '--strip-debug', '--strip-producers',
     '-o', tmp,
@@ -168,6 +174,14 @@ async function wasmOpt(flavour) {
   if (result.code !== 0 || !existsSync(tmp)) {
     rmSync(tmp, { force: true });
     return { ok: false, ms: result.ms, stderr: `wasm-opt ${args.slice(1).join(' ')}\n${result.stderr}${result.stdout}` };
+  }
+  const largest = Math.max(0, ...functionSizes(readFileSync(tmp)));
+  if (largest > MAX_FUNCTION_BYTES) {
+    rmSync(tmp, { force: true });
+    const stderr =
+      `wasm-opt ${args.slice(1).join(' ')}\nmade a function of ${largest} bytes (limit ${MAX_FUNCTION_BYTES}): it has merged ` +
+      'kernels into one function, which V8 compiles into slower code (see MAX_FUNCTION_BYTES in scripts/lib/wasm.mjs).';
+    return { ok: false, ms: result.ms, stderr };
   }
   renameSync(tmp, out);
   return { ok: true, ms: result.ms, stderr: '' };
@@ -180,6 +194,27 @@ async function inspect(path) {
   const imports = WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name} (${i.kind})`);
   const exports = WebAssembly.Module.exports(module).length;
   return { bytes: bytes.length, imports, exports };
+}
+
+/** The body sizes in bytes of a (valid) module's functions, from its code section. */
+function functionSizes(bytes) {
+  let p = 8; // past the magic number and version
+  const leb = () => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[p++];
+      value += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return value;
+    }
+  };
+  while (p < bytes.length) {
+    const id = bytes[p++];
+    const size = leb();
+    const end = p + size;
+    if (id === 10) return Array.from({ length: leb() }, () => { const size = leb(); p += size; return size; });
+    p = end;
+  }
+  return [];
 }
 
 /**

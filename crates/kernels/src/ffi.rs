@@ -127,12 +127,6 @@ pub extern "C" fn fg_ghm_stats_len(bins: usize) -> usize {
     ghm::stats_len(bins)
 }
 
-/// Largest accepted bin count.
-#[no_mangle]
-pub extern "C" fn fg_ghm_max_bins() -> usize {
-    ghm::MAX_BINS
-}
-
 /// Adds GHM-C statistics of `n` elements into `stats`; `info` receives `[min target, max target]`.
 #[no_mangle]
 pub unsafe extern "C" fn fg_ghmc_stats(

@@ -4,6 +4,8 @@
 //! - [`simd`]: four-lane vector types (wasm SIMD128, or a portable array backend);
 //! - [`math`]: vectorized `exp`, `ln`, `log1p` with stated error bounds;
 //! - [`source`]: targets and weights in their layouts, walked four lanes at a time;
+//! - `xterms`: the sigmoid's x-only terms, staged per tile, and the pieces built on them, which
+//!   the sigmoid focal loss and GHM-C share;
 //! - [`focal`] and [`ghm`]: the losses of SPEC.md §1–4 over raw slices;
 //! - `ffi` (wasm only): `extern "C"` exports the TypeScript loader calls with pointers into
 //!   linear memory.
@@ -19,6 +21,7 @@ pub mod ghm;
 pub mod math;
 pub mod simd;
 pub mod source;
+mod xterms;
 
 #[cfg(target_arch = "wasm32")]
 mod ffi;

@@ -174,12 +174,6 @@ pub fn log1p(y: F32x4) -> F32x4 {
     M32x4::select(u.eq(F32x4::splat(f32::INFINITY)), ln(y), r)
 }
 
-/// x^γ for x ≥ 0 and γ > 0 (0^γ = 0); for the focal modulating factor with a general γ.
-#[inline(always)]
-pub fn pow_pos(x: F32x4, gamma: F32x4) -> F32x4 {
-    exp(gamma * ln(x))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

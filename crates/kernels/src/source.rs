@@ -3,10 +3,14 @@
 //! The losses are elementwise over a flat logit array of length `n`; targets arrive in three
 //! layouts (binary bytes, soft floats, or one class index per row of an `[N, C]` matrix, the
 //! mmcv CUDA layout that never builds the one-hot matrix) and weights in three (none, one per
-//! element, one per row). [`for_each_block`] walks all of them the same way and hands the kernel
-//! `(offset, len, t, w)` blocks (see [`Block`]): `len` ≤ 4 lanes starting at element `offset`, with the lanes past
-//! `len` padded by `t = 0, w = 0` so that they contribute nothing to any sum. Targets come as
-//! [`TargetLanes`]: floats, or binary bytes left as bits for kernels that only ask which are 1.
+//! element, one per row). [`Layout::for_each_block`] walks all of them the same way and hands the
+//! kernel `(offset, len, t, w)` blocks (see [`Block`]): `len` ≤ 4 lanes starting at element
+//! `offset`, with the lanes past `len` padded by `t = 0, w = 0` so that they contribute nothing to
+//! any sum. Targets come as [`TargetLanes`]: floats, or binary bytes left as bits for kernels that
+//! only ask which are 1.
+//!
+//! [`Targets`] names the target layout at run time; each layout is also a type (see [`Layout`]),
+//! so that a kernel generic over it holds only the walk of its own layout.
 //!
 //! Rows of a label matrix are walked one at a time (blocks never straddle rows), so that the
 //! target of a lane is just `column == label`, with no division per element.
@@ -15,13 +19,19 @@ use crate::simd::{F32x4, I32x4, M32x4, SumF64};
 
 /// A block's targets, as a walk loads them.
 pub trait TargetLanes: Copy {
+    /// Whether the targets are exactly 0 or 1 (binary bytes by the caller's contract, one-hot
+    /// rows by construction), so that kernels may take [`TargetLanes::one_bits`] instead of the
+    /// floats. Other byte values are caught by [`target_range`], after the fact.
+    const BINARY: bool;
     /// The targets as floats.
     fn float(self) -> F32x4;
     /// The sign bit set where the target is 1, for targets that are 0 or 1.
     fn one_bits(self) -> I32x4;
 }
 
+/// Soft targets.
 impl TargetLanes for F32x4 {
+    const BINARY: bool = false;
     #[inline(always)]
     fn float(self) -> F32x4 {
         self
@@ -61,6 +71,7 @@ impl ByteLanes {
 }
 
 impl TargetLanes for ByteLanes {
+    const BINARY: bool = true;
     #[inline(always)]
     fn float(self) -> F32x4 {
         // 2^23 + b has the bits 0x4b00_0000 | b, so an OR and a subtract make b a float (a
@@ -70,6 +81,22 @@ impl TargetLanes for ByteLanes {
     #[inline(always)]
     fn one_bits(self) -> I32x4 {
         self.0.shl(7)
+    }
+}
+
+/// The targets of a class-index row: 1 in the label's column, 0 elsewhere (and in padded lanes).
+#[derive(Clone, Copy)]
+pub struct OneHot(F32x4);
+
+impl TargetLanes for OneHot {
+    const BINARY: bool = true;
+    #[inline(always)]
+    fn float(self) -> F32x4 {
+        self.0
+    }
+    #[inline(always)]
+    fn one_bits(self) -> I32x4 {
+        self.0.one_bits()
     }
 }
 
@@ -83,6 +110,60 @@ pub enum Targets<'a> {
     /// One class index per row: `labels[r]` in `[0, num_classes]`; `num_classes` means background.
     Labels { labels: &'a [i32], num_classes: usize },
 }
+
+/// A target layout as a type: a kernel generic over it is compiled with only that layout's walk.
+/// Made from [`Targets`] by [`with_layout!`].
+///
+/// Why: with the layout a run-time value, each kernel variant inlined the block loops of every
+/// layout (about 13 copies of its loop body), of which only those of one layout could run for
+/// soft targets, or of two for 0/1 ones; that was four fifths of the SIMD module.
+pub trait Layout: Copy {
+    /// Calls `f.block(offset, len, t, w)` for every block of up to four elements of an
+    /// `n`-element batch (`f.row_block` for rows that do not line up with tiles; see [`Block`]).
+    ///
+    /// Callers guarantee the slices are long enough: `n` elements of targets and element weights,
+    /// `n / num_classes` labels and row weights. Labels out of range make a row all-negative (the
+    /// TypeScript layer rejects them before calling). Row weights count only with class labels;
+    /// elsewhere they mean none.
+    fn for_each_block<K: Block>(self, n: usize, weights: Weights, f: &mut K);
+}
+
+/// [`Targets::Binary`] as a [`Layout`].
+#[derive(Clone, Copy)]
+pub struct BinaryTargets<'a>(pub &'a [u8]);
+
+/// [`Targets::Soft`] as a [`Layout`].
+#[derive(Clone, Copy)]
+pub struct SoftTargets<'a>(pub &'a [f32]);
+
+/// [`Targets::Labels`] as a [`Layout`].
+#[derive(Clone, Copy)]
+pub struct LabelTargets<'a> {
+    pub labels: &'a [i32],
+    pub num_classes: usize,
+}
+
+/// Runs `$body` with `$l` bound to the [`Layout`] of `$targets` (a [`Targets`]): `$body` is
+/// compiled once per layout.
+macro_rules! with_layout {
+    ($targets:expr, $l:ident => $body:expr) => {{
+        match $targets {
+            $crate::source::Targets::Binary(t) => {
+                let $l = $crate::source::BinaryTargets(t);
+                $body
+            }
+            $crate::source::Targets::Soft(t) => {
+                let $l = $crate::source::SoftTargets(t);
+                $body
+            }
+            $crate::source::Targets::Labels { labels, num_classes } => {
+                let $l = $crate::source::LabelTargets { labels, num_classes };
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_layout;
 
 /// Per-element weights.
 #[derive(Clone, Copy)]
@@ -132,23 +213,30 @@ pub trait Block {
     }
 }
 
-/// Calls `k.block(offset, len, t, w)` for every block of up to four elements of an `n`-element batch.
-///
-/// Callers guarantee the slices are long enough: `n` elements of targets and element weights,
-/// `n / num_classes` labels and row weights. Labels out of range make a row all-negative (the
-/// TypeScript layer rejects them before calling).
-#[inline(always)]
-pub fn for_each_block<K: Block>(n: usize, targets: Targets, weights: Weights, f: &mut K) {
-    match targets {
-        Targets::Binary(t) => linear(n, |i, len| unsafe { ByteLanes::load(t.as_ptr().add(i), len) }, weights, f),
-        Targets::Soft(t) => linear(n, |i, len| unsafe { F32x4::load_partial(t.as_ptr().add(i), len, 0.0) }, weights, f),
-        Targets::Labels { labels, num_classes } => {
-            let c = num_classes;
-            if K::TILE != usize::MAX && c > 0 && c % 4 == 0 && c <= K::TILE {
-                tiled_rows(n, labels, c, weights, f)
-            } else {
-                rows(n, labels, c, weights, f)
-            }
+impl Layout for BinaryTargets<'_> {
+    #[inline(always)]
+    fn for_each_block<K: Block>(self, n: usize, weights: Weights, f: &mut K) {
+        let t = self.0;
+        linear(n, |i, len| unsafe { ByteLanes::load(t.as_ptr().add(i), len) }, weights, f)
+    }
+}
+
+impl Layout for SoftTargets<'_> {
+    #[inline(always)]
+    fn for_each_block<K: Block>(self, n: usize, weights: Weights, f: &mut K) {
+        let t = self.0;
+        linear(n, |i, len| unsafe { F32x4::load_partial(t.as_ptr().add(i), len, 0.0) }, weights, f)
+    }
+}
+
+impl Layout for LabelTargets<'_> {
+    #[inline(always)]
+    fn for_each_block<K: Block>(self, n: usize, weights: Weights, f: &mut K) {
+        let c = self.num_classes;
+        if K::TILE != usize::MAX && c > 0 && c % 4 == 0 && c <= K::TILE {
+            tiled_rows(n, self.labels, c, weights, f)
+        } else {
+            rows(n, self.labels, c, weights, f)
         }
     }
 }
@@ -231,7 +319,7 @@ fn rows<K: Block>(n: usize, labels: &[i32], num_classes: usize, weights: Weights
                 Weights::Elements(w) => unsafe { F32x4::load_partial(w.as_ptr().add(base + j), len, 0.0) },
                 _ => keep_first(row_w, len),
             };
-            f.row_block(base + j, len, keep_first(t, len), w);
+            f.row_block(base + j, len, OneHot(keep_first(t, len)), w);
         };
         // Full blocks with a literal length, then the row's tail (see `linear`).
         let mut j = 0;
@@ -276,7 +364,7 @@ fn tiled_rows_with<K: Block, W: Fn(usize, usize) -> F32x4>(n: usize, labels: &[i
             let mut j = 0;
             while j < c {
                 let t = F32x4::ONE.keep(F32x4::iota_from(0.0).eq(label));
-                f.block(base + j, 4, t, load_w(r, base + j));
+                f.block(base + j, 4, OneHot(t), load_w(r, base + j));
                 label = label - F32x4::splat(4.0);
                 j += 4;
             }
