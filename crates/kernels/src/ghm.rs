@@ -1,4 +1,4 @@
-//! GHM-C and GHM-R (SPEC.md §3–4; mmdetection `GHMC`, `GHMR`) as two passes over the data.
+//! GHM-C and GHM-R (docs/SPEC.md §3–4; mmdetection `GHMC`, `GHMR`) as two passes over the data.
 //!
 //! The stats pass computes each element's gradient norm `g`, its bin, and its loss term (BCE
 //! for GHM-C, authentic smooth L1 for GHM-R), and adds per-bin counts and loss sums into a

@@ -6,7 +6,7 @@
 //! - [`source`]: targets and weights in their layouts, walked four lanes at a time;
 //! - `xterms`: the sigmoid's x-only terms, staged per tile, and the pieces built on them, which
 //!   the sigmoid focal loss and GHM-C share;
-//! - [`focal`] and [`ghm`]: the losses of SPEC.md §1–4 over raw slices;
+//! - [`focal`] and [`ghm`]: the losses of docs/SPEC.md §1–4 over raw slices;
 //! - `ffi` (wasm only): `extern "C"` exports the TypeScript loader calls with pointers into
 //!   linear memory.
 //!

@@ -1,4 +1,4 @@
-//! Focal losses (SPEC.md §1–2): sigmoid (binary, soft or class-index targets) and softmax.
+//! Focal losses (docs/SPEC.md §1–2): sigmoid (binary, soft or class-index targets) and softmax.
 
 pub mod sigmoid;
 pub mod softmax;

@@ -1,4 +1,4 @@
-//! Sigmoid focal loss, SPEC.md §1 (mmdetection `py_sigmoid_focal_loss`, torchvision
+//! Sigmoid focal loss, docs/SPEC.md §1 (mmdetection `py_sigmoid_focal_loss`, torchvision
 //! `sigmoid_focal_loss`), with its gradient, in one pass.
 //!
 //! Numerics: see [`Sided`].

@@ -1,4 +1,4 @@
-//! Softmax (multi-class) focal loss, SPEC.md §2 (kornia `focal_loss`), with its gradient.
+//! Softmax (multi-class) focal loss, docs/SPEC.md §2 (kornia `focal_loss`), with its gradient.
 //!
 //! Rows of an `[N, C]` logit matrix, lanes across the classes. Numerics, per row:
 //! - `s = Σ_j exp(x_j - m)` with `m` the row max, summed in f64; the max's own term is exactly 1,
