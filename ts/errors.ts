@@ -35,12 +35,12 @@ export function expectArray<T>(fn: string, name: string, v: unknown, ctor: Ctor 
   }
   const a = v as unknown as ArrayBufferView & { length: number };
   if (a.length !== length) throw new TypeError(`${fn}: ${name} reports length ${a.length}, but holds ${length} elements`);
-  if (detachedBatchView(a)) {
-    throw new TypeError(`${fn}: ${name} is a batch view taken before wasm memory grew, which detached it; read it from the batch again (batch.logits, …) after other library calls`);
-  }
   // A detached view reads as empty; `slice` is one of the few things a detached buffer refuses
   // (`ArrayBuffer.prototype.detached` is newer than Node 20).
   if (length === 0) {
+    if (detachedBatchView(a)) {
+      throw new TypeError(`${fn}: ${name} is a batch view taken before wasm memory grew, which detached it; read it from the batch again (batch.logits, …) after other library calls`);
+    }
     try {
       a.buffer.slice(0, 0);
     } catch {
