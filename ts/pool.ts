@@ -29,7 +29,7 @@ import { GHMC, GHMR, GHMStats, type GHMForwardOptions, type GHMStep } from './gh
 import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
 import { initRuntime } from './loader';
 import { copyIn, elementBytes, type Typed } from './memory';
-import { hardwareThreads, loadSharedBuild, Threads, threadsUnavailable } from './pool-threads';
+import { hardwareThreads, loadSharedBuild, Threads, threadsUnavailable, WorkersBlocked } from './pool-threads';
 import type { PoolOp } from './pool-worker';
 
 export interface PoolOptions {
@@ -53,9 +53,10 @@ const FORWARD_OPTIONS = ['grad'] as const;
  * Creates a pool of worker threads that compute the losses in parallel over one shared
  * WebAssembly memory. Results are bitwise identical for any thread count.
  *
- * Where threads cannot work (no `SharedArrayBuffer`, a page that is not cross-origin isolated,
- * no worker API, no shared wasm memory), the pool still works: it reports `threads === 1`, says
- * why in `reason`, and runs the single-thread API (initializing it with `init()` if needed).
+ * Where threads cannot work (no `SharedArrayBuffer`, a page that is not cross-origin isolated
+ * or whose Content-Security-Policy blocks workers from `blob:` URLs, no worker API, no shared
+ * wasm memory), the pool still works: it reports `threads === 1`, says why in `reason`, and runs
+ * the single-thread API (initializing it with `init()` if needed).
  *
  * @example
  * ```ts
@@ -78,7 +79,14 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
   if (!reason) {
     const build = await loadSharedBuild();
     if ('reason' in build) reason = build.reason;
-    else return Pool.create(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
+    else {
+      try {
+        return Pool.create(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
+      } catch (e) {
+        if (!(e instanceof WorkersBlocked)) throw e;
+        reason = e.message;
+      }
+    }
   }
   await initRuntime();
   return Pool.create(undefined, reason, chunkElements);
