@@ -307,7 +307,7 @@ describe('failures never hang', () => {
     const p = await lib.createPool({ threads: 2 });
     const call = p.sigmoidFocalLoss(big, bigT, { grad: true });
     p._killWorker(1, 'terminate');
-    await expect(call).rejects.toThrow('sigmoidFocalLoss: the pool was closed during the call (worker 2 of 2 was terminated)');
+    await expect(call).rejects.toThrow('pool.sigmoidFocalLoss: the pool was closed during the call (worker 2 of 2 was terminated)');
     expect(p.closed).toBe(true);
     await expect(p.sigmoidFocalLoss(big, bigT)).rejects.toThrow('pool.sigmoidFocalLoss: the pool is closed (worker 2 of 2 was terminated); create a new one with createPool()');
     await p.close();
@@ -335,7 +335,7 @@ describe('failures never hang', () => {
     expect(p.closed).toBe(false);
     const call = p.sigmoidFocalLoss(big, bigT);
     await p.close();
-    await expect(call).rejects.toThrow('sigmoidFocalLoss: the pool was closed during the call (close() was called)');
+    await expect(call).rejects.toThrow('pool.sigmoidFocalLoss: the pool was closed during the call (close() was called)');
     expect(p.closed).toBe(true);
     await expect(p.sigmoidFocalLoss(big, bigT)).rejects.toThrow('pool.sigmoidFocalLoss: the pool is closed (close() was called)');
     await expect(p.ghmc(new lib.GHMC(), big, bigT)).rejects.toThrow('pool.ghmc: the pool is closed (close() was called)');
