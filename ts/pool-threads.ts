@@ -383,7 +383,7 @@ export class Threads {
    * or the pool closed meanwhile.
    */
   run(fn: string, spec: JobSpec, workers: number): Promise<void> {
-    if (this.closedWhy) return Promise.reject(this.closedError(fn));
+    if (this.closedWhy) return Promise.reject(this.closedDuringCall(fn));
     const { slotRegion, ...rest } = spec;
     Atomics.store(new Int32Array(this.memory.buffer, slotRegion, 1), 0, 0);
     const id = this.nextId++;

@@ -142,11 +142,11 @@ class Turns {
 }
 
 /**
- * The GHM objects with a pool call in progress, and its promise: calls on one object run one
- * after another, in call order, so that each steps the state the previous one left (the state
- * changes only when a call succeeds, at its end).
+ * Per GHM object, when its last pool call settles: calls on one object run one after another,
+ * in call order, so that each steps the state the previous one left (the state changes only
+ * when a call succeeds, at its end).
  */
-const ghmCalls = new WeakMap<GHMC | GHMR, Promise<unknown>>();
+const ghmCalls = new WeakMap<GHMC | GHMR, Promise<void>>();
 
 /**
  * A pool of worker threads; see {@link createPool}. Calls return promises and may overlap; a GHM
@@ -347,9 +347,9 @@ export class Pool {
       commit();
       return grad ? { loss: step.loss, grad } : { loss: step.loss };
     };
-    const prev = ghmCalls.get(ghm);
-    const call = prev ? prev.then(run, run) : run();
-    ghmCalls.set(ghm, call);
+    const call = (ghmCalls.get(ghm) ?? Promise.resolve()).then(run);
+    // The next call's turn comes when this one settles, however; the chain holds no result (a gradient).
+    ghmCalls.set(ghm, call.then(() => undefined, () => undefined));
     return call;
   }
 
