@@ -307,7 +307,7 @@ describe('failures never hang', () => {
     const p = await lib.createPool({ threads: 2 });
     const call = p.sigmoidFocalLoss(big, bigT, { grad: true });
     p._killWorker(1, 'terminate');
-    await expect(call).rejects.toThrow('sigmoidFocalLoss: the pool was closed during the call (worker 2 of 2 was terminated)');
+    await expect(call).rejects.toThrow('pool.sigmoidFocalLoss: the pool was closed during the call (worker 2 of 2 was terminated)');
     expect(p.closed).toBe(true);
     await expect(p.sigmoidFocalLoss(big, bigT)).rejects.toThrow('pool.sigmoidFocalLoss: the pool is closed (worker 2 of 2 was terminated); create a new one with createPool()');
     await p.close();
@@ -335,7 +335,7 @@ describe('failures never hang', () => {
     expect(p.closed).toBe(false);
     const call = p.sigmoidFocalLoss(big, bigT);
     await p.close();
-    await expect(call).rejects.toThrow('sigmoidFocalLoss: the pool was closed during the call (close() was called)');
+    await expect(call).rejects.toThrow('pool.sigmoidFocalLoss: the pool was closed during the call (close() was called)');
     expect(p.closed).toBe(true);
     await expect(p.sigmoidFocalLoss(big, bigT)).rejects.toThrow('pool.sigmoidFocalLoss: the pool is closed (close() was called)');
     await expect(p.ghmc(new lib.GHMC(), big, bigT)).rejects.toThrow('pool.ghmc: the pool is closed (close() was called)');
@@ -432,7 +432,7 @@ class WebWorkerShim {
 
 describe('the Web Worker path (browsers, Deno), on a Node shim', () => {
   /** createPool as a runtime without Node's worker_threads would see it. */
-  async function createWebPool(threads: number): Promise<Pool> {
+  async function createWebPool(threads: number, Worker: unknown = WebWorkerShim): Promise<Pool> {
     const realProcess = process;
     const noNode = new Proxy(realProcess, {
       get(t, k) {
@@ -441,7 +441,7 @@ describe('the Web Worker path (browsers, Deno), on a Node shim', () => {
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
       },
     });
-    vi.stubGlobal('Worker', WebWorkerShim);
+    vi.stubGlobal('Worker', Worker);
     vi.stubGlobal('process', noNode);
     try {
       return await lib.createPool({ threads });
@@ -461,6 +461,40 @@ describe('the Web Worker path (browsers, Deno), on a Node shim', () => {
     p._killWorker(1, 'throw');
     await expect(p.sigmoidFocalLoss(x, t)).rejects.toThrow(/worker 2 of 2 threw an uncaught error: .*worker crash requested by a test/);
     expect(p.closed).toBe(true);
+  });
+
+  // What Chromium does under a Content-Security-Policy without blob: in worker-src (see also
+  // test/runtimes.test.ts): an error event with no message, before the worker ever ran; other
+  // browsers throw a SecurityError from the constructor.
+  /** A Web Worker that fails at once with an error event carrying `message`. */
+  const failingWorker = (message?: string) =>
+    class {
+      onerror: ((e: { message?: string; preventDefault(): void }) => void) | null = null;
+      constructor() {
+        setTimeout(() => this.onerror?.({ message, preventDefault() {} }), 1);
+      }
+      postMessage(): void {}
+      terminate(): void {}
+    };
+  class ThrowingWorker {
+    constructor() {
+      throw Object.assign(new Error("Failed to construct 'Worker': access to the script is denied by the document's Content Security Policy"), { name: 'SecurityError' });
+    }
+  }
+  for (const [name, Worker] of [['an error event before it ran', failingWorker()], ['a SecurityError from the constructor', ThrowingWorker]] as const) {
+    it(`a page that refuses blob: workers (${name}): one thread, and the reason`, async () => {
+      const p = await createWebPool(2, Worker);
+      expect(p.threads).toBe(1);
+      expect(p.reason).toMatch(/workers from blob: URLs cannot start on this page \(a Content-Security-Policy without blob: in worker-src/);
+      const x = makeLogits(1000, 140);
+      const t = binaryTargets(1000, 141);
+      expectSameResult(await p.sigmoidFocalLoss(x, t, { grad: true }), lib.sigmoidFocalLoss(x, t, { grad: true }), 'fallback');
+      await p.close();
+    });
+  }
+
+  it('a worker whose script fails with a message still fails createPool', async () => {
+    await expect(createWebPool(2, failingWorker('SyntaxError: bad worker'))).rejects.toThrow('createPool: worker 1 of 2 threw an uncaught error: SyntaxError: bad worker while starting');
   });
 });
 

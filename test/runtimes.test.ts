@@ -108,23 +108,26 @@ for (const [name, bin, args] of [
 }
 
 // --------------------------------------------------------------------------------------------
-// Chromium through playwright-core: an isolated page (COOP + COEP) and a plain one.
+// Chromium through playwright-core: an isolated page (COOP + COEP), a plain one, and an isolated
+// one whose Content-Security-Policy refuses blob: workers (the pool falls back to one thread).
 // --------------------------------------------------------------------------------------------
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => p && existsSync(p));
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm' };
 
-/** Serves the page, dist/ and the probe; `/isolated/…` with the cross-origin isolation headers. */
+/** Serves the page, dist/ and the probe; `/isolated/…` and `/csp/…` with the cross-origin isolation headers. */
 function pageServer(plans: Record<string, string>): Promise<{ server: Server; origin: string }> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const [, scope, ...rest] = url.pathname.split('/');
+    const page = scope === 'isolated' || scope === 'plain' || scope === 'csp';
     const headers: Record<string, string> =
-      scope === 'isolated' ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
+      scope === 'isolated' || scope === 'csp' ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
+    if (scope === 'csp') headers['Content-Security-Policy'] = "script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; worker-src 'self'";
     let body: string | Buffer | undefined;
     let file = '';
-    if ((scope === 'isolated' || scope === 'plain') && rest.join('/') === 'page.html') file = join(ROOT, 'test', 'runtimes', 'page.html');
-    else if ((scope === 'isolated' || scope === 'plain') && rest.join('/') === 'plan') body = plans[scope];
+    if (page && rest.join('/') === 'page.html') file = join(ROOT, 'test', 'runtimes', 'page.html');
+    else if (page && rest.join('/') === 'plan') body = plans[scope!];
     else if (scope === 'dist' && rest.length >= 1 && !rest.includes('..')) file = join(DIST, ...rest);
     else if (url.pathname === '/test/support/probe.mjs') file = join(ROOT, 'test', 'support', 'probe.mjs');
     if (file && existsSync(file)) body = readFileSync(file);
@@ -143,6 +146,7 @@ function pageServer(plans: Record<string, string>): Promise<{ server: Server; or
 {
   const isolatedCases = plan({ expectThreads: 2 });
   const plainCases = plan({ expectThreads: 1, expectReason: /cross-origin isolated/ }).filter(([, c]) => c.kind !== 'sigmoid_focal' && c.kind !== 'softmax_focal');
+  const cspCases = plan({ expectThreads: 1, expectReason: /Content-Security-Policy without blob: in worker-src/ }).filter(([, c]) => c.kind === 'pool');
   const missing = distMissing ?? (CHROMIUM ? undefined : 'no Chromium (apt-get install -y chromium, or set CHROMIUM_PATH)');
   let browser: { close(): Promise<void>; newPage(): Promise<{ goto(u: string): Promise<unknown>; evaluate<T>(f: () => T): Promise<T>; on(e: string, f: (m: { text(): string }) => void): void }> } | undefined;
   let served: { server: Server; origin: string } | undefined;
@@ -152,6 +156,7 @@ function pageServer(plans: Record<string, string>): Promise<{ server: Server; or
       isolated: encode({ cases: isolatedCases.map(([, c]) => c), init: {} }),
       // What an engine without SIMD does: fetch the scalar build from beside dist/index.js.
       plain: encode({ cases: plainCases.map(([, c]) => c), init: { simd: false } }),
+      csp: encode({ cases: cspCases.map(([, c]) => c), init: {} }),
     });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
@@ -178,6 +183,7 @@ function pageServer(plans: Record<string, string>): Promise<{ server: Server; or
   });
   describeRuntime('Chromium, cross-origin isolated page', missing, isolatedCases, () => runPage('isolated'), (r) => expect(r.isolated).toBe(true));
   describeRuntime('Chromium, page without cross-origin isolation, scalar build', missing, plainCases, () => runPage('plain'), (r) => expect(r.isolated).toBe(false), true);
+  describeRuntime('Chromium, isolated page whose CSP refuses blob: workers', missing, cspCases, () => runPage('csp'), (r) => expect(r.isolated).toBe(true));
 }
 
 // --------------------------------------------------------------------------------------------

@@ -197,6 +197,11 @@ export function scales(fn: string, reduction: Reduction, count: number, avgFacto
 /** α = 'auto': F / (P + F), the negatives' share among elements of weight > 0 (0.5 for none). */
 export function autoAlpha(ws: Workspace, lay: Layout, wkind: WeightKind, w: ChunkInput): number {
   const [pos, neg] = countPosNeg(ws, lay, wkind, w);
+  return alphaOf(pos, neg);
+}
+
+/** α = 'auto' from the counts of {@link countPosNeg} (also the thread pool's). */
+export function alphaOf(pos: number, neg: number): number {
   return pos + neg > 0 ? neg / (pos + neg) : 0.5;
 }
 

@@ -257,6 +257,21 @@ abstract class GHMBase {
    * and the gradient factors. A batch with no valid element changes nothing and has loss 0.
    */
   step(stats: GHMStats): GHMStep {
+    return this.advance(stats, this.acc);
+  }
+
+  /**
+   * @internal The step on a copy of the state, which `commit()` makes the state: for the thread
+   * pool, whose calls can still fail after the step (in the gradient pass).
+   */
+  pendingStep(stats: GHMStats): { step: GHMStep; commit(): void } {
+    const acc = this.acc.slice();
+    const step = this.advance(stats, acc);
+    return { step, commit: () => void (this.acc = acc) };
+  }
+
+  /** {@link step} with the EMA state in `acc`, updated in place. */
+  private advance(stats: GHMStats, acc: Float64Array): GHMStep {
     // Kept lean (no per-call name strings or scratch arrays): it runs on every forward, and
     // small batches (one image's anchors) pay it in full.
     if (!(stats instanceof GHMStats)) throw new TypeError(`${this.constructor.name}.step: stats must be a GHMStats`);
@@ -270,7 +285,6 @@ abstract class GHMBase {
     let n = 0;
     for (let i = 0; i < b; i++) if (counts[i]! > 0) n++;
     // Nothing below can throw, so the EMA state is updated in place.
-    const acc = this.acc;
     let loss = 0;
     for (let i = 0; i < b; i++) {
       const num = counts[i]!;
@@ -296,6 +310,12 @@ abstract class GHMBase {
 
 const GHMC_OPTIONS = ['bins', 'momentum', 'lossWeight'] as const;
 const FORWARD_OPTIONS = ['grad'] as const;
+
+/** The options of `forward` (GHM-C's, GHM-R's and the pool's): whether the gradient is asked for. */
+export function forwardGrad(fn: string, options: unknown): boolean {
+  const o = expectOptions(fn, options, FORWARD_OPTIONS);
+  return expectBoolean(fn, 'options.grad', o.grad ?? false);
+}
 
 /** Options of `forward` ({@link GHMC.forward}, {@link GHMR.forward}, and the pool's). */
 export interface GHMForwardOptions<G extends boolean = boolean> {
@@ -344,7 +364,8 @@ export class GHMC extends GHMBase {
     return stats.valid;
   }
 
-  private inputs(fn: string, logits: unknown, targets: unknown, labelWeight: unknown): GHMCInputs {
+  /** @internal Every check of a call's arrays (shared with the thread pool), and their layout. */
+  inputs(fn: string, logits: unknown, targets: unknown, labelWeight: unknown): GHMCInputs {
     const x = expectArray(fn, 'logits', logits, Float32Array);
     const lay = layoutTargets(fn, x.length, targets);
     const { wkind, input: w } = layoutWeights(fn, 'labelWeight', labelWeight, lay);
@@ -427,8 +448,7 @@ export class GHMC extends GHMBase {
   forward(logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMForwardOptions): LossResult<number> {
     const fn = 'GHMC.forward';
     const ws = workspace(fn);
-    const o = expectOptions(fn, options, FORWARD_OPTIONS);
-    const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+    const wantGrad = forwardGrad(fn, options);
     const a = this.inputs(fn, logits, targets, labelWeight);
     const step = this.step(this.collectInputs(fn, ws, a));
     return wantGrad ? { loss: step.loss, grad: this.gradInputs(ws, step, a) } : { loss: step.loss };
@@ -476,7 +496,8 @@ export class GHMR extends GHMBase {
     return stats.weightSum;
   }
 
-  private inputs(fn: string, pred: unknown, target: unknown, labelWeight: unknown): GHMRInputs {
+  /** @internal Every check of a call's arrays (shared with the thread pool), and their layout. */
+  inputs(fn: string, pred: unknown, target: unknown, labelWeight: unknown): GHMRInputs {
     const p = expectArray(fn, 'pred', pred, Float32Array);
     const t = expectArray(fn, 'target', target, Float32Array);
     if (t.length !== p.length) throw new RangeError(`${fn}: target has length ${t.length}, expected ${p.length} (one per pred)`);
@@ -551,8 +572,7 @@ export class GHMR extends GHMBase {
   forward(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMForwardOptions): LossResult<number> {
     const fn = 'GHMR.forward';
     const ws = workspace(fn);
-    const o = expectOptions(fn, options, FORWARD_OPTIONS);
-    const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+    const wantGrad = forwardGrad(fn, options);
     const a = this.inputs(fn, pred, target, labelWeight);
     const step = this.step(this.collectInputs(ws, a));
     return wantGrad ? { loss: step.loss, grad: this.gradInputs(ws, step, a) } : { loss: step.loss };

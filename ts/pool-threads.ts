@@ -32,6 +32,19 @@ export class SharedHeap extends Heap {
   }
 }
 
+/**
+ * Thrown by {@link Threads.start} when this page cannot run workers at all, which createPool
+ * takes as a reason to fall back to one thread, not as a failure.
+ */
+export class WorkersBlocked extends Error {}
+
+/** Why a browser refuses the pool's workers (Chromium gives the page no more than that they failed). */
+const BLOCKED =
+  "workers from blob: URLs cannot start on this page (a Content-Security-Policy without blob: in worker-src, or in script-src when there is no worker-src, blocks them): allow blob: there for threads";
+
+/** The longest timer delay; longer ones fire at once. */
+const MAX_DELAY = 2 ** 31 - 1;
+
 /** Each worker's own stack (the build's default stack is 1 MiB too; GHM kernels use ~90 KiB: per-lane histograms of (count, sum) pairs for up to 1024 bins). */
 const STACK_BYTES = 1 << 20;
 
@@ -162,7 +175,8 @@ interface Port {
 
 interface Hooks {
   message(m: FromWorker): void;
-  failure(why: string): void;
+  /** `blocked`: the browser reported an error with no message (a worker it would not load). */
+  failure(why: string, blocked?: boolean): void;
 }
 
 interface NodeWorker {
@@ -182,7 +196,10 @@ async function spawnAll(count: number, hooks: (i: number) => Hooks): Promise<{ p
   } catch (e) {
     for (const p of created) p.terminate();
     cleanup();
-    throw new Error(`createPool: could not create worker ${created.length + 1} of ${count}: ${(e as Error)?.message ?? String(e)}`);
+    const why = `could not create worker ${created.length + 1} of ${count}: ${(e as Error)?.message ?? String(e)}`;
+    // A browser that refuses workers (a SecurityError under a Content-Security-Policy) leaves one thread.
+    if (platform() === 'web') throw new WorkersBlocked(`${BLOCKED} (${why})`);
+    throw new Error(`createPool: ${why}`);
   }
   return { ports: created, cleanup };
 }
@@ -216,7 +233,7 @@ async function workerFactory(hooks: (i: number) => Hooks): Promise<{ make: (i: n
     w.onmessage = (e) => h.message(e.data as FromWorker);
     w.onerror = (e) => {
       e.preventDefault?.();
-      h.failure(`threw an uncaught error: ${e.message ?? 'unknown error'}`);
+      h.failure(`threw an uncaught error: ${e.message || 'unknown error'}`, !e.message);
     };
     w.onmessageerror = () => h.failure('sent a message that could not be deserialized');
     return { post: (m) => w.postMessage(m), terminate: () => w.terminate(), keepAlive: () => {} };
@@ -285,14 +302,18 @@ export class Threads {
     const ready: Array<{ resolve(): void; reject(e: Error): void }> = [];
     const readyAll = Array.from({ length: this.size }, (_, i) => new Promise<void>((resolve, reject) => (ready[i] = { resolve, reject })));
     let starting = true;
+    const heard: boolean[] = [];
     const { ports, cleanup } = await spawnAll(this.size, (i) => ({
       message: (m) => {
+        heard[i] = true;
         if (m.type === 'ready') ready[i]!.resolve();
         else if (m.type === 'init-failed') ready[i]!.reject(new Error(`createPool: worker ${i + 1} could not load the kernels: ${m.message}`));
         else this.onMessage(i, m);
       },
-      failure: (why) => {
-        if (starting) ready[i]!.reject(new Error(`createPool: worker ${i + 1} of ${this.size} ${why} while starting`));
+      failure: (why, blocked) => {
+        // A worker that failed before it ever ran (it never said anything) was refused by the page.
+        if (starting && blocked && !heard[i]) ready[i]!.reject(new WorkersBlocked(BLOCKED));
+        else if (starting) ready[i]!.reject(new Error(`createPool: worker ${i + 1} of ${this.size} ${why} while starting`));
         else this.fail(`worker ${i + 1} of ${this.size} ${why}`);
       },
     }));
@@ -310,7 +331,10 @@ export class Threads {
         }
       }
       const timeoutP = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`createPool: the workers did not start within ${timeout} ms`)), timeout);
+        const wait = (ms: number): void => {
+          timer = setTimeout(() => (ms > MAX_DELAY ? wait(ms - MAX_DELAY) : reject(new Error(`createPool: the workers did not start within ${timeout} ms`))), Math.min(ms, MAX_DELAY));
+        };
+        wait(timeout);
       });
       await Promise.race([Promise.all(readyAll), timeoutP]);
     } catch (e) {
@@ -335,6 +359,11 @@ export class Threads {
     return new Error(`${fn}: the pool is closed (${this.closedWhy}); create a new one with createPool()`);
   }
 
+  /** The error for a call that was running (or waiting its turn) when the pool closed. */
+  closedDuringCall(fn: string): Error {
+    return new Error(`${fn}: the pool was closed during the call (${this.closedWhy})`);
+  }
+
   private onMessage(worker: number, m: FromWorker): void {
     if (m.type !== 'done' && m.type !== 'failed') return;
     this.outstanding[worker]!--;
@@ -354,7 +383,7 @@ export class Threads {
    * or the pool closed meanwhile.
    */
   run(fn: string, spec: JobSpec, workers: number): Promise<void> {
-    if (this.closedWhy) return Promise.reject(this.closedError(fn));
+    if (this.closedWhy) return Promise.reject(this.closedDuringCall(fn));
     const { slotRegion, ...rest } = spec;
     Atomics.store(new Int32Array(this.memory.buffer, slotRegion, 1), 0, 0);
     const id = this.nextId++;
@@ -379,7 +408,7 @@ export class Threads {
     for (const p of this.ports) p.terminate();
     const jobs = [...this.jobs.values()];
     this.jobs.clear();
-    for (const j of jobs) j.reject(new Error(`${j.fn}: the pool was closed during the call (${why})`));
+    for (const j of jobs) j.reject(this.closedDuringCall(j.fn));
   }
 
   /**

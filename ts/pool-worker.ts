@@ -33,8 +33,8 @@ export interface InitMessage {
 /**
  * Main → worker: run blocks `0..blocks-1` of a job. Addresses are into the shared memory; an
  * absent input or output is 0. Block `b` covers units `[b·unitsPerBlock, …)` (a unit is an
- * element, or a row of `perUnit` logits with class-index targets); an input advances by its
- * bytes-per-unit (`xb`, `tb`, `wb`) per unit, outputs by `4·perUnit`.
+ * element, or a row of `perUnit` logits with class-index targets); each stream advances by its
+ * `unitBytes` per unit.
  *
  * `a` (op arguments): focal `[alphaPos, alphaNeg, gamma, lossScale, gradScale]`;
  * ghmcStats `[bins, statsLen]`; ghmcGrad `[bins, factorsPtr]`; ghmrStats `[mu, bins, statsLen]`;
@@ -55,14 +55,9 @@ export interface JobMessage {
   tkind: number;
   numClasses: number;
   wkind: number;
-  x: number;
-  xb: number;
-  t: number;
-  tb: number;
-  w: number;
-  wb: number;
-  loss: number;
-  grad: number;
+  /** Where unit 0 of each stream is: logits (or GHM-R pred), targets, weights, loss, gradient. */
+  at: number[];
+  unitBytes: number[];
   slots: number;
   slotLen: number;
   a: number[];
@@ -143,11 +138,7 @@ export function poolWorkerMain(port: WorkerPort): void {
       if (b >= m.blocks) return;
       const u0 = b * m.unitsPerBlock;
       const n = Math.min(m.unitsPerBlock, m.units - u0) * pu;
-      const x = m.x ? m.x + u0 * m.xb : 0;
-      const t = m.t ? m.t + u0 * m.tb : 0;
-      const w = m.w ? m.w + u0 * m.wb : 0;
-      const loss = m.loss ? m.loss + u0 * pu * 4 : 0;
-      const grad = m.grad ? m.grad + u0 * pu * 4 : 0;
+      const [x, t, w, loss, grad] = m.at.map((p, i) => (p ? p + u0 * m.unitBytes[i]! : 0)) as [number, number, number, number, number];
       const slot = m.slots + 8 * m.slotLen * b;
       switch (m.op) {
         case 'count':

@@ -1,19 +1,20 @@
 // A thread pool for the losses (issue #4): the same calls as the single-thread API, run by
 // workers over one shared wasm memory, with results bitwise independent of the thread count.
 //
-// How a call runs: validate exactly as the single-thread function does (same messages), then
-// run "passes". A pass cuts the batch into fixed blocks of `unitsPerChunk(perUnit)` units (the
-// single-thread API's chunk size, never dependent on the thread count); workers claim blocks and
-// write each block's partial sums to the block's own slot; the main thread adds the slots in
-// block order. Inputs that are ordinary arrays are copied into the shared heap in bounded steps
-// ("chunkElements" per step, two steps in flight so the copy of one overlaps the computation of
-// the other) and freed afterwards; arrays of `pool.createBatch` are used in place.
+// How a call runs: the single-thread API's own checks (parseSigmoidCall, GHMC/GHMR `inputs`:
+// same messages), then "passes". A pass cuts the batch into the single-thread API's chunks
+// ("blocks", never dependent on the thread count); workers claim blocks and write each block's
+// partial sums to the block's own slot; the main thread adds the slots in block order. Arrays in
+// the pool's memory (`pool.createBatch`) are used in place; the main thread copies ordinary
+// arrays in, in steps of `chunkElements` with RING steps in flight (see runPass). At most
+// MAX_PASSES passes run at once and the others wait their turn, so the pool's memory is what a
+// few passes need however many calls are in flight.
 // Threads and the worker protocol are in pool-threads.ts, the worker program in pool-worker.ts.
 
 import { checkBatchOptions, createBatch, Batch, type BatchOptions } from './batch';
-import { checkBatchView } from './views';
-import { describeValue, expectArray, expectBoolean, expectInteger, expectOptions, expectPositive } from './errors';
+import { describeValue, expectBoolean, expectInteger, expectOptions, expectPositive } from './errors';
 import {
+  alphaOf,
   parseSigmoidCall,
   sigmoidFocalLoss,
   unitsPerChunk,
@@ -25,11 +26,11 @@ import {
   type SigmoidFocalOptions,
   type SigmoidFocalResult,
 } from './focal';
-import { GHMC, GHMR, GHMStats, type GHMForwardOptions, type GHMStep } from './ghm';
-import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
+import { forwardGrad, GHMC, GHMR, GHMStats, type GHMForwardOptions } from './ghm';
+import { TargetRange, type Layout, type Targets } from './inputs';
 import { initRuntime } from './loader';
-import { copyIn, elementBytes, type Typed } from './memory';
-import { hardwareThreads, loadSharedBuild, Threads, threadsUnavailable } from './pool-threads';
+import { copyIn, elementBytes, planStreams, type ChunkInput } from './memory';
+import { hardwareThreads, loadSharedBuild, Threads, threadsUnavailable, WorkersBlocked } from './pool-threads';
 import type { PoolOp } from './pool-worker';
 
 export interface PoolOptions {
@@ -39,7 +40,7 @@ export interface PoolOptions {
   forceFallback?: boolean;
   /**
    * Elements of ordinary (non-shared) input arrays copied into shared memory per step; bounds the
-   * pool's memory (two steps are in flight). Rounded to whole blocks. Default 2^21.
+   * pool's memory (four steps per pass, two passes at a time). Rounded to whole blocks. Default 2^20.
    */
   chunkElements?: number;
   /** Milliseconds to wait for the workers to start before rejecting. Default 30000. */
@@ -47,15 +48,25 @@ export interface PoolOptions {
 }
 
 const POOL_OPTIONS = ['threads', 'forceFallback', 'chunkElements', 'startTimeout'] as const;
-const FORWARD_OPTIONS = ['grad'] as const;
+
+/**
+ * Steps of a pass in flight: the copy runs up to RING - 1 steps ahead of the workers, so they
+ * keep busy while the main thread waits for a core (see docs/PERFORMANCE.md, Threads).
+ */
+const RING = 4;
+/** Passes running at once; more would only hold more staging memory (the workers are shared). */
+const MAX_PASSES = 2;
+/** Bound of a step's slots (1024-bin GHM statistics take 16 KiB per block). */
+const SLOT_BYTES = 1 << 22;
 
 /**
  * Creates a pool of worker threads that compute the losses in parallel over one shared
  * WebAssembly memory. Results are bitwise identical for any thread count.
  *
- * Where threads cannot work (no `SharedArrayBuffer`, a page that is not cross-origin isolated,
- * no worker API, no shared wasm memory), the pool still works: it reports `threads === 1`, says
- * why in `reason`, and runs the single-thread API (initializing it with `init()` if needed).
+ * Where threads cannot work (no `SharedArrayBuffer`, a page that is not cross-origin isolated
+ * or whose Content-Security-Policy blocks workers from `blob:` URLs, no worker API, no shared
+ * wasm memory), the pool still works: it reports `threads === 1`, says why in `reason`, and runs
+ * the single-thread API (initializing it with `init()` if needed).
  *
  * @example
  * ```ts
@@ -72,45 +83,74 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
   const o = expectOptions(fn, options, POOL_OPTIONS);
   const threads = o.threads === undefined ? Math.min(256, await hardwareThreads()) : expectInteger(fn, 'options.threads', o.threads, 1, 256);
   const force = expectBoolean(fn, 'options.forceFallback', o.forceFallback ?? false);
-  const chunkElements = expectInteger(fn, 'options.chunkElements', o.chunkElements ?? 1 << 21, 1, 2 ** 30);
+  const chunkElements = expectInteger(fn, 'options.chunkElements', o.chunkElements ?? 1 << 20, 1, 2 ** 30);
   const startTimeout = expectPositive(fn, 'options.startTimeout', o.startTimeout ?? 30000);
   let reason = force ? 'forceFallback: true was passed to createPool' : threadsUnavailable();
   if (!reason) {
     const build = await loadSharedBuild();
     if ('reason' in build) reason = build.reason;
-    else return Pool.create(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
+    else {
+      try {
+        return Pool.create(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
+      } catch (e) {
+        if (!(e instanceof WorkersBlocked)) throw e;
+        reason = e.message;
+      }
+    }
   }
   await initRuntime();
   return Pool.create(undefined, reason, chunkElements);
 }
 
-/** One input stream of a pass: `perUnit` elements of `array` per unit (element or row). */
-interface PassInput {
-  array: Typed | undefined;
-  perUnit: number;
-}
-
 /** A kernel run over a whole batch; see the top of this file. */
 interface Pass {
+  /** The pool method, for errors about the pool (closed during the call, a kernel failed). */
+  name: string;
   op: PoolOp;
-  units: number;
-  perUnit: number;
-  tkind: number;
-  numClasses: number;
+  lay: Layout;
   wkind: number;
   /** logits (or GHM-R pred), targets, weights. */
-  inputs: [PassInput, PassInput, PassInput];
-  /** Elementwise loss and gradient, `perUnit` floats per unit. */
-  outputs: [Float32Array | undefined, Float32Array | undefined];
+  inputs: [ChunkInput, ChunkInput, ChunkInput];
+  /** Elementwise loss and gradient, `lay.perUnit` floats per unit. */
+  outputs?: [Float32Array | undefined, Float32Array | undefined];
   slotLen: number;
   a: number[];
-  /** Receives the slots of consecutive blocks, in block order. */
-  collect?(slots: Float64Array, blocks: number): void;
+  /** Copied into shared memory for the pass, its address appended to `a` (GHM factors). */
+  table?: Float32Array;
+  /** Receives each block's slot (`slotLen` floats of `f64` from `at`), in block order. */
+  collect?(f64: Float64Array, at: number): void;
+}
+
+const ABSENT: ChunkInput = { array: undefined, perUnit: 0 };
+
+/** At most `free` holders at a time; the others wait, in call order. */
+class Turns {
+  private waiting: Array<() => void> = [];
+
+  constructor(private free: number) {}
+
+  async enter(): Promise<void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  leave(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
 }
 
 /**
- * A pool of worker threads; see {@link createPool}. Calls return promises and may overlap
- * (each gets its own shared memory); a GHM object's EMA steps happen in completion order.
+ * Per GHM object, when its last pool call settles: calls on one object run one after another,
+ * in call order, so that each steps the state the previous one left (the state changes only
+ * when a call succeeds, at its end).
+ */
+const ghmCalls = new WeakMap<GHMC | GHMR, Promise<void>>();
+
+/**
+ * A pool of worker threads; see {@link createPool}. Calls return promises and may overlap; a GHM
+ * object's calls run in call order, and each makes its EMA step when it succeeds.
  *
  * @example
  * ```ts
@@ -127,6 +167,7 @@ export class Pool {
   /** Worker threads computing the losses; 1 in the single-thread fallback. */
   readonly threads: number;
   private closedFallback = false;
+  private readonly passes = new Turns(MAX_PASSES);
 
   /** @internal The constructor for {@link createPool}. */
   static create(pool: Threads | undefined, reason: string | undefined, chunkElements: number): Pool {
@@ -197,42 +238,28 @@ export class Pool {
     if (!pool) return sigmoidFocalLoss(logits, targets, options);
     const fn = 'sigmoidFocalLoss';
     const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out } = parseSigmoidCall(fn, logits, targets, options);
-    this.checkViews(pool, [x, lay.targets.array, w.array, out.loss, out.grad]);
-    const base = { units: lay.units, perUnit: lay.perUnit, tkind: lay.tkind, numClasses: lay.numClasses, wkind };
-    const xin: PassInput = { array: x, perUnit: lay.perUnit };
-
-    let alpha: number | null;
+    let alpha = alphaOpt as number | null;
     if (alphaOpt === 'auto') {
-      // α = F / (P + F) over elements of weight > 0, as the single-thread autoAlpha counts them.
       let pos = 0;
       let neg = 0;
-      await this.runPass(pool, 'pool.sigmoidFocalLoss', {
-        ...base, op: 'count', inputs: [{ array: undefined, perUnit: 0 }, lay.targets, w], outputs: [undefined, undefined], slotLen: 2, a: [],
-        collect: (s, blocks) => {
-          for (let b = 0; b < blocks; b++) {
-            pos += s[2 * b]!;
-            neg += s[2 * b + 1]!;
-          }
-        },
-      });
-      alpha = pos + neg > 0 ? neg / (pos + neg) : 0.5;
-    } else alpha = alphaOpt as number | null;
-
+      const collect = (s: Float64Array, at: number) => {
+        pos += s[at]!;
+        neg += s[at + 1]!;
+      };
+      await this.runPass(pool, { name: 'pool.sigmoidFocalLoss', op: 'count', lay, wkind, inputs: [ABSENT, lay.targets, w], slotLen: 2, a: [], collect });
+      alpha = alphaOf(pos, neg);
+    }
     const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(x.length)) : undefined;
     const gradArr = wantGrad || out.grad ? (out.grad ?? new Float32Array(x.length)) : undefined;
     const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];
     let sum = 0;
     const range = new TargetRange();
-    await this.runPass(pool, 'pool.sigmoidFocalLoss', {
-      ...base, op: 'focal', inputs: [xin, lay.targets, w], outputs: [lossArr, gradArr], slotLen: 3,
-      a: [aPos, aNeg, gamma, lossWeight, gradScale],
-      collect: (s, blocks) => {
-        for (let b = 0; b < blocks; b++) {
-          sum += s[3 * b]!;
-          range.add(s, 3 * b + 1);
-        }
-      },
-    });
+    const collect = (s: Float64Array, at: number) => {
+      sum += s[at]!;
+      range.add(s, at + 1);
+    };
+    const a = [aPos, aNeg, gamma, lossWeight, gradScale];
+    await this.runPass(pool, { name: 'pool.sigmoidFocalLoss', op: 'focal', lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w], outputs: [lossArr, gradArr], slotLen: 3, a, collect });
     range.check(fn, 'targets', lay.tkind);
     const loss = lossArr ?? (lossWeight * sum) / denom;
     return gradArr ? { loss, grad: gradArr, alpha } : { loss, alpha };
@@ -240,8 +267,10 @@ export class Pool {
 
   /**
    * `ghmc.forward(logits, targets, labelWeight, options)` on the pool's threads: the per-bin
-   * statistics of fixed blocks are added in block order and `ghmc.step` makes the one EMA step,
-   * so loss, gradient and EMA state are the same as the single-thread call's, for any thread count.
+   * statistics of fixed blocks are added in block order and make the one EMA step, so loss,
+   * gradient and EMA state are the same as the single-thread call's, for any thread count. The
+   * state steps when the call succeeds (a call that rejects leaves it as it was); calls on one
+   * GHMC run in call order.
    *
    * @example
    * ```ts
@@ -257,32 +286,9 @@ export class Pool {
     const pool = this.open('pool.ghmc');
     if (!pool) return ghmc.forward(logits, targets, labelWeight, options);
     const fn = 'GHMC.forward';
-    const o = expectOptions(fn, options, FORWARD_OPTIONS);
-    const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
-    const x = expectArray(fn, 'logits', logits, Float32Array);
-    const lay = layoutTargets(fn, x.length, targets);
-    const { wkind, input: w } = layoutWeights(fn, 'labelWeight', labelWeight, lay);
-    this.checkViews(pool, [x, lay.targets.array, w.array]);
-    const b = ghmc.bins;
-    const len = pool.kernels.fg_ghm_stats_len(b);
-    const stats = new GHMStats(b);
-    const range = new TargetRange();
-    const base = { units: lay.units, perUnit: lay.perUnit, tkind: lay.tkind, numClasses: lay.numClasses, wkind };
-    const inputs: Pass['inputs'] = [{ array: x, perUnit: lay.perUnit }, lay.targets, w];
-    await this.runPass(pool, 'pool.ghmc', {
-      ...base, op: 'ghmcStats', inputs, outputs: [undefined, undefined], slotLen: 2 + len, a: [b, len],
-      collect: (s, blocks) => {
-        for (let k = 0; k < blocks; k++) {
-          const at = k * (2 + len);
-          range.add(s, at);
-          stats.addRaw(s.subarray(at + 2, at + 2 + len));
-        }
-      },
-    });
-    range.check(fn, 'targets', lay.tkind);
-    const step = ghmc.step(stats);
-    if (!wantGrad) return { loss: step.loss };
-    return { loss: step.loss, grad: await this.gradPass(pool, 'pool.ghmc', step, { ...base, op: 'ghmcGrad', inputs, outputs: [undefined, undefined], slotLen: 0, a: [b] }) };
+    const wantGrad = forwardGrad(fn, options);
+    const { x, lay, wkind, w } = ghmc.inputs(fn, logits, targets, labelWeight);
+    return this.ghm(pool, fn, ghmc, wantGrad, { name: 'pool.ghmc', lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w] }, 'ghmcStats', 'ghmcGrad', []);
   }
 
   /**
@@ -301,28 +307,50 @@ export class Pool {
     const pool = this.open('pool.ghmr');
     if (!pool) return ghmr.forward(pred, target, labelWeight, options);
     const fn = 'GHMR.forward';
-    const o = expectOptions(fn, options, FORWARD_OPTIONS);
-    const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
-    const p = expectArray(fn, 'pred', pred, Float32Array);
-    const t = expectArray(fn, 'target', target, Float32Array);
-    if (t.length !== p.length) throw new RangeError(`${fn}: target has length ${t.length}, expected ${p.length} (one per pred)`);
-    const lay: Layout = { n: p.length, tkind: TargetKind.Soft, targets: { array: t, perUnit: 1 }, numClasses: 1, units: p.length, perUnit: 1 };
-    const { wkind, input: w } = layoutWeights(fn, 'labelWeight', labelWeight, lay);
-    this.checkViews(pool, [p, t, w.array]);
-    const b = ghmr.bins;
-    const len = pool.kernels.fg_ghm_stats_len(b);
-    const stats = new GHMStats(b);
-    const base = { units: p.length, perUnit: 1, tkind: TargetKind.Soft, numClasses: 1, wkind };
-    const inputs: Pass['inputs'] = [{ array: p, perUnit: 1 }, lay.targets, w];
-    await this.runPass(pool, 'pool.ghmr', {
-      ...base, op: 'ghmrStats', inputs, outputs: [undefined, undefined], slotLen: len, a: [ghmr.mu, b, len],
-      collect: (s, blocks) => {
-        for (let k = 0; k < blocks; k++) stats.addRaw(s.subarray(k * len, (k + 1) * len));
-      },
-    });
-    const step = ghmr.step(stats);
-    if (!wantGrad) return { loss: step.loss };
-    return { loss: step.loss, grad: await this.gradPass(pool, 'pool.ghmr', step, { ...base, op: 'ghmrGrad', inputs, outputs: [undefined, undefined], slotLen: 0, a: [ghmr.mu, b] }) };
+    const wantGrad = forwardGrad(fn, options);
+    const { pred: p, lay, wkind, w } = ghmr.inputs(fn, pred, target, labelWeight);
+    return this.ghm(pool, fn, ghmr, wantGrad, { name: 'pool.ghmr', lay, wkind, inputs: [{ array: p, perUnit: 1 }, lay.targets, w] }, 'ghmrStats', 'ghmrGrad', [ghmr.mu]);
+  }
+
+  /**
+   * A GHM forward: the statistics pass, the step, the gradient pass, then the step becomes the
+   * state. GHM-C slots start with the targets' range (GHM-R targets are any real number).
+   */
+  private ghm(
+    pool: Threads,
+    fn: string,
+    ghm: GHMC | GHMR,
+    wantGrad: boolean,
+    pass: Pick<Pass, 'name' | 'lay' | 'wkind' | 'inputs'>,
+    statsOp: PoolOp,
+    gradOp: PoolOp,
+    a: number[],
+  ): Promise<LossResult<number>> {
+    const run = async (): Promise<LossResult<number>> => {
+      const b = ghm.bins;
+      const len = pool.kernels.fg_ghm_stats_len(b);
+      const head = ghm instanceof GHMC ? 2 : 0;
+      const stats = new GHMStats(b);
+      const range = new TargetRange();
+      const collect = (s: Float64Array, at: number) => {
+        if (head) range.add(s, at);
+        stats.addRaw(s.subarray(at + head, at + head + len));
+      };
+      await this.runPass(pool, { ...pass, op: statsOp, slotLen: head + len, a: [...a, b, len], collect });
+      range.check(fn, 'targets', pass.lay.tkind);
+      const { step, commit } = ghm.pendingStep(stats);
+      let grad: Float32Array | undefined;
+      if (wantGrad) {
+        grad = new Float32Array(pass.lay.n);
+        await this.runPass(pool, { ...pass, op: gradOp, outputs: [undefined, grad], slotLen: 0, a: [...a, b], table: step.factors });
+      }
+      commit();
+      return grad ? { loss: step.loss, grad } : { loss: step.loss };
+    };
+    const call = (ghmCalls.get(ghm) ?? Promise.resolve()).then(run);
+    // The next call's turn comes when this one settles, however; the chain holds no result (a gradient).
+    ghmCalls.set(ghm, call.then(() => undefined, () => undefined));
+    return call;
   }
 
   /**
@@ -349,7 +377,7 @@ export class Pool {
   }
 
   /**
-   * Stops the workers. Calls still running reject; later calls reject. Idempotent.
+   * Stops the workers. Calls still running or waiting reject; later calls reject. Idempotent.
    * @example
    * ```ts
    * const pool = await createPool();
@@ -366,103 +394,81 @@ export class Pool {
     this.pool?.kill(index, how);
   }
 
-  /** Views into the pool's memory must be a live batch's (not a freed one's). */
-  private checkViews(pool: Threads, arrays: Array<Typed | undefined>): void {
-    for (const a of arrays) if (a && pool.heap.owns(a)) checkBatchView('focal-ghm pool', a);
-  }
-
-  /** The gradient pass of a GHM step: the factors go to shared memory for the workers. */
-  private async gradPass(pool: Threads, fn: string, step: GHMStep, pass: Pass): Promise<Float32Array> {
-    const grad = new Float32Array(pass.units * pass.perUnit);
-    const factors = pool.heap.alloc(step.factors.length * 4);
-    try {
-      new Float32Array(pool.heap.buffer, factors, step.factors.length).set(step.factors);
-      await this.runPass(pool, fn, { ...pass, outputs: [undefined, grad], a: [...pass.a, factors] });
-    } finally {
-      pool.heap.free(factors);
-    }
-    return grad;
-  }
-
   /**
-   * Runs a pass in steps of at most `chunkElements` (whole blocks), two in flight: while the
-   * workers compute step s, the main thread copies in the inputs of step s + 1 and copies out
-   * the outputs of step s - 1. Slots are handed to `collect` in block order. Every allocation is
+   * Runs a pass in steps of whole blocks, RING in flight: while the workers compute the oldest
+   * steps, the main thread copies in the inputs of the next one and copies out the outputs of
+   * finished ones. Ordinary arrays bound a step to `chunkElements`; with nothing to copy, a step
+   * is bounded only by its slots. Slots reach `collect` in block order. Everything allocated is
    * freed before returning, and only once no job that may use it is still running.
    */
-  private async runPass(pool: Threads, fn: string, pass: Pass): Promise<void> {
-    const upb = unitsPerChunk(pass.perUnit);
-    const blocks = Math.ceil(pass.units / upb);
+  private async runPass(pool: Threads, pass: Pass): Promise<void> {
+    const { lay } = pass;
+    const upb = unitsPerChunk(lay.perUnit);
+    const blocks = Math.ceil(lay.units / upb);
     if (blocks === 0) return;
+    await this.passes.enter();
     const heap = pool.heap;
-    const bytesPer = (i: PassInput) => (i.array ? i.perUnit * elementBytes(i.array) : 0);
-    // In-place addresses are read before any allocation (which may grow the memory).
-    const inPlace = (a: Typed | undefined) => (a && heap.owns(a) ? a.byteOffset : 0);
-    const inBase = pass.inputs.map((i) => inPlace(i.array));
-    const outBase = pass.outputs.map(inPlace);
-    // Steps bound the staging memory; with nothing to stage, big steps (bounded only so that the
-    // slots of 1024-bin GHM statistics stay at 16 MiB) avoid round trips.
-    const staged = pass.inputs.some((i, k) => i.array && !inBase[k]) || pass.outputs.some((a, k) => a && !outBase[k]);
-    const perStep = staged ? Math.max(1, Math.floor(this.chunkElements / (upb * pass.perUnit))) : Math.min(blocks, 1024);
-    const steps = Math.ceil(blocks / perStep);
-    const stepUnits = Math.min(pass.units, perStep * upb);
     const allocated: number[] = [];
     const alloc = (bytes: number) => {
       const p = heap.alloc(bytes);
       allocated.push(p);
       return p;
     };
-    const running: Promise<void>[] = [];
+    const inFlight: Array<{ job: Promise<void>; scratch: number; slots: number; u0: number; u: number; nb: number }> = [];
     try {
-      const bufs = Array.from({ length: Math.min(2, steps) }, () => ({
-        ins: pass.inputs.map((i, k) => (i.array && !inBase[k] ? alloc(stepUnits * bytesPer(i)) : 0)),
-        outs: pass.outputs.map((a, k) => (a && !outBase[k] ? alloc(stepUnits * pass.perUnit * 4) : 0)),
-        slots: alloc(16 + perStep * pass.slotLen * 8),
-      }));
-      const finish = (st: { buf: (typeof bufs)[0]; u0: number; u: number; nb: number }) => {
-        pass.outputs.forEach((a, k) => {
-          if (a && st.buf.outs[k]) a.set(new Float32Array(heap.buffer, st.buf.outs[k]!, st.u * pass.perUnit), st.u0 * pass.perUnit);
-        });
-        pass.collect?.(new Float64Array(heap.buffer, st.buf.slots + 16, st.nb * pass.slotLen), st.nb);
+      if (pool.closedReason) throw pool.closedDuringCall(pass.name);
+      const [loss, grad] = pass.outputs ?? [];
+      const streams = [...pass.inputs, { array: loss, perUnit: lay.perUnit }, { array: grad, perUnit: lay.perUnit }];
+      const maxBlocks = Math.max(1, Math.floor(SLOT_BYTES / (8 * Math.max(1, pass.slotLen))));
+      const stagedBlocks = Math.min(maxBlocks, Math.max(1, Math.floor(this.chunkElements / (upb * lay.perUnit))));
+      // Before any allocation: the plan holds addresses of arrays used in place.
+      const plan: number[] = [];
+      const need = planStreams(streams, Math.min(lay.units, stagedBlocks * upb), heap.views().buffer, (a) => heap.owns(a), plan, 0);
+      const perStep = need > 0 ? stagedBlocks : Math.min(blocks, maxBlocks);
+      const steps = Math.ceil(blocks / perStep);
+      const unitBytes = streams.map((c) => (c.array ? c.perUnit * elementBytes(c.array) : 0));
+      const ring = Array.from({ length: Math.min(RING, steps) }, () => ({ scratch: need > 0 ? alloc(need) : 0, slots: alloc(16 + perStep * pass.slotLen * 8) }));
+      let a = pass.a;
+      if (pass.table) {
+        const t = alloc(pass.table.length * 4);
+        heap.views().f32.set(pass.table, t / 4);
+        a = [...a, t];
+      }
+      const finishOldest = async () => {
+        const st = inFlight.shift()!;
+        await st.job;
+        const v = heap.views();
+        for (let i = 3; i < 5; i++) {
+          if (plan[i]! >= 0) continue;
+          const at = (st.scratch - 1 - plan[i]!) / 4;
+          (streams[i]!.array as Float32Array).set(v.f32.subarray(at, at + st.u * lay.perUnit), st.u0 * lay.perUnit);
+        }
+        if (pass.collect) for (let b = 0; b < st.nb; b++) pass.collect(v.f64, (st.slots + 16) / 8 + b * pass.slotLen);
       };
-      let prev: { job: Promise<void>; buf: (typeof bufs)[0]; u0: number; u: number; nb: number } | undefined;
       for (let s = 0; s < steps; s++) {
-        const buf = bufs[s % 2]!;
+        if (inFlight.length === ring.length) await finishOldest();
+        const { scratch, slots } = ring[s % ring.length]!;
         const u0 = s * perStep * upb;
-        const u = Math.min(stepUnits, pass.units - u0);
+        const u = Math.min(perStep * upb, lay.units - u0);
         const nb = Math.ceil(u / upb);
         const v = heap.views();
-        const ptr = pass.inputs.map((inp, k) => {
-          const a = inp.array;
-          if (!a) return 0;
-          if (inBase[k]) return inBase[k]! + u0 * bytesPer(inp);
-          copyIn(v, a, u0 * inp.perUnit, u * inp.perUnit, buf.ins[k]!);
-          return buf.ins[k]!;
+        const at = plan.map((p, i) => {
+          if (p >= 0) return p && p + u0 * unitBytes[i]!;
+          const array = streams[i]!.array!;
+          if (i < 3) copyIn(v, array, u0 * streams[i]!.perUnit, u * streams[i]!.perUnit, scratch - 1 - p);
+          return scratch - 1 - p;
         });
-        const optr = pass.outputs.map((a, k) => (!a ? 0 : buf.outs[k] || outBase[k]! + u0 * pass.perUnit * 4));
-        const job = pool.run(
-          fn,
-          {
-            op: pass.op, blocks: nb, units: u, unitsPerBlock: upb, perUnit: pass.perUnit,
-            tkind: pass.tkind, numClasses: pass.numClasses, wkind: pass.wkind,
-            x: ptr[0]!, xb: bytesPer(pass.inputs[0]), t: ptr[1]!, tb: bytesPer(pass.inputs[1]), w: ptr[2]!, wb: bytesPer(pass.inputs[2]),
-            loss: optr[0]!, grad: optr[1]!, slotRegion: buf.slots, slotLen: pass.slotLen, a: pass.a,
-          },
-          nb,
-        );
-        running.push(job);
-        job.catch(() => {}); // awaited below; this only keeps a rejection that arrives early from being "unhandled"
-        if (prev) {
-          await prev.job;
-          finish(prev);
-        }
-        prev = { job, buf, u0, u, nb };
+        const { op, wkind, slotLen } = pass;
+        const job = pool.run(pass.name, { op, blocks: nb, units: u, unitsPerBlock: upb, perUnit: lay.perUnit, tkind: lay.tkind, numClasses: lay.numClasses, wkind, at, unitBytes, slotRegion: slots, slotLen, a }, nb);
+        job.catch(() => {}); // awaited in order; this only keeps an early rejection from being "unhandled"
+        inFlight.push({ job, scratch, slots, u0, u, nb });
       }
-      await prev!.job;
-      finish(prev!);
+      while (inFlight.length) await finishOldest();
     } finally {
-      await Promise.allSettled(running);
+      // A job taken out of inFlight has settled: it was awaited.
+      await Promise.allSettled(inFlight.map((st) => st.job));
       for (const p of allocated) heap.free(p);
+      this.passes.leave();
     }
   }
 }
