@@ -400,13 +400,6 @@ fn stats_pass<L: Layout, V: Terms>(
     });
 }
 
-/// `(g, p - t)` for GHM-C from the sigmoid pieces.
-#[inline(always)]
-fn ghmc_g(xv: F32x4, s: &Sided) -> (F32x4, F32x4) {
-    let d = nan_where_nan(xv, s.p_minus_t());
-    (d.abs(), d)
-}
-
 /// `v` with x's NaN lanes made NaN: NaN x gives NaN g and p - t (as PyTorch would), which the
 /// sigmoid pieces alone do not. ORing NaN's bits into any float gives a NaN (all exponent bits,
 /// a mantissa bit): two instructions after the compare, where a select takes three.
@@ -463,8 +456,12 @@ impl<const GRAD: bool> Terms for GhmcTerms<GRAD> {
         } else {
             let t = t.float();
             let s = Sided::with(xv, t, F32x4::ONE - t, xt);
-            let (g, d) = ghmc_g(xv, &s);
-            (g, if GRAD { d } else { s.bce() }, g)
+            // mmdetection's g, |σ(x) - t| in float32, so that a g on an edge (x = 0, t = 0.1:
+            // 0.5 - 0.1 = edges[4] of 10) lands in its bin; `|p - t|` from `Sided`, rounded
+            // otherwise, may fall an ulp short. The gradient keeps `Sided`'s `p - t`, accurate
+            // where it is tiny, and equal to the binary path's.
+            let g = nan_where_nan(xv, (s.p() - t).abs());
+            (g, if GRAD { nan_where_nan(xv, s.p_minus_t()) } else { s.bce() }, g)
         }
     }
 }
@@ -688,6 +685,23 @@ mod tests {
             assert_eq!(ga, gb, "C={c}: gradients");
             for k in bins + 1..stats_len(bins) {
                 assert!((a[k] - b[k]).abs() <= 1e-12 * b[k].abs().max(1.0), "C={c}: stats[{k}] {} vs {}", a[k], b[k]);
+            }
+        }
+    }
+
+    /// Soft targets: g is mmdetection's |σ(x) - t| in f32, so g on an edge lands in its bin
+    /// (x = 0, t = 0.1: 0.5 - 0.1 is edges[4] of 10, not an ulp below), where σ is exact in f32.
+    #[test]
+    fn soft_g_on_an_edge_is_mmdetections() {
+        for bins in 2..=40usize {
+            for k in 1..40 {
+                let t = k as f32 / 40.0 + [0.0, 0.01][k % 2];
+                for (x, p) in [(0.0f32, 0.5f32), (-0.0, 0.5), (30.0, 1.0)] {
+                    let mut stats = vec![0.0; stats_len(bins)];
+                    ghmc_stats(&[x], Targets::Soft(&[t]), Weights::Ones, bins, &mut stats);
+                    let want = slow_bin((p - t).abs(), bins, GHMC_LAST_EDGE);
+                    assert_eq!(stats[want], 1.0, "bins={bins} x={x} t={t}: {:?}", &stats[..bins]);
+                }
             }
         }
     }

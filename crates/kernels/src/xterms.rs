@@ -259,6 +259,12 @@ impl Sided {
         let m = (self.u - self.e * self.v) / self.d;
         F32x4::from_bits(m.to_bits().xor(self.sign))
     }
+    /// `p = σ(x)` itself, one quotient: `1/d` where x ≥ 0, `e/d` where x < 0.
+    #[inline(always)]
+    pub fn p(&self) -> F32x4 {
+        let one = F32x4::ONE.to_bits();
+        F32x4::from_bits(one.xor(self.sign.shr(31).and(one.xor(self.e.to_bits())))) / self.d
+    }
     /// `p·(1-p)`, the sigmoid's derivative.
     #[inline(always)]
     pub fn pq(&self) -> F32x4 {
