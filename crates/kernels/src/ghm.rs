@@ -19,7 +19,7 @@
 
 use crate::simd::{F32x4, F64x2, I32x4, M32x4};
 use crate::source::{target_range, weight_sum, with_layout, Block, Layout, SoftTargets, TargetLanes, TargetRange, Targets, Weights};
-use crate::xterms::{Binary, Sided, Staged, Tiles, TILE};
+use crate::xterms::{nan_where_nan, Binary, Sided, Staged, Tiles, TILE};
 
 /// The largest bin count the kernels accept (per-lane histograms live on the stack). TypeScript
 /// checks `bins` against its own `MAX_BINS` (ts/ghm.ts), which must be this (a test checks).
@@ -209,6 +209,11 @@ impl LaneHist {
         unsafe { (*self.pairs.add(lane * self.stride + k)).to_array() }
     }
 
+    /// Whether the loss sums of the bins (not the NaN or discard slot) are all finite.
+    fn sums_finite(&self, bins: usize) -> bool {
+        (0..LANES).all(|l| (0..bins).all(|k| self.at(l, k)[1].is_finite()))
+    }
+
     /// Adds bins and the NaN slot (not the discard slot) into `stats`, lanes in a fixed order.
     fn merge_into(&self, bins: usize, stats: &mut [f64]) {
         let lane = |k: usize, l: usize, i: usize| self.at(l, k)[i] + self.at(l + 1, k)[i];
@@ -221,18 +226,21 @@ impl LaneHist {
 }
 
 /// Runs `f` with a zeroed histogram, then merges it and the label-weight sum `f` returns into
-/// `stats`.
+/// `stats`, unless `f` also returns false.
 #[inline(always)]
-fn with_hist<F: FnOnce(LaneHist) -> f64>(bins: usize, stats: &mut [f64], f: F) {
+fn with_hist<F: FnOnce(LaneHist) -> (f64, bool)>(bins: usize, stats: &mut [f64], f: F) -> bool {
     // Stack storage sized for MAX_BINS, but only the slots in use are zeroed (and ever read),
     // so small calls stay cheap.
     let mut pairs = core::mem::MaybeUninit::<[F64x2; LANES * (MAX_BINS + 2)]>::uninit();
     let stride = bins + 2;
     let hist = LaneHist { pairs: pairs.as_mut_ptr() as *mut F64x2, stride };
     unsafe { core::ptr::write_bytes(hist.pairs, 0, LANES * stride) };
-    let wsum = f(hist);
-    hist.merge_into(bins, stats);
-    stats[2 * (bins + 1)] += wsum;
+    let (wsum, keep) = f(hist);
+    if keep {
+        hist.merge_into(bins, stats);
+        stats[2 * (bins + 1)] += wsum;
+    }
+    keep
 }
 
 fn check(bins: usize, n: usize, others: &[usize]) {
@@ -251,6 +259,12 @@ trait Terms {
     fn tile(&mut self, _start: usize) {}
     /// `tiled`: the block lies in the tile last announced (linear walks), else in no known tile.
     fn terms<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, tiled: bool) -> (F32x4, F32x4, F32x4);
+    /// After a pass: whether every block's terms were right, given whether the bins' loss sums
+    /// are finite (stats pass; true in the grad pass). A stats pass whose were not leaves `stats`
+    /// as it was, and the caller redoes it another way (see [`GhmcTerms`], [`GhmrTerms`]).
+    fn complete(&self, _sums_finite: bool) -> bool {
+        true
+    }
 }
 
 impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Terms for V {
@@ -377,7 +391,8 @@ impl<V: Terms> Pass for GradBlock<V> {
 }
 
 /// The stats pass over `n` elements, adding into `stats`; `wsum` is the label weights' sum
-/// ([`weight_sum`]), for the last slot.
+/// ([`weight_sum`]), for the last slot. Returns [`Terms::complete`]: if false, `stats` is as it
+/// was.
 // Not inlined by LLVM, as the focal kernels' `run`: one function per pass and target layout.
 // (wasm-opt then merges them into their single caller; unlike the focal kernels, the GHM passes
 // measured no slower merged.)
@@ -390,49 +405,56 @@ fn stats_pass<L: Layout, V: Terms>(
     bins: usize,
     stats: &mut [f64],
     terms: V,
-) {
+) -> bool {
     with_hist(bins, stats, |hist| {
         let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE], gs: [0.0; STAGE] };
         let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, bins, terms };
         targets.for_each_block(n, weights, &mut k);
         k.flush();
-        wsum
-    });
-}
-
-/// `v` with x's NaN lanes made NaN: NaN x gives NaN g and p - t (as PyTorch would), which the
-/// sigmoid pieces alone do not. ORing NaN's bits into any float gives a NaN (all exponent bits,
-/// a mantissa bit): two instructions after the compare, where a select takes three.
-#[inline(always)]
-fn nan_where_nan(x: F32x4, v: F32x4) -> F32x4 {
-    F32x4::from_bits(v.to_bits().or(x.keep(x.ne(x)).to_bits()))
+        (wsum, k.terms.complete(hist.sums_finite(bins)))
+    })
 }
 
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
 pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, stats: &mut [f64]) -> TargetRange {
     check(bins, stats_len(bins), &[stats.len()]);
     // The x-only terms (exp, log1p) are staged per tile, as in the focal kernel (see `Staged`).
-    let mut staged = Staged::new();
     let wsum = weight_sum(x.len(), targets, weights);
-    with_layout!(targets, l => stats_pass(x.len(), l, weights, wsum, bins, stats, GhmcTerms::<false>::new(x, &mut staged)));
+    // A second pass, with PyTorch's terms at infinite logits, only if the first one's bins have
+    // a non-finite loss sum (see `Staged::infinities`).
+    for infinities in [false, true] {
+        let mut staged = Staged::new(infinities);
+        if with_layout!(targets, l => stats_pass(x.len(), l, weights, wsum, bins, stats, GhmcTerms::<false>::new(x, &mut staged))) {
+            break;
+        }
+    }
     target_range(x.len(), targets)
 }
 
 /// GHM-C's `(g, BCE)` (stats pass) or `(g, p - t)` (`GRAD`, the grad pass), from x-only terms
 /// staged per tile; targets that are exactly 0 or 1 ([`TargetLanes::BINARY`]) go through
 /// [`Binary`].
+///
+/// The grad pass never needs PyTorch's terms at infinite logits (`Staged::infinities`): without
+/// them, `p - t` there is off by e^-86.5 at most, and g lands in the same bin.
 struct GhmcTerms<const GRAD: bool> {
     tiles: Tiles,
+    infinities: bool,
 }
 
 impl<const GRAD: bool> GhmcTerms<GRAD> {
     fn new(x: &[f32], staged: &mut Staged) -> Self {
-        GhmcTerms { tiles: Tiles::new(x, staged) }
+        let infinities = staged.infinities;
+        GhmcTerms { tiles: Tiles::new(x, staged), infinities }
     }
 }
 
 impl<const GRAD: bool> Terms for GhmcTerms<GRAD> {
     const TILE: usize = TILE;
+    /// Every valid infinite logit makes its bin's BCE sum ±∞ or NaN.
+    fn complete(&self, sums_finite: bool) -> bool {
+        sums_finite || self.infinities
+    }
     #[inline(always)]
     fn tile(&mut self, start: usize) {
         unsafe { self.tiles.fill(start) };
@@ -471,7 +493,7 @@ impl<const GRAD: bool> Terms for GhmcTerms<GRAD> {
 pub fn ghmc_grad(x: &[f32], targets: Targets, weights: Weights, bins: usize, factor: &[f32], grad: &mut [f32]) {
     check(bins, x.len(), &[grad.len()]);
     assert!(factor.len() >= bins + 2);
-    let mut staged = Staged::new();
+    let mut staged = Staged::new(false);
     let (grad, factor) = (grad.as_mut_ptr(), factor.as_ptr());
     let k = GradBlock { grad, factor, bins, terms: GhmcTerms::<true>::new(x, &mut staged) };
     with_layout!(targets, l => grad_pass(x.len(), l, weights, k));
@@ -649,7 +671,8 @@ mod tests {
                 ghmc_grad(&x, Targets::Binary(&tb), weights, bins, &factor, &mut ga);
                 ghmc_grad(&x, Targets::Soft(&ts), weights, bins, &factor, &mut gb);
                 for (i, (p, q)) in ga.iter().zip(&gb).enumerate() {
-                    assert!(p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()), "bins={bins} grad[{i}]: {p} vs {q}");
+                    // -0 vs 0 at x = +inf, t = 1 (`Binary` gives p - t the sign of t).
+                    assert!(p.to_bits() == q.to_bits() || p.is_nan() && q.is_nan() || *p == 0.0 && *q == 0.0, "bins={bins} grad[{i}]: {p} vs {q}");
                 }
                 assert!(ga[2].is_nan(), "NaN logit, NaN gradient");
             }
