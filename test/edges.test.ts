@@ -1,9 +1,11 @@
-// Kernel edges of issue #17 (shared/repro 18, 08), on both builds: infinite logits give
+// Kernel edges of issue #17 (shared/repro 18, 08, 10), on both builds: infinite logits give
 // PyTorch's losses and gradients; GHM-C's soft-target g on a float32 edge lands in
-// mmdetection's bin. docs/SPEC.md §10 states each rule.
+// mmdetection's bin; GHM-R gives SPEC's float64 answer where d² or μ² leave float32's range.
+// docs/SPEC.md §10 states each rule.
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectElementsClose, expectExactlyEqual, expectReducedClose } from './helpers/golden';
+import { findBin, ghmrEdges, ghmrGradNorm, RefGHMR } from './helpers/reference';
 import { BUILDS, loadLib, type Lib } from './support/lib';
 
 /**
@@ -140,5 +142,44 @@ describe.each(BUILDS)('%s build', (build) => {
         expectExactlyEqual(g.accSum, num.map((k) => 0.25 * k), 'accSum');
       });
     }
+  });
+
+  describe('GHM-R: float64 answers where d² or μ² leave float32 (repro 10)', () => {
+    const check = (pred: Float32Array, target: Float32Array, mu: number, bins = 10) => {
+      const ours = new lib.GHMR({ mu, bins }).forward(pred, target, undefined, { grad: true });
+      const ref = new RefGHMR({ mu, bins }).forward(pred, target);
+      expectReducedClose(ours.loss, ref.loss, 1e-5, `μ = ${mu} loss`);
+      expectElementsClose(ours.grad, ref.grad, 1e-5, `μ = ${mu} grad`);
+      const counts = new lib.GHMR({ mu, bins }).collect(pred, target).counts;
+      const want = new Float64Array(bins);
+      for (let i = 0; i < pred.length; i++) want[findBin(ghmrGradNorm(pred[i]! - target[i]!, mu), ghmrEdges(bins))]!++;
+      expectExactlyEqual(counts, want, `μ = ${mu} bins`);
+    };
+
+    it('huge |d| (d² past float32, and d itself past it): loss, gradients and bins (g → 1: the last bin)', () => {
+      const pred = new Float32Array([0.5, 0.1, 1e20, 0.3, -2e19, 3e38, -3.4e38, 1e30]);
+      const target = new Float32Array([0, 0, 0, 0, 0, -3e38, 3.4e38, -1e30]);
+      for (const bins of [1, 2, 10, 30]) check(pred, target, 0.02, bins);
+      check(pred, target, 1e10);
+      check(pred, target, 1e37);
+      const r = new lib.GHMR().forward(new Float32Array([0.5, 0.1, 1e20, 0.3]), new Float32Array(4), undefined, { grad: true });
+      expect(Number.isFinite(r.loss)).toBe(true);
+      expect(Array.from(r.grad).every((v) => v > 0.24 && v < 0.26)).toBe(true);
+    });
+
+    it('tiny μ: d = 0 gives 0 (not 0/0), and d near μ its float64 bin', () => {
+      for (const mu of [1e-37, 1e-30, 1e-25, 1e-20, 1e-12]) {
+        const m = Math.fround(mu);
+        const pred = new Float32Array([0, m, -m, 3 * m, 0.25 * m, 1, 1e20, -1e-3]);
+        check(pred, new Float32Array(pred.length), mu);
+        expect(new lib.GHMR({ mu }).forward(new Float32Array([0, 1]), new Float32Array([0, 0])).loss).toBeCloseTo(0.5, 6);
+      }
+    });
+
+    it('options.mu must lie in [1e-37, 1e37] (float32 kernels): a RangeError naming it', () => {
+      for (const mu of [1e-38, 1e-45, 5e-324, 1.0000001e37, 1e38, 1e300]) expect(() => new lib.GHMR({ mu })).toThrow(/options\.mu/);
+      for (const mu of [1e-38, 1e300]) expect(() => new lib.GHMR({ mu })).toThrow(RangeError);
+      for (const mu of [1e-37, 1e37, 0.02]) expect(new lib.GHMR({ mu }).mu).toBe(mu);
+    });
   });
 });

@@ -505,44 +505,110 @@ fn grad_pass<L: Layout, V: Terms>(n: usize, targets: L, weights: Weights, mut k:
     targets.for_each_block(n, weights, &mut k);
 }
 
-/// `(d, sqrt(d² + μ²))` for GHM-R.
-#[inline(always)]
-fn ghmr_terms(pred: *const f32, target: *const f32, i: usize, len: usize, mu: F32x4) -> (F32x4, F32x4) {
-    let (pv, tv) = unsafe { (F32x4::load_partial(pred.add(i), len, 0.0), F32x4::load_partial(target.add(i), len, 0.0)) };
-    let d = pv - tv;
-    (d, (d * d + mu * mu).sqrt())
+/// GHM-R's `(g, loss term)` (stats pass) or `(g, d/s)` (`GRAD`), with `d = pred - target` and
+/// `s = sqrt(d² + μ²)` in f32.
+///
+/// This holds for μ in [2^-60, 2^60] and d² ≤ 2^120: past those `μ²` underflows (0/0 at d = 0 for
+/// μ < 1e-23) or `d²` overflows (from |d| ≈ 1.8e19). A pass runs it when μ allows and keeps the
+/// largest d²; if that was past 2^120 (or NaN), the caller redoes the chunk in f64 instead
+/// ([`ghmr_f64`]). The check is one integer max per block, 3% of the grad pass; scaling d and μ
+/// in every block, to need no f64, cost it 30%.
+struct GhmrTerms<const GRAD: bool> {
+    pred: *const f32,
+    target: *const f32,
+    mu: F32x4,
+    mu2: F32x4,
+    /// The largest d² so far, as bits (NaN above +inf).
+    top: I32x4,
+}
+
+/// Whether [`GhmrTerms`] may run for this μ: μ in [2^-60, 2^60].
+fn plain_mu(mu: f32) -> bool {
+    const LIMIT: f32 = 1_152_921_504_606_846_976.0;
+    (1.0 / LIMIT..=LIMIT).contains(&mu)
+}
+
+impl<const GRAD: bool> GhmrTerms<GRAD> {
+    fn new(pred: &[f32], target: &[f32], mu: f32) -> Self {
+        let (mu, mu2) = (F32x4::splat(mu), F32x4::splat(mu * mu));
+        GhmrTerms { pred: pred.as_ptr(), target: target.as_ptr(), mu, mu2, top: I32x4::splat(0) }
+    }
+}
+
+impl<const GRAD: bool> Terms for GhmrTerms<GRAD> {
+    #[inline(always)]
+    fn terms<T: TargetLanes>(&mut self, i: usize, len: usize, _: T, _: bool) -> (F32x4, F32x4, F32x4) {
+        let (pv, tv) = unsafe { (F32x4::load_partial(self.pred.add(i), len, 0.0), F32x4::load_partial(self.target.add(i), len, 0.0)) };
+        let d = pv - tv;
+        let d2 = d * d;
+        self.top = self.top.max(d2.to_bits());
+        let s = (d2 + self.mu2).sqrt();
+        if GRAD {
+            let u = d / s;
+            (u.abs(), u, u)
+        } else {
+            // s - μ as d²/(s + μ): no cancellation for small d.
+            let g = d.abs() / s;
+            (g, d2 / (s + self.mu), g)
+        }
+    }
+    fn complete(&self, _sums_finite: bool) -> bool {
+        const D2_LIMIT: f32 = 1.329_228e36; // 2^120
+        !M32x4::i32_lt(I32x4::splat(D2_LIMIT.to_bits() as i32), self.top).any()
+    }
 }
 
 /// GHM-R statistics of one chunk, added into `stats`.
 pub fn ghmr_stats(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, stats: &mut [f64]) {
     check(bins, pred.len(), &[target.len()]);
     assert!(stats.len() >= stats_len(bins));
-    let (pp, tp, muv) = (pred.as_ptr(), target.as_ptr(), F32x4::splat(mu));
     // The target array doubles as the "targets" that carry the weights through the walk.
     let wsum = weight_sum(pred.len(), Targets::Soft(target), weights);
-    stats_pass(pred.len(), SoftTargets(target), weights, wsum, bins, stats, move |i, len, _| {
-        let (d, s) = ghmr_terms(pp, tp, i, len, muv);
-        // sqrt(d²+μ²) - μ without cancellation for small d.
-        (d.abs() / s, d * d / (s + muv))
-    });
+    let terms = GhmrTerms::<false>::new(pred, target, mu);
+    if !(plain_mu(mu) && stats_pass(pred.len(), SoftTargets(target), weights, wsum, bins, stats, terms)) {
+        for i in 0..pred.len() {
+            let (slot, _, asl1) = ghmr_f64(pred, target, weights, mu, bins, i);
+            if slot <= bins {
+                stats[slot] += 1.0;
+                stats[bins + 1 + slot] += asl1;
+            }
+        }
+        stats[2 * (bins + 1)] += wsum;
+    }
 }
 
 /// GHM-R gradient of one chunk: `factor[slot] · d / sqrt(d² + μ²)`.
 pub fn ghmr_grad(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, factor: &[f32], grad: &mut [f32]) {
     check(bins, pred.len(), &[target.len(), grad.len()]);
     assert!(factor.len() >= bins + 2);
-    let (pp, tp, muv) = (pred.as_ptr(), target.as_ptr(), F32x4::splat(mu));
-    let mut k = GradBlock {
-        grad: grad.as_mut_ptr(),
-        factor: factor.as_ptr(),
-        bins,
-        terms: move |i, len, _| {
-            let (d, s) = ghmr_terms(pp, tp, i, len, muv);
-            let u = d / s;
-            (u.abs(), u)
-        },
-    };
-    SoftTargets(target).for_each_block(pred.len(), weights, &mut k);
+    let terms = GhmrTerms::<true>::new(pred, target, mu);
+    let mut k = GradBlock { grad: grad.as_mut_ptr(), factor: factor.as_ptr(), bins, terms };
+    if plain_mu(mu) {
+        SoftTargets(target).for_each_block(pred.len(), weights, &mut k);
+        if k.terms.complete(true) {
+            return;
+        }
+    }
+    for i in 0..pred.len() {
+        let (slot, u, _) = ghmr_f64(pred, target, weights, mu, bins, i);
+        grad[i] = factor[slot] * u;
+    }
+}
+
+/// Element `i` of GHM-R in f64, for chunks [`GhmrTerms`] cannot hold, where `d²` and `μ²` are
+/// in range for every finite input: `(slot, d/s, s - μ)`, `s = sqrt(d² + μ²)`. The slot is
+/// [`slots`]' for g rounded to f32, as the SIMD passes bin it.
+#[inline(never)]
+fn ghmr_f64(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, i: usize) -> (usize, f32, f64) {
+    let (d, mu) = (pred[i] as f64 - target[i] as f64, mu as f64);
+    // (f64 has no sqrt in core on Rust 1.63; F64x2 has.)
+    let s = F64x2::new(d * d + mu * mu, 0.0).sqrt().to_array()[0];
+    let u = (d / s) as f32;
+    let g = F32x4::splat(u).abs();
+    // As the walks read weights for soft targets (row weights mean none there).
+    let w = if let Weights::Elements(w) = weights { w[i] } else { 1.0 };
+    let slot = slots(g, g, F32x4::splat(w).gt(F32x4::ZERO), bins).to_array()[0] as usize;
+    (slot, u, d * d / (s + mu))
 }
 
 #[cfg(test)]
@@ -724,6 +790,40 @@ mod tests {
                     ghmc_stats(&[x], Targets::Soft(&[t]), Weights::Ones, bins, &mut stats);
                     let want = slow_bin((p - t).abs(), bins, GHMC_LAST_EDGE);
                     assert_eq!(stats[want], 1.0, "bins={bins} x={x} t={t}: {:?}", &stats[..bins]);
+                }
+            }
+        }
+    }
+
+    /// GHM-R where `d²` overflows f32 (and d itself) or `μ²` underflows: SPEC's f64 values, and
+    /// the bins of f64 g (g → 1 in the last bin), whether the f32 pass or the f64 redo runs.
+    #[test]
+    fn ghmr_beyond_f32_squares_is_f64s() {
+        let bins = 10;
+        let edge = |i: usize| if i == bins { GHMR_LAST_EDGE as f64 } else { (i as f32 / bins as f32) as f64 };
+        for &mu in &[0.02f32, 1e-37, 1e-30, 1e-19, 1e-12, 3.0, 1e19, 1e30, 1e37] {
+            let p: Vec<f32> = vec![0.0, mu, -mu, 3.0 * mu, 0.25 * mu, 0.5, -1e-3, 1e20, -2e19, 3e38, -3.4e38, 1e30, 7.0];
+            let t: Vec<f32> = vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -3e38, 3.4e38, -1e30, 7.5];
+            for parts in [&p[..6], &p[..]] {
+                let n = parts.len();
+                let mut stats = vec![0.0; stats_len(bins)];
+                ghmr_stats(parts, &t[..n], Weights::Ones, mu, bins, &mut stats);
+                let mut grad = vec![0.0f32; n];
+                ghmr_grad(parts, &t[..n], Weights::Ones, mu, bins, &[1.0; 12], &mut grad);
+                let (mut counts, mut sums) = (vec![0.0; bins], vec![0.0; bins]);
+                let m = mu as f64;
+                for i in 0..n {
+                    let d = parts[i] as f64 - t[i] as f64;
+                    let s = (d * d + m * m).sqrt();
+                    let g = d.abs() / s;
+                    let b = (0..bins).find(|&b| edge(b) <= g && g < edge(b + 1)).unwrap();
+                    counts[b] += 1.0;
+                    sums[b] += d * d / (s + m);
+                    assert!((grad[i] as f64 - d / s).abs() <= 1e-6, "μ={mu} d={d}: grad {} vs {}", grad[i], d / s);
+                }
+                assert_eq!(&stats[..bins], &counts[..], "μ={mu} n={n}: counts");
+                for b in 0..bins {
+                    assert!((stats[bins + 1 + b] - sums[b]).abs() <= 1e-6 * sums[b], "μ={mu} n={n} bin {b}: sum {} vs {}", stats[bins + 1 + b], sums[b]);
                 }
             }
         }
