@@ -456,7 +456,7 @@ export class GHMC extends GHMBase {
 }
 
 export interface GHMROptions extends GHMCOptions {
-  /** The authentic smooth L1's μ > 0. Default 0.02. */
+  /** The authentic smooth L1's μ, in [1e-37, 1e37]. Default 0.02. */
   mu?: number;
 }
 
@@ -489,7 +489,11 @@ export class GHMR extends GHMBase {
   constructor(options: GHMROptions = {}) {
     const o = expectOptions('GHMR', options, GHMR_OPTIONS);
     super('GHMR', o);
-    this.mu = expectPositive('GHMR', 'options.mu', o.mu ?? 0.02);
+    const mu = expectPositive('GHMR', 'options.mu', o.mu ?? 0.02);
+    // The kernels take μ as a float32 (docs/SPEC.md §10): past float32's normal range it would
+    // lose its precision or overflow; the bounds keep a margin.
+    if (!(mu >= 1e-37 && mu <= 1e37)) throw new RangeError(`GHMR: options.mu must be in [1e-37, 1e37], got ${mu}`);
+    this.mu = mu;
   }
 
   protected tot(stats: GHMStats): number {

@@ -19,7 +19,7 @@
 
 use crate::simd::{F32x4, F64x2, I32x4, M32x4};
 use crate::source::{target_range, weight_sum, with_layout, Block, Layout, SoftTargets, TargetLanes, TargetRange, Targets, Weights};
-use crate::xterms::{Binary, Sided, Staged, Tiles, TILE};
+use crate::xterms::{nan_where_nan, Binary, Sided, Staged, Tiles, TILE};
 
 /// The largest bin count the kernels accept (per-lane histograms live on the stack). TypeScript
 /// checks `bins` against its own `MAX_BINS` (ts/ghm.ts), which must be this (a test checks).
@@ -209,6 +209,11 @@ impl LaneHist {
         unsafe { (*self.pairs.add(lane * self.stride + k)).to_array() }
     }
 
+    /// Whether the loss sums of the bins (not the NaN or discard slot) are all finite.
+    fn sums_finite(&self, bins: usize) -> bool {
+        (0..LANES).all(|l| (0..bins).all(|k| self.at(l, k)[1].is_finite()))
+    }
+
     /// Adds bins and the NaN slot (not the discard slot) into `stats`, lanes in a fixed order.
     fn merge_into(&self, bins: usize, stats: &mut [f64]) {
         let lane = |k: usize, l: usize, i: usize| self.at(l, k)[i] + self.at(l + 1, k)[i];
@@ -221,18 +226,21 @@ impl LaneHist {
 }
 
 /// Runs `f` with a zeroed histogram, then merges it and the label-weight sum `f` returns into
-/// `stats`.
+/// `stats`, unless `f` also returns false.
 #[inline(always)]
-fn with_hist<F: FnOnce(LaneHist) -> f64>(bins: usize, stats: &mut [f64], f: F) {
+fn with_hist<F: FnOnce(LaneHist) -> (f64, bool)>(bins: usize, stats: &mut [f64], f: F) -> bool {
     // Stack storage sized for MAX_BINS, but only the slots in use are zeroed (and ever read),
     // so small calls stay cheap.
     let mut pairs = core::mem::MaybeUninit::<[F64x2; LANES * (MAX_BINS + 2)]>::uninit();
     let stride = bins + 2;
     let hist = LaneHist { pairs: pairs.as_mut_ptr() as *mut F64x2, stride };
     unsafe { core::ptr::write_bytes(hist.pairs, 0, LANES * stride) };
-    let wsum = f(hist);
-    hist.merge_into(bins, stats);
-    stats[2 * (bins + 1)] += wsum;
+    let (wsum, keep) = f(hist);
+    if keep {
+        hist.merge_into(bins, stats);
+        stats[2 * (bins + 1)] += wsum;
+    }
+    keep
 }
 
 fn check(bins: usize, n: usize, others: &[usize]) {
@@ -251,6 +259,12 @@ trait Terms {
     fn tile(&mut self, _start: usize) {}
     /// `tiled`: the block lies in the tile last announced (linear walks), else in no known tile.
     fn terms<T: TargetLanes>(&mut self, i: usize, len: usize, t: T, tiled: bool) -> (F32x4, F32x4, F32x4);
+    /// After a pass: whether every block's terms were right, given whether the bins' loss sums
+    /// are finite (stats pass; true in the grad pass). A stats pass whose were not leaves `stats`
+    /// as it was, and the caller redoes it another way (see [`GhmcTerms`], [`GhmrTerms`]).
+    fn complete(&self, _sums_finite: bool) -> bool {
+        true
+    }
 }
 
 impl<V: Fn(usize, usize, F32x4) -> (F32x4, F32x4)> Terms for V {
@@ -377,7 +391,8 @@ impl<V: Terms> Pass for GradBlock<V> {
 }
 
 /// The stats pass over `n` elements, adding into `stats`; `wsum` is the label weights' sum
-/// ([`weight_sum`]), for the last slot.
+/// ([`weight_sum`]), for the last slot. Returns [`Terms::complete`]: if false, `stats` is as it
+/// was.
 // Not inlined by LLVM, as the focal kernels' `run`: one function per pass and target layout.
 // (wasm-opt then merges them into their single caller; unlike the focal kernels, the GHM passes
 // measured no slower merged.)
@@ -390,56 +405,56 @@ fn stats_pass<L: Layout, V: Terms>(
     bins: usize,
     stats: &mut [f64],
     terms: V,
-) {
+) -> bool {
     with_hist(bins, stats, |hist| {
         let mut stage = Stage { slots: [0; STAGE], vals: [0.0; STAGE], gs: [0.0; STAGE] };
         let mut k = StatsBlock { hist, stage: &mut stage, staged: 0, bins, terms };
         targets.for_each_block(n, weights, &mut k);
         k.flush();
-        wsum
-    });
-}
-
-/// `(g, p - t)` for GHM-C from the sigmoid pieces.
-#[inline(always)]
-fn ghmc_g(xv: F32x4, s: &Sided) -> (F32x4, F32x4) {
-    let d = nan_where_nan(xv, s.p_minus_t());
-    (d.abs(), d)
-}
-
-/// `v` with x's NaN lanes made NaN: NaN x gives NaN g and p - t (as PyTorch would), which the
-/// sigmoid pieces alone do not. ORing NaN's bits into any float gives a NaN (all exponent bits,
-/// a mantissa bit): two instructions after the compare, where a select takes three.
-#[inline(always)]
-fn nan_where_nan(x: F32x4, v: F32x4) -> F32x4 {
-    F32x4::from_bits(v.to_bits().or(x.keep(x.ne(x)).to_bits()))
+        (wsum, k.terms.complete(hist.sums_finite(bins)))
+    })
 }
 
 /// GHM-C statistics of one chunk, added into `stats`. `weights` are the label weights.
 pub fn ghmc_stats(x: &[f32], targets: Targets, weights: Weights, bins: usize, stats: &mut [f64]) -> TargetRange {
     check(bins, stats_len(bins), &[stats.len()]);
     // The x-only terms (exp, log1p) are staged per tile, as in the focal kernel (see `Staged`).
-    let mut staged = Staged::new();
     let wsum = weight_sum(x.len(), targets, weights);
-    with_layout!(targets, l => stats_pass(x.len(), l, weights, wsum, bins, stats, GhmcTerms::<false>::new(x, &mut staged)));
+    // A second pass, with PyTorch's terms at infinite logits, only if the first one's bins have
+    // a non-finite loss sum (see `Staged::infinities`).
+    for infinities in [false, true] {
+        let mut staged = Staged::new(infinities);
+        if with_layout!(targets, l => stats_pass(x.len(), l, weights, wsum, bins, stats, GhmcTerms::<false>::new(x, &mut staged))) {
+            break;
+        }
+    }
     target_range(x.len(), targets)
 }
 
 /// GHM-C's `(g, BCE)` (stats pass) or `(g, p - t)` (`GRAD`, the grad pass), from x-only terms
 /// staged per tile; targets that are exactly 0 or 1 ([`TargetLanes::BINARY`]) go through
 /// [`Binary`].
+///
+/// The grad pass never needs PyTorch's terms at infinite logits (`Staged::infinities`): without
+/// them, `p - t` there is off by e^-86.5 at most, and g lands in the same bin.
 struct GhmcTerms<const GRAD: bool> {
     tiles: Tiles,
+    infinities: bool,
 }
 
 impl<const GRAD: bool> GhmcTerms<GRAD> {
     fn new(x: &[f32], staged: &mut Staged) -> Self {
-        GhmcTerms { tiles: Tiles::new(x, staged) }
+        let infinities = staged.infinities;
+        GhmcTerms { tiles: Tiles::new(x, staged), infinities }
     }
 }
 
 impl<const GRAD: bool> Terms for GhmcTerms<GRAD> {
     const TILE: usize = TILE;
+    /// Every valid infinite logit makes its bin's BCE sum ±∞ or NaN.
+    fn complete(&self, sums_finite: bool) -> bool {
+        sums_finite || self.infinities
+    }
     #[inline(always)]
     fn tile(&mut self, start: usize) {
         unsafe { self.tiles.fill(start) };
@@ -463,8 +478,12 @@ impl<const GRAD: bool> Terms for GhmcTerms<GRAD> {
         } else {
             let t = t.float();
             let s = Sided::with(xv, t, F32x4::ONE - t, xt);
-            let (g, d) = ghmc_g(xv, &s);
-            (g, if GRAD { d } else { s.bce() }, g)
+            // mmdetection's g, |σ(x) - t| in float32, so that a g on an edge (x = 0, t = 0.1:
+            // 0.5 - 0.1 = edges[4] of 10) lands in its bin; `|p - t|` from `Sided`, rounded
+            // otherwise, may fall an ulp short. The gradient keeps `Sided`'s `p - t`, accurate
+            // where it is tiny, and equal to the binary path's.
+            let g = nan_where_nan(xv, (s.p() - t).abs());
+            (g, if GRAD { nan_where_nan(xv, s.p_minus_t()) } else { s.bce() }, g)
         }
     }
 }
@@ -474,7 +493,7 @@ impl<const GRAD: bool> Terms for GhmcTerms<GRAD> {
 pub fn ghmc_grad(x: &[f32], targets: Targets, weights: Weights, bins: usize, factor: &[f32], grad: &mut [f32]) {
     check(bins, x.len(), &[grad.len()]);
     assert!(factor.len() >= bins + 2);
-    let mut staged = Staged::new();
+    let mut staged = Staged::new(false);
     let (grad, factor) = (grad.as_mut_ptr(), factor.as_ptr());
     let k = GradBlock { grad, factor, bins, terms: GhmcTerms::<true>::new(x, &mut staged) };
     with_layout!(targets, l => grad_pass(x.len(), l, weights, k));
@@ -486,44 +505,110 @@ fn grad_pass<L: Layout, V: Terms>(n: usize, targets: L, weights: Weights, mut k:
     targets.for_each_block(n, weights, &mut k);
 }
 
-/// `(d, sqrt(d² + μ²))` for GHM-R.
-#[inline(always)]
-fn ghmr_terms(pred: *const f32, target: *const f32, i: usize, len: usize, mu: F32x4) -> (F32x4, F32x4) {
-    let (pv, tv) = unsafe { (F32x4::load_partial(pred.add(i), len, 0.0), F32x4::load_partial(target.add(i), len, 0.0)) };
-    let d = pv - tv;
-    (d, (d * d + mu * mu).sqrt())
+/// GHM-R's `(g, loss term)` (stats pass) or `(g, d/s)` (`GRAD`), with `d = pred - target` and
+/// `s = sqrt(d² + μ²)` in f32.
+///
+/// This holds for μ in [2^-60, 2^60] and d² ≤ 2^120: past those `μ²` underflows (0/0 at d = 0 for
+/// μ < 1e-23) or `d²` overflows (from |d| ≈ 1.8e19). A pass runs it when μ allows and keeps the
+/// largest d²; if that was past 2^120 (or NaN), the caller redoes the chunk in f64 instead
+/// ([`ghmr_f64`]). The check is one integer max per block, 3% of the grad pass; scaling d and μ
+/// in every block, to need no f64, cost it 30%.
+struct GhmrTerms<const GRAD: bool> {
+    pred: *const f32,
+    target: *const f32,
+    mu: F32x4,
+    mu2: F32x4,
+    /// The largest d² so far, as bits (NaN above +inf).
+    top: I32x4,
+}
+
+/// Whether [`GhmrTerms`] may run for this μ: μ in [2^-60, 2^60].
+fn plain_mu(mu: f32) -> bool {
+    const LIMIT: f32 = 1_152_921_504_606_846_976.0;
+    (1.0 / LIMIT..=LIMIT).contains(&mu)
+}
+
+impl<const GRAD: bool> GhmrTerms<GRAD> {
+    fn new(pred: &[f32], target: &[f32], mu: f32) -> Self {
+        let (mu, mu2) = (F32x4::splat(mu), F32x4::splat(mu * mu));
+        GhmrTerms { pred: pred.as_ptr(), target: target.as_ptr(), mu, mu2, top: I32x4::splat(0) }
+    }
+}
+
+impl<const GRAD: bool> Terms for GhmrTerms<GRAD> {
+    #[inline(always)]
+    fn terms<T: TargetLanes>(&mut self, i: usize, len: usize, _: T, _: bool) -> (F32x4, F32x4, F32x4) {
+        let (pv, tv) = unsafe { (F32x4::load_partial(self.pred.add(i), len, 0.0), F32x4::load_partial(self.target.add(i), len, 0.0)) };
+        let d = pv - tv;
+        let d2 = d * d;
+        self.top = self.top.max(d2.to_bits());
+        let s = (d2 + self.mu2).sqrt();
+        if GRAD {
+            let u = d / s;
+            (u.abs(), u, u)
+        } else {
+            // s - μ as d²/(s + μ): no cancellation for small d.
+            let g = d.abs() / s;
+            (g, d2 / (s + self.mu), g)
+        }
+    }
+    fn complete(&self, _sums_finite: bool) -> bool {
+        const D2_LIMIT: f32 = 1.329_228e36; // 2^120
+        !M32x4::i32_lt(I32x4::splat(D2_LIMIT.to_bits() as i32), self.top).any()
+    }
 }
 
 /// GHM-R statistics of one chunk, added into `stats`.
 pub fn ghmr_stats(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, stats: &mut [f64]) {
     check(bins, pred.len(), &[target.len()]);
     assert!(stats.len() >= stats_len(bins));
-    let (pp, tp, muv) = (pred.as_ptr(), target.as_ptr(), F32x4::splat(mu));
     // The target array doubles as the "targets" that carry the weights through the walk.
     let wsum = weight_sum(pred.len(), Targets::Soft(target), weights);
-    stats_pass(pred.len(), SoftTargets(target), weights, wsum, bins, stats, move |i, len, _| {
-        let (d, s) = ghmr_terms(pp, tp, i, len, muv);
-        // sqrt(d²+μ²) - μ without cancellation for small d.
-        (d.abs() / s, d * d / (s + muv))
-    });
+    let terms = GhmrTerms::<false>::new(pred, target, mu);
+    if !(plain_mu(mu) && stats_pass(pred.len(), SoftTargets(target), weights, wsum, bins, stats, terms)) {
+        for i in 0..pred.len() {
+            let (slot, _, asl1) = ghmr_f64(pred, target, weights, mu, bins, i);
+            if slot <= bins {
+                stats[slot] += 1.0;
+                stats[bins + 1 + slot] += asl1;
+            }
+        }
+        stats[2 * (bins + 1)] += wsum;
+    }
 }
 
 /// GHM-R gradient of one chunk: `factor[slot] · d / sqrt(d² + μ²)`.
 pub fn ghmr_grad(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, factor: &[f32], grad: &mut [f32]) {
     check(bins, pred.len(), &[target.len(), grad.len()]);
     assert!(factor.len() >= bins + 2);
-    let (pp, tp, muv) = (pred.as_ptr(), target.as_ptr(), F32x4::splat(mu));
-    let mut k = GradBlock {
-        grad: grad.as_mut_ptr(),
-        factor: factor.as_ptr(),
-        bins,
-        terms: move |i, len, _| {
-            let (d, s) = ghmr_terms(pp, tp, i, len, muv);
-            let u = d / s;
-            (u.abs(), u)
-        },
-    };
-    SoftTargets(target).for_each_block(pred.len(), weights, &mut k);
+    let terms = GhmrTerms::<true>::new(pred, target, mu);
+    let mut k = GradBlock { grad: grad.as_mut_ptr(), factor: factor.as_ptr(), bins, terms };
+    if plain_mu(mu) {
+        SoftTargets(target).for_each_block(pred.len(), weights, &mut k);
+        if k.terms.complete(true) {
+            return;
+        }
+    }
+    for i in 0..pred.len() {
+        let (slot, u, _) = ghmr_f64(pred, target, weights, mu, bins, i);
+        grad[i] = factor[slot] * u;
+    }
+}
+
+/// Element `i` of GHM-R in f64, for chunks [`GhmrTerms`] cannot hold, where `d²` and `μ²` are
+/// in range for every finite input: `(slot, d/s, s - μ)`, `s = sqrt(d² + μ²)`. The slot is
+/// [`slots`]' for g rounded to f32, as the SIMD passes bin it.
+#[inline(never)]
+fn ghmr_f64(pred: &[f32], target: &[f32], weights: Weights, mu: f32, bins: usize, i: usize) -> (usize, f32, f64) {
+    let (d, mu) = (pred[i] as f64 - target[i] as f64, mu as f64);
+    // (f64 has no sqrt in core on Rust 1.63; F64x2 has.)
+    let s = F64x2::new(d * d + mu * mu, 0.0).sqrt().to_array()[0];
+    let u = (d / s) as f32;
+    let g = F32x4::splat(u).abs();
+    // As the walks read weights for soft targets (row weights mean none there).
+    let w = if let Weights::Elements(w) = weights { w[i] } else { 1.0 };
+    let slot = slots(g, g, F32x4::splat(w).gt(F32x4::ZERO), bins).to_array()[0] as usize;
+    (slot, u, d * d / (s + mu))
 }
 
 #[cfg(test)]
@@ -652,7 +737,8 @@ mod tests {
                 ghmc_grad(&x, Targets::Binary(&tb), weights, bins, &factor, &mut ga);
                 ghmc_grad(&x, Targets::Soft(&ts), weights, bins, &factor, &mut gb);
                 for (i, (p, q)) in ga.iter().zip(&gb).enumerate() {
-                    assert!(p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()), "bins={bins} grad[{i}]: {p} vs {q}");
+                    // -0 vs 0 at x = +inf, t = 1 (`Binary` gives p - t the sign of t).
+                    assert!(p.to_bits() == q.to_bits() || p.is_nan() && q.is_nan() || *p == 0.0 && *q == 0.0, "bins={bins} grad[{i}]: {p} vs {q}");
                 }
                 assert!(ga[2].is_nan(), "NaN logit, NaN gradient");
             }
@@ -688,6 +774,57 @@ mod tests {
             assert_eq!(ga, gb, "C={c}: gradients");
             for k in bins + 1..stats_len(bins) {
                 assert!((a[k] - b[k]).abs() <= 1e-12 * b[k].abs().max(1.0), "C={c}: stats[{k}] {} vs {}", a[k], b[k]);
+            }
+        }
+    }
+
+    /// Soft targets: g is mmdetection's |σ(x) - t| in f32, so g on an edge lands in its bin
+    /// (x = 0, t = 0.1: 0.5 - 0.1 is edges[4] of 10, not an ulp below), where σ is exact in f32.
+    #[test]
+    fn soft_g_on_an_edge_is_mmdetections() {
+        for bins in 2..=40usize {
+            for k in 1..40 {
+                let t = k as f32 / 40.0 + [0.0, 0.01][k % 2];
+                for (x, p) in [(0.0f32, 0.5f32), (-0.0, 0.5), (30.0, 1.0)] {
+                    let mut stats = vec![0.0; stats_len(bins)];
+                    ghmc_stats(&[x], Targets::Soft(&[t]), Weights::Ones, bins, &mut stats);
+                    let want = slow_bin((p - t).abs(), bins, GHMC_LAST_EDGE);
+                    assert_eq!(stats[want], 1.0, "bins={bins} x={x} t={t}: {:?}", &stats[..bins]);
+                }
+            }
+        }
+    }
+
+    /// GHM-R where `d²` overflows f32 (and d itself) or `μ²` underflows: SPEC's f64 values, and
+    /// the bins of f64 g (g → 1 in the last bin), whether the f32 pass or the f64 redo runs.
+    #[test]
+    fn ghmr_beyond_f32_squares_is_f64s() {
+        let bins = 10;
+        let edge = |i: usize| if i == bins { GHMR_LAST_EDGE as f64 } else { (i as f32 / bins as f32) as f64 };
+        for &mu in &[0.02f32, 1e-37, 1e-30, 1e-19, 1e-12, 3.0, 1e19, 1e30, 1e37] {
+            let p: Vec<f32> = vec![0.0, mu, -mu, 3.0 * mu, 0.25 * mu, 0.5, -1e-3, 1e20, -2e19, 3e38, -3.4e38, 1e30, 7.0];
+            let t: Vec<f32> = vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -3e38, 3.4e38, -1e30, 7.5];
+            for parts in [&p[..6], &p[..]] {
+                let n = parts.len();
+                let mut stats = vec![0.0; stats_len(bins)];
+                ghmr_stats(parts, &t[..n], Weights::Ones, mu, bins, &mut stats);
+                let mut grad = vec![0.0f32; n];
+                ghmr_grad(parts, &t[..n], Weights::Ones, mu, bins, &[1.0; 12], &mut grad);
+                let (mut counts, mut sums) = (vec![0.0; bins], vec![0.0; bins]);
+                let m = mu as f64;
+                for i in 0..n {
+                    let d = parts[i] as f64 - t[i] as f64;
+                    let s = (d * d + m * m).sqrt();
+                    let g = d.abs() / s;
+                    let b = (0..bins).find(|&b| edge(b) <= g && g < edge(b + 1)).unwrap();
+                    counts[b] += 1.0;
+                    sums[b] += d * d / (s + m);
+                    assert!((grad[i] as f64 - d / s).abs() <= 1e-6, "μ={mu} d={d}: grad {} vs {}", grad[i], d / s);
+                }
+                assert_eq!(&stats[..bins], &counts[..], "μ={mu} n={n}: counts");
+                for b in 0..bins {
+                    assert!((stats[bins + 1 + b] - sums[b]).abs() <= 1e-6 * sums[b], "μ={mu} n={n} bin {b}: sum {} vs {}", stats[bins + 1 + b], sums[b]);
+                }
             }
         }
     }

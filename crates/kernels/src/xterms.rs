@@ -11,7 +11,8 @@ use core::mem::MaybeUninit;
 use crate::math;
 use crate::simd::{F32x4, I32x4};
 
-/// The terms that depend on x alone: `e = exp(-|x|)`, `d = 1 + e`, `log1p(e)`.
+/// The terms that depend on x alone: `e = exp(-|x|)`, `d = 1 + e`, `log1p(e)` (at infinite x,
+/// PyTorch's values rather than those: see [`Staged::infinite_terms`]).
 ///
 /// The sigmoid's values are quotients by `d`, each one division: `σ(z)` is `1/d` or `e/d`, not
 /// `e·(1/d)`. A forward pass needs only that one quotient; the multiply by `1/d` cost an
@@ -49,18 +50,26 @@ pub(crate) struct Staged {
     l1p: MaybeUninit<[f32; TILE + 4]>,
     /// exp's reduced argument, between its two loops.
     red: MaybeUninit<[f32; TILE + 4]>,
+    /// Whether `fill` gives infinite logits PyTorch's terms ([`Staged::infinite_terms`]).
+    ///
+    /// Only a pass that met a non-finite loss sum sets it, for a second try: every infinite
+    /// logit makes its loss ±∞ or NaN, with these terms or without, so a finite sum rules them
+    /// out. Looking for them in every tile (an integer max per block) cost the focal kernels
+    /// 1–1.5%.
+    pub infinities: bool,
 }
 
 impl Staged {
+    /// Empty tiles; see [`Staged::infinities`].
     #[cfg(not(test))]
-    pub fn new() -> Staged {
-        Staged { e: MaybeUninit::uninit(), l1p: MaybeUninit::uninit(), red: MaybeUninit::uninit() }
+    pub fn new(infinities: bool) -> Staged {
+        Staged { e: MaybeUninit::uninit(), l1p: MaybeUninit::uninit(), red: MaybeUninit::uninit(), infinities }
     }
     /// In tests, NaN everywhere: a lane read before `fill` wrote it makes a NaN loss.
     #[cfg(test)]
-    pub fn new() -> Staged {
+    pub fn new(infinities: bool) -> Staged {
         let nan = MaybeUninit::new([f32::NAN; TILE + 4]);
-        Staged { e: nan, l1p: nan, red: nan }
+        Staged { e: nan, l1p: nan, red: nan, infinities }
     }
 
     /// Stages the tile of elements `[i, min(i + TILE, n))` of `x` (length `n`); returns how many
@@ -121,7 +130,29 @@ impl Staged {
             math::log1p_unit(F32x4::load(e.add(k + 4))).store(l1p.add(k + 4));
             k += 8;
         }
+        if self.infinities {
+            self.infinite_terms(x, m);
+        }
         m
+    }
+
+    /// The terms of infinite logits among the `m` from `x`, which `exp_neg`'s clamp leaves at
+    /// e = e^-86.5: PyTorch's are e = 0, so that `p·q = e/d²` is 0 and the focal gradient's
+    /// `γ·pt^(γ-1)·p·q·(1-2t)·bce` is 0·∞ = NaN, as autograd makes it (`∞·tiny` would be ±∞);
+    /// and at x = -∞, `log1p(e) = -∞`, so that the BCE `|x|·u + log1p(e)` is NaN for every t, as
+    /// PyTorch's `(1-t)·x - logsigmoid(x)` is (-∞ + ∞, or 0·-∞ at t = 1). At x = +∞ the BCE
+    /// stays `∞·(1-t)`: +∞, or NaN at t = 1, as PyTorch's. See docs/SPEC.md §10.
+    #[cold]
+    #[inline(never)]
+    unsafe fn infinite_terms(&mut self, x: *const f32, m: usize) {
+        let (e, l1p) = (self.e.as_mut_ptr() as *mut f32, self.l1p.as_mut_ptr() as *mut f32);
+        for k in 0..m {
+            let xk = *x.add(k);
+            if xk.is_infinite() {
+                *e.add(k) = 0.0;
+                *l1p.add(k) = if xk < 0.0 { f32::NEG_INFINITY } else { 0.0 };
+            }
+        }
     }
 }
 
@@ -259,6 +290,12 @@ impl Sided {
         let m = (self.u - self.e * self.v) / self.d;
         F32x4::from_bits(m.to_bits().xor(self.sign))
     }
+    /// `p = σ(x)` itself, one quotient: `1/d` where x ≥ 0, `e/d` where x < 0.
+    #[inline(always)]
+    pub fn p(&self) -> F32x4 {
+        let one = F32x4::ONE.to_bits();
+        F32x4::from_bits(one.xor(self.sign.shr(31).and(one.xor(self.e.to_bits())))) / self.d
+    }
     /// `p·(1-p)`, the sigmoid's derivative.
     #[inline(always)]
     pub fn pq(&self) -> F32x4 {
@@ -268,9 +305,10 @@ impl Sided {
 }
 
 /// The sigmoid pieces for targets that are exactly 0 or 1 (binary bytes, class indices): what
-/// [`Sided`] gives, bit for bit, in fewer instructions. With `z = -x` where t = 1 and `z = x`
-/// where t = 0, the wrong answer's probability is `pt = σ(z)` (1/d where z ≥ 0, e/d where z < 0)
-/// and the BCE is `softplus(z) = |x|·[z ≥ 0] + log1p(e)`; `p - t` is ±pt with the sign of t.
+/// [`Sided`] gives, bit for bit (but for the sign of a zero `p - t`, at infinite x), in fewer
+/// instructions. With `z = -x` where t = 1 and `z = x` where t = 0, the wrong answer's
+/// probability is `pt = σ(z)` (1/d where z ≥ 0, e/d where z < 0) and the BCE is
+/// `softplus(z) = |x|·[z ≥ 0] + log1p(e)`; `p - t` is ±pt with the sign of t.
 #[derive(Clone, Copy)]
 pub(crate) struct Binary {
     /// `pt`, which is also GHM-C's `g = |p - t|`.
@@ -292,4 +330,13 @@ impl Binary {
         let bce = x.abs() * F32x4::from_bits(F32x4::ONE.to_bits().and_not(zneg)) + l1p;
         Binary { pt, bce, tsign }
     }
+}
+
+/// `v` with x's NaN lanes made NaN: NaN x gives NaN g and p - t (as PyTorch would), which the
+/// sigmoid pieces alone do not (the BCE does, through |x|). ORing NaN's bits into any float
+/// gives a NaN (all exponent bits, a mantissa bit): two instructions after the compare, where a
+/// select takes three.
+#[inline(always)]
+pub(crate) fn nan_where_nan(x: F32x4, v: F32x4) -> F32x4 {
+    F32x4::from_bits(v.to_bits().or(x.keep(x.ne(x)).to_bits()))
 }

@@ -10,6 +10,10 @@ use crate::simd::F32x4;
 /// common γ so that they cost a multiply or nothing, while giving the same numbers as the
 /// general path (which needs an `exp` and a `ln`).
 pub trait Focusing: Copy {
+    /// False for γ = 0, whose factor is constant: the gradient then has no `γ·m^(γ-1)` term at
+    /// all, rather than one of 0·…, which is NaN where the BCE is infinite (PyTorch's `pow`
+    /// backward returns zeros for exponent 0, so its γ = 0 gradient stays finite there).
+    const FOCUSES: bool = true;
     /// `(m^γ, γ·m^(γ-1))` for `m` in [0, 1]; the second is 0 where m = 0 and γ ≠ 1
     /// (SPEC §1: the term vanishes where pt = 0 and γ < 1; for γ > 1 it is 0 anyway).
     fn factors(self, m: F32x4) -> (F32x4, F32x4);
@@ -25,6 +29,7 @@ pub struct Gamma2;
 pub struct GammaAny(pub f32);
 
 impl Focusing for Gamma0 {
+    const FOCUSES: bool = false;
     #[inline(always)]
     fn factors(self, _m: F32x4) -> (F32x4, F32x4) {
         (F32x4::ONE, F32x4::ZERO)

@@ -6,7 +6,7 @@
 use super::{with_focusing, Focusing};
 use crate::simd::{F32x4, I32x4, SumF64};
 use crate::source::{target_range, with_layout, Block, Layout, TargetLanes, TargetRange, Targets, Weights};
-use crate::xterms::{Binary, Sided, Staged, Tiles, XTerms, TILE};
+use crate::xterms::{nan_where_nan, Binary, Sided, Staged, Tiles, XTerms, TILE};
 
 /// α as the two class weights: positives get `pos`, negatives `neg`; `None` (alpha disabled)
 /// is `pos = neg = 1`.
@@ -71,8 +71,9 @@ fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, t: F32x4, w: F32x4
     if !GRAD {
         return (loss, F32x4::ZERO);
     }
-    let one_m_2t = omt - t;
-    let grad = aww * (dpw * s.pq() * one_m_2t * bce + pw * s.p_minus_t());
+    let slope = pw * s.p_minus_t();
+    // Without the BCE (γ = 0), NaN x must make the gradient NaN by itself.
+    let grad = if G::FOCUSES { aww * (dpw * s.pq() * (omt - t) * bce + slope) } else { aww * nan_where_nan(x, slope) };
     (loss, grad)
 }
 
@@ -88,9 +89,12 @@ fn lanes_binary<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, tsign: I32x
     if !GRAD {
         return (loss, F32x4::ZERO);
     }
-    let r = F32x4::ONE / xt.d;
-    let pq = xt.e * (r * r);
-    let grad = aww * (dpw * pq * bce + pw * pt);
+    let grad = if G::FOCUSES {
+        let r = F32x4::ONE / xt.d;
+        aww * (dpw * (xt.e * (r * r)) * bce + pw * pt)
+    } else {
+        aww * nan_where_nan(x, pw * pt)
+    };
     (loss, F32x4::from_bits(grad.to_bits().xor(tsign)))
 }
 
@@ -110,7 +114,16 @@ pub fn sigmoid_focal(
 }
 
 /// A variant of [`run`].
-type Kernel<G, L> = fn(&[f32], L, Weights, Alpha, G, Outputs) -> f64;
+type Kernel<G, L> = fn(&[f32], L, Weights, Alpha, G, Out, bool) -> f64;
+
+/// [`Outputs`] as pointers, for [`run`], which may write them twice.
+#[derive(Clone, Copy)]
+struct Out {
+    loss: *mut f32,
+    loss_scale: f32,
+    grad: *mut f32,
+    grad_scale: f32,
+}
 
 /// [`run`] for the outputs `out` asks for, called through a function pointer picked from a table.
 /// With no direct call, the variants stay functions of their own whatever an inliner's
@@ -121,7 +134,17 @@ type Kernel<G, L> = fn(&[f32], L, Weights, Alpha, G, Outputs) -> f64;
 fn run_outputs<G: Focusing, L: Layout>(x: &[f32], targets: L, weights: Weights, alpha: Alpha, g: G, out: Outputs) -> f64 {
     let kernels: [Kernel<G, L>; 4] = [run::<G, L, false, false>, run::<G, L, false, true>, run::<G, L, true, false>, run::<G, L, true, true>];
     let kernel = kernels[2 * out.loss.is_some() as usize + out.grad.is_some() as usize];
-    kernel(x, targets, weights, alpha, g, out)
+    let ptr = |o: Option<(&mut [f32], f32)>| o.map_or((core::ptr::null_mut(), 0.0), |(s, k)| (s.as_mut_ptr(), k));
+    let ((loss, loss_scale), (grad, grad_scale)) = (ptr(out.loss), ptr(out.grad));
+    let out = Out { loss, loss_scale, grad, grad_scale };
+    let sum = kernel(x, targets, weights, alpha, g, out, false);
+    // A second pass, with PyTorch's terms at infinite logits, only where the first one's sum
+    // says there may be some (see `Staged::infinities`); it writes every output again.
+    if sum.is_finite() {
+        sum
+    } else {
+        kernel(x, targets, weights, alpha, g, out, true)
+    }
 }
 
 struct SigmoidBlock<G, const LOSS: bool, const GRAD: bool> {
@@ -193,26 +216,19 @@ fn run<G: Focusing, L: Layout, const LOSS: bool, const GRAD: bool>(
     weights: Weights,
     alpha: Alpha,
     g: G,
-    out: Outputs,
+    out: Out,
+    infinities: bool,
 ) -> f64 {
-    let (loss_out, loss_scale) = match out.loss {
-        Some((s, k)) => (s.as_mut_ptr(), k),
-        None => (core::ptr::null_mut(), 0.0),
-    };
-    let (grad_out, grad_scale) = match out.grad {
-        Some((s, k)) => (s.as_mut_ptr(), k),
-        None => (core::ptr::null_mut(), 0.0),
-    };
-    let mut staged = Staged::new();
+    let mut staged = Staged::new(infinities);
     let mut k = SigmoidBlock::<G, LOSS, GRAD> {
         tiles: Tiles::new(x, &mut staged),
         alpha,
         g,
         sum: SumF64::new(),
-        loss_out,
-        loss_scale: F32x4::splat(loss_scale),
-        grad_out,
-        grad_scale: F32x4::splat(grad_scale),
+        loss_out: out.loss,
+        loss_scale: F32x4::splat(out.loss_scale),
+        grad_out: out.grad,
+        grad_scale: F32x4::splat(out.grad_scale),
     };
     targets.for_each_block(x.len(), weights, &mut k);
     k.sum.total()
@@ -346,6 +362,49 @@ mod tests {
                     same_bits(&lb, &ls, "loss");
                     same_bits(&gb, &gs, "grad");
                     assert!(sb.to_bits() == ss.to_bits() || (sb.is_nan() && ss.is_nan()), "sum {sb} vs {ss}");
+                }
+            }
+        }
+    }
+
+    /// torchvision's `sigmoid_focal_loss` and its autograd gradient, op by op in f64: BCE as
+    /// ATen's `(1-t)·x - logsigmoid(x)`, `pow`'s backward 0 for exponent 0 (test/edges.test.ts
+    /// has the same in TypeScript).
+    fn torch(x: f64, t: f64, alpha: Option<f64>, gamma: f64) -> (f64, f64) {
+        let p = 1.0 / (1.0 + (-x).exp());
+        let ce = (1.0 - t) * x - (x.min(0.0) - (-x.abs()).exp().ln_1p());
+        let pt = p * t + (1.0 - p) * (1.0 - t);
+        let m = (1.0 - pt).powf(gamma);
+        let at = alpha.map_or(1.0, |a| a * t + (1.0 - a) * (1.0 - t));
+        let gbase = if gamma == 0.0 { 0.0 } else { at * ce * gamma * (1.0 - pt).powf(gamma - 1.0) };
+        let gp = -gbase * t + gbase * (1.0 - t);
+        (at * (ce * m), at * m * (p - t) + gp * (1.0 - p) * p)
+    }
+
+    #[test]
+    fn infinite_logits_as_pytorch() {
+        let same = |got: f32, want: f64| if want.is_finite() { (got as f64 - want).abs() <= 1e-6 * want.abs().max(1.0) } else { got.is_nan() && want.is_nan() || got as f64 == want };
+        for &gamma in &[0.0f32, 0.5, 1.0, 1.5, 2.0] {
+            for alpha in [Some(0.25), None] {
+                for &t in &[0.0f32, 1.0, 0.3, 0.5] {
+                    for &inf in &[f32::INFINITY, f32::NEG_INFINITY] {
+                        // In a block with finite logits, which must keep their values.
+                        let xs = [1.5, inf, -0.5, 0.0, inf, 3.0];
+                        let ts = [t; 6];
+                        let tb = [t as u8; 6];
+                        let mut targets = vec![Targets::Soft(&ts)];
+                        if t == 0.0 || t == 1.0 {
+                            targets.push(Targets::Binary(&tb));
+                        }
+                        for tg in targets {
+                            let (mut l, mut g) = ([0.0f32; 6], [0.0f32; 6]);
+                            sigmoid_focal(&xs, tg, Weights::Ones, Alpha::new(alpha), gamma, Outputs { loss: Some((&mut l, 1.0)), grad: Some((&mut g, 1.0)) });
+                            for i in 0..6 {
+                                let (wl, wg) = torch(xs[i] as f64, t as f64, alpha, gamma as f64);
+                                assert!(same(l[i], wl) && same(g[i], wg), "x={} t={t} γ={gamma} α={alpha:?}: ({}, {}) vs torch ({wl}, {wg})", xs[i], l[i], g[i]);
+                            }
+                        }
+                    }
                 }
             }
         }

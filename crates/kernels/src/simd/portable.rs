@@ -331,6 +331,10 @@ impl F64x2 {
         F64x2([self.0[0] + o.0[0], self.0[1] + o.0[1]])
     }
     #[inline(always)]
+    pub fn sqrt(self) -> F64x2 {
+        F64x2([self.0[0].sqrt(), self.0[1].sqrt()])
+    }
+    #[inline(always)]
     pub fn promote_low(v: F32x4) -> F64x2 {
         F64x2([v.0[0] as f64, v.0[1] as f64])
     }

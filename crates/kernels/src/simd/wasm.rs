@@ -307,6 +307,10 @@ impl F64x2 {
         F64x2(f64x2_add(self.0, o.0))
     }
     #[inline(always)]
+    pub fn sqrt(self) -> F64x2 {
+        F64x2(f64x2_sqrt(self.0))
+    }
+    #[inline(always)]
     pub fn promote_low(v: F32x4) -> F64x2 {
         F64x2(f64x2_promote_low_f32x4(v.0))
     }
