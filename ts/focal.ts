@@ -240,11 +240,13 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
   const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
   const { denom, gradScale } = scales(fn, reduction, x.length, o.avgFactor, lossWeight);
   const out = resolveOut(fn, o.out, x.length, reduction);
-  expectDisjoint(
-    fn,
-    [['options.out.loss', out.loss], ['options.out.grad', out.grad]],
-    [['logits', x], ['targets', lay.targets.array], ['options.weight', w.array]],
-  );
+  if (out.loss || out.grad) {
+    expectDisjoint(
+      fn,
+      [['options.out.loss', out.loss], ['options.out.grad', out.grad]],
+      [['logits', x], ['targets', lay.targets.array], ['options.weight', w.array]],
+    );
+  }
   return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out };
 }
 
