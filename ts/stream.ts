@@ -3,7 +3,7 @@
 // with the stream; finish() turns the sums into the loss of the whole batch.
 
 import { describeValue, expectArray, expectFinite, expectInRange, expectOneOf, expectOptions, expectPositive } from './errors';
-import { countPosNeg, resolveGamma, sigmoidPass, type SigmoidFocalOptions } from './focal';
+import { alphaOf, countPosNeg, resolveGamma, sigmoidPass, type SigmoidFocalOptions } from './focal';
 import { GHMC, GHMR, type GHMStreamResult } from './ghm';
 import { layoutTargets, layoutWeights, type Targets } from './inputs';
 import { workspace } from './workspace';
@@ -97,7 +97,7 @@ export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): Sigmoid
       let alpha: number | null = alphaOpt as number | null;
       let total = sum;
       if (split) {
-        alpha = pos + neg > 0 ? neg / (pos + neg) : 0.5;
+        alpha = alphaOf(pos, neg);
         total = alpha * sumPos + (1 - alpha) * sumNeg;
       }
       const denom = reduction === 'mean' ? (avgFactor ?? length) : 1;
