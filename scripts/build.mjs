@@ -16,12 +16,14 @@
 //   3. tsup (tsup.config.ts) → dist/, then a check that the core bundle has no Node imports,
 //      and the simd and scalar .wasm files copied to dist/wasm/ (the scalar fallback, workerd);
 //      skipped when the last successful bundle is newer than ts/, the configs and package*.json.
+//   4. the command: tsup in cli/ (cli/tsup.config.ts) → cli/dist/cli.js, with the core of step 3
+//      bundled in; skipped when newer than cli/src, its config and dist/index.js.
 // The Rust toolchain is located (or installed, see lib/toolchain.mjs) only when step 1 has work.
 
 import { existsSync, realpathSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkPortability, copyWasmFiles, isBundleFresh, markBundleFresh, runTsup } from './lib/bundle.mjs';
+import { checkPortability, copyWasmFiles, isBundleFresh, isCliFresh, markBundleFresh, runCliTsup, runTsup } from './lib/bundle.mjs';
 import { findWasmToolchain } from './lib/toolchain.mjs';
 import { BuildError, kib, REPO_ROOT, seconds, tail } from './lib/util.mjs';
 import {
@@ -116,12 +118,24 @@ async function bundle({ force }) {
   console.log(`dist/: tsup ${seconds(ms)}`);
 }
 
+/** Step 4: the command (cli/dist/cli.js), which bundles the core of step 3. */
+async function bundleCli({ force }) {
+  if (!force && isCliFresh()) {
+    console.log('cli/dist/: up to date');
+    return;
+  }
+  console.log(`cli/dist/: tsup ${seconds(await runCliTsup())}`);
+}
+
 /** The whole build; used by the CLI below and by scripts/setup.mjs. Throws BuildError on failure. */
 export async function build({ force = false, wasmOnly = false } = {}) {
   const started = performance.now();
   await buildWasm({ force });
   writeGeneratedModules();
-  if (!wasmOnly) await bundle({ force });
+  if (!wasmOnly) {
+    await bundle({ force });
+    await bundleCli({ force });
+  }
   console.log(`build done in ${seconds(performance.now() - started)}`);
 }
 

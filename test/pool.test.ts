@@ -4,10 +4,12 @@
 // fallback without SharedArrayBuffer; no shared-memory leak over 10^3 calls.
 
 import { resolveObjectURL } from 'node:buffer';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker as NodeWorker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { expectElementsClose, expectExactlyEqual, expectReducedClose } from './helpers/golden';
 import { binaryTargets, logits as makeLogits, regression, sigmoidLabels, softTargets, weights } from './helpers/random';
+import { exec } from './support/exec';
 import { loadLib, type Lib } from './support/lib';
 
 type Pool = Awaited<ReturnType<Lib['createPool']>>;
@@ -341,6 +343,23 @@ describe('failures never hang', () => {
     await expect(p.ghmc(new lib.GHMC(), big, bigT)).rejects.toThrow('pool.ghmc: the pool is closed (close() was called)');
     expect(() => p.createBatch({ length: 4 })).toThrow('pool.createBatch: the pool is closed');
     await p.close();
+  });
+});
+
+describe('Node processes that evaluate code as ES modules', () => {
+  // Workers inherit execArgv: with --input-type=module the pool's eval worker is an ES module,
+  // where `require` does not exist (the worker failed to start before).
+  it('starts threads under --input-type=module', async () => {
+    const index = pathToFileURL(fileURLToPath(new URL('../dist/index.js', import.meta.url))).href;
+    const code = `import { createPool } from '${index}';
+      const pool = await createPool({ threads: 2 });
+      const r = await pool.sigmoidFocalLoss(new Float32Array(1 << 18).fill(-1), new Uint8Array(1 << 18));
+      console.log(JSON.stringify({ threads: pool.threads, reason: pool.reason ?? null, loss: r.loss }));
+      await pool.close();`;
+    const out = JSON.parse(await exec(process.execPath, ['--input-type=module', '-e', code], 60_000));
+    expect(out).toMatchObject({ threads: 2, reason: null });
+    // x = -1, t = 0: α_t = 0.75, p = σ(-1) = 1 / (1 + e), BCE = ln(1 + e^-1).
+    expect(out.loss).toBeCloseTo(0.75 * (1 / (1 + Math.E)) ** 2 * Math.log1p(Math.exp(-1)), 6);
   });
 });
 

@@ -156,13 +156,15 @@ export async function loadSharedBuild(): Promise<{ module: WebAssembly.Module; b
 
 /** The worker program as source text for `platform`. */
 function workerSource(p: Platform): string {
-  // In Node, an `eval` worker is a CommonJS script; `require` is aliased only so that the bundle
-  // holds no literal require of a built-in (see nodeBuiltin).
+  // In Node an `eval` worker is a CommonJS script, or an ES module when the process runs with
+  // --input-type=module (workers inherit execArgv): import() works in both, require only in the
+  // first. The specifier is a variable so that the bundle holds no literal import of a built-in
+  // (see nodeBuiltin and the build's portability check).
   const port =
     p === 'node'
-      ? `(() => { const req = require; const { parentPort } = req('node:worker_threads'); return { post: (m) => parentPort.postMessage(m), listen: (h) => parentPort.on('message', h) }; })()`
-      : `{ post: (m) => self.postMessage(m), listen: (h) => { self.onmessage = (e) => h(e.data); } }`;
-  return `"use strict";\n(${poolWorkerMain.toString()})(${port});\n`;
+      ? `((s) => import(s))('node:worker_threads').then(({ parentPort }) => ({ post: (m) => parentPort.postMessage(m), listen: (h) => parentPort.on('message', h) }))`
+      : `Promise.resolve({ post: (m) => self.postMessage(m), listen: (h) => { self.onmessage = (e) => h(e.data); } })`;
+  return `"use strict";\n${port}.then(${poolWorkerMain.toString()});\n`;
 }
 
 /** A worker, whatever the platform. */

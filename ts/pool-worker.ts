@@ -88,13 +88,13 @@ export interface WorkerPort {
 
 /**
  * The worker program. Self-contained on purpose (see the top of this file): it is shipped to
- * the worker as source text, `(${poolWorkerMain})(port)`.
+ * the worker as source text, `portPromise.then(${poolWorkerMain})`.
  *
  * @internal
  * @example
  * ```ts
  * // What ts/pool-threads.ts does for a Web Worker:
- * const src = `(${poolWorkerMain.toString()})({ post: (m) => self.postMessage(m), listen: (h) => { self.onmessage = (e) => h(e.data); } })`;
+ * const src = `Promise.resolve({ post: (m) => self.postMessage(m), listen: (h) => { self.onmessage = (e) => h(e.data); } }).then(${poolWorkerMain.toString()})`;
  * new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
  * ```
  */

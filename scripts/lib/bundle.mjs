@@ -24,15 +24,31 @@ export function isBundleFresh() {
   return mtimeOf(BUNDLE_STAMP) > newestMtime(inputs.map((p) => join(REPO_ROOT, p)));
 }
 
-/** Runs tsup's CLI (resolved from its package.json, not a shell shim) with this Node. */
-export async function runTsup() {
+/**
+ * Runs tsup's CLI (resolved from its package.json, not a shell shim) with this Node, in `cwd`
+ * (the repository: the core; cli/: the command, with its own tsup.config.ts).
+ */
+export async function runTsup(cwd = REPO_ROOT) {
   const pkgPath = join(REPO_ROOT, 'node_modules', 'tsup', 'package.json');
   if (!existsSync(pkgPath)) throw new BuildError('tsup is not installed: run `npm ci` (or node scripts/setup.mjs).');
   const cli = join(REPO_ROOT, 'node_modules', 'tsup', JSON.parse(readFileSync(pkgPath, 'utf8')).bin.tsup);
-  rmSync(BUNDLE_STAMP, { force: true });
-  const result = await run(process.execPath, [cli], { capture: true });
+  if (cwd === REPO_ROOT) rmSync(BUNDLE_STAMP, { force: true });
+  const result = await run(process.execPath, [cli], { capture: true, cwd });
   if (result.code !== 0) throw new BuildError(`tsup failed:\n${result.stdout}${result.stderr}`);
   return result.ms;
+}
+
+const CLI = join(REPO_ROOT, 'cli');
+
+/** Is cli/dist/cli.js newer than its sources and the core bundle it includes? */
+export function isCliFresh() {
+  const inputs = [join(CLI, 'src'), join(CLI, 'tsup.config.ts'), join(CLI, 'package.json'), join(DIST, 'index.js')];
+  return mtimeOf(join(CLI, 'dist', 'cli.js')) > newestMtime(inputs);
+}
+
+/** The `focal-ghm` command (cli/, an npm workspace): tsup bundles it with the core from dist/. */
+export async function runCliTsup() {
+  return runTsup(CLI);
 }
 
 /** Records that dist/ is complete and checked (see BUNDLE_STAMP). */

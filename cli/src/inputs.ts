@@ -1,0 +1,146 @@
+// Pairs a logits file with a targets file: which layout the targets have (one per logit, or one
+// class index per row of logits [N, C]), and reads them in pieces of whole rows.
+
+import type { FileHandle } from 'node:fs/promises';
+import { DataError, isFloat, isInteger, openForReading, readElements, type ArrayFile } from './npy.js';
+
+export interface Inputs {
+  logits: ArrayFile;
+  targets: ArrayFile;
+  /** 'dense': a target per logit (0/1 or soft); 'labels': a class index per row, `classes` = background. */
+  mode: 'dense' | 'labels';
+  rows: number;
+  /** Logits per row: the last axis, or `--num-classes`. */
+  classes: number;
+}
+
+const shapeText = (s: number[]): string => `[${s.join(', ')}]`;
+
+export function pairInputs(logits: ArrayFile, targets: ArrayFile, numClasses: number | undefined): Inputs {
+  if (!isFloat(logits.dtype)) throw new DataError(`${logits.path}: logits are ${logits.dtype}; expected float16, float32 or float64`);
+  let classes: number;
+  if (numClasses !== undefined) {
+    const last = logits.shape.length >= 2 ? logits.shape[logits.shape.length - 1]! : undefined;
+    if (last !== undefined && last !== numClasses) {
+      throw new DataError(`${logits.path}: shape ${shapeText(logits.shape)} has ${last} classes on its last axis, but --num-classes is ${numClasses}`);
+    }
+    if (logits.size % numClasses !== 0) throw new DataError(`${logits.path}: ${logits.size} logits are not whole rows of --num-classes ${numClasses}`);
+    classes = numClasses;
+  } else {
+    classes = logits.shape.length >= 2 ? logits.shape[logits.shape.length - 1]! : 1;
+  }
+  const rows = classes === 0 ? 0 : logits.size / classes;
+  if (targets.size === logits.size) return { logits, targets, mode: 'dense', rows, classes };
+  if (isInteger(targets.dtype) && targets.size === rows && classes > 1) return { logits, targets, mode: 'labels', rows, classes };
+  const rowShape = logits.shape.length >= 2 ? shapeText(logits.shape.slice(0, -1)) : `[${rows}]`;
+  throw new DataError(
+    `${targets.path}: shape ${shapeText(targets.shape)} does not fit logits ${shapeText(logits.shape)}: expected ${shapeText(logits.shape)} ` +
+      `(a target per logit) or ${rowShape} of integer class indices` +
+      (logits.shape.length < 2 && numClasses === undefined ? ' (give --num-classes for flat logits)' : ''),
+  );
+}
+
+/** Targets as the library takes them. */
+export type ChunkTargets = Uint8Array | Float32Array | { labels: Int32Array; numClasses: number };
+
+export interface Chunk {
+  /** First row, and rows in this piece. */
+  row: number;
+  rowCount: number;
+  logits: Float32Array;
+  targets: ChunkTargets;
+}
+
+/**
+ * Pieces of whole rows, about `elements` logits each, read one ahead of the caller (the next
+ * piece's read overlaps the caller's work on this one). Dense targets are checked here, with the
+ * element's index in the file: 0/1 for integers and booleans, [0, 1] for floats.
+ */
+export async function* readChunks(inputs: Inputs, elements: number): AsyncGenerator<Chunk> {
+  const { logits, targets, classes, rows } = inputs;
+  const perChunk = Math.max(1, Math.floor(elements / Math.max(classes, 1)));
+  const lf = await openForReading(logits);
+  let tf: FileHandle | undefined;
+  try {
+    tf = await openForReading(targets);
+    const read = (row: number): Promise<Chunk> => readChunk(inputs, lf, tf!, row, Math.min(perChunk, rows - row));
+    let next = rows > 0 ? read(0) : undefined;
+    for (let row = 0; next !== undefined; row += perChunk) {
+      const chunk = await next;
+      next = row + perChunk < rows ? read(row + perChunk) : undefined;
+      // A rejected read-ahead is awaited (and thrown) on the next turn; mark it handled meanwhile.
+      next?.catch(() => undefined);
+      yield chunk;
+    }
+  } finally {
+    await lf.close();
+    await tf?.close();
+  }
+}
+
+async function readChunk(inputs: Inputs, lf: FileHandle, tf: FileHandle, row: number, rowCount: number): Promise<Chunk> {
+  const { logits, targets, classes, mode } = inputs;
+  const [x, t] = await Promise.all([
+    readElements(lf, logits, row * classes, rowCount * classes),
+    mode === 'labels' ? readElements(tf, targets, row, rowCount) : readElements(tf, targets, row * classes, rowCount * classes),
+  ]);
+  const first = mode === 'labels' ? row : row * classes;
+  return { row, rowCount, logits: x as Float32Array, targets: mode === 'labels' ? { labels: toLabels(targets, t, first, classes), numClasses: classes } : toDense(targets, t, first) };
+}
+
+function toDense(a: ArrayFile, t: Uint8Array | Float32Array | Int32Array, first: number): Uint8Array | Float32Array {
+  if (t instanceof Float32Array) {
+    for (let i = 0; i < t.length; i++) {
+      const v = t[i]!;
+      if (!(v >= 0 && v <= 1)) throw new DataError(`${a.path}: element ${first + i} is ${v}; soft targets must be in [0, 1]`);
+    }
+    return t;
+  }
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i]!;
+    if (v !== 0 && v !== 1) throw new DataError(`${a.path}: element ${first + i} is ${v}; integer targets per logit must be 0 or 1`);
+  }
+  return t instanceof Uint8Array ? t : Uint8Array.from(t);
+}
+
+function toLabels(a: ArrayFile, t: Uint8Array | Float32Array | Int32Array, first: number, classes: number): Int32Array {
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i]!;
+    if (!(v >= 0 && v <= classes)) throw new DataError(`${a.path}: label ${v} at row ${first + i} is outside [0, ${classes}] (${classes} = background)`);
+  }
+  return t instanceof Int32Array ? t : Int32Array.from(t);
+}
+
+/** What a pass over the targets alone tells (and checks, before the long pass over the logits). */
+export interface TargetScan {
+  /** Elements with target ≥ 0.5: per-logit targets ≥ 0.5, or (class indices) rows not background. */
+  positives: number;
+  /** Class indices only: whether any row is background (label = classes). */
+  background: boolean;
+}
+
+/** Reads only the targets, in pieces of about `elements`, checking each value. */
+export async function scanTargets(inputs: Inputs, elements: number): Promise<TargetScan> {
+  const { targets, classes, mode } = inputs;
+  const fh = await openForReading(targets);
+  let positives = 0;
+  let background = false;
+  try {
+    for (let first = 0; first < targets.size; first += elements) {
+      const raw = await readElements(fh, targets, first, Math.min(elements, targets.size - first));
+      if (mode === 'labels') {
+        const t = toLabels(targets, raw, first, classes);
+        for (let i = 0; i < t.length; i++) {
+          if (t[i]! < classes) positives++;
+          else background = true;
+        }
+      } else {
+        const t = toDense(targets, raw, first);
+        for (let i = 0; i < t.length; i++) if (t[i]! >= 0.5) positives++;
+      }
+    }
+    return { positives, background };
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,229 @@
+// The command line: parses arguments (node:util parseArgs), runs a subcommand, and turns every
+// expected failure into one line on stderr and an exit code (2: usage, 1: data), never a stack.
+
+import { writeFile } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { init, GHMC, sigmoidFocalLoss } from 'focal-ghm';
+import { pairInputs } from './inputs.js';
+import { DataError, DTYPE_NAMES, openArray, parseDType, type DType } from './npy.js';
+import { figureSpec, renderPng, renderSvg } from './plots.js';
+import { startProgress } from './progress.js';
+import { terminalPlot, toJson, toTable } from './report.js';
+import { SAMPLE_DEFAULTS, writeSample } from './sample.js';
+import { LOSSES, score, ScoreError, type LossName, type ScoreOptions } from './score.js';
+
+/** Bad arguments (exit code 2). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export const USAGE = `focal-ghm: focal and GHM losses of a model's saved outputs
+
+usage:
+  focal-ghm score --logits L.npy --targets T.npy [options]
+  focal-ghm sample DIR        write a detector-like batch (100k anchors × 80 classes) to try it on
+
+score options:
+  --logits FILE         logits: .npy (float16/32/64), or raw little-endian with --dtype/--shape
+  --targets FILE        a target per logit (bool/uint8 0/1, or float soft targets in [0, 1]),
+                        or integer class indices [N] for logits [N, C] (C = background)
+  --num-classes C       classes per row, for flat logits (default: the logits' last axis)
+  --loss LIST           comma-separated: sigmoid-focal, ghmc, softmax-focal (default: all
+                        that the inputs allow)
+  --alpha A             α in [0, 1], or none (default 0.25)
+  --gamma G             γ in [0, 32] (default 2)
+  --bins B              GHM-C bins (default 30)
+  --momentum M          GHM-C EMA momentum in [0, 1) (default 0)
+  --reduction R         mean or sum (default mean)
+  --avg-factor F        the focal losses' mean divides by F instead of the count; positives:
+                        by the number of positives (RetinaNet, mmdetection's avg_factor)
+  --threads N           worker threads for the elementwise passes (default 1)
+  --json                one JSON object on stdout instead of the table
+  --plot FILE           the figure as .svg or .png, or - for a terminal sketch; repeatable
+  --dtype T, --shape S  raw logits: dtype (${DTYPE_NAMES}; or f4, u1, …) and shape (e.g. 1000,80)
+  --targets-dtype T, --targets-shape S   the same for raw targets
+  --chunk N             logits read per piece (default 1048576); memory stays bounded by it
+
+exit codes: 0 done, 1 bad data (files, shapes, values), 2 bad usage`;
+
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Whether stderr is a terminal (progress bars only there). */
+  stderrIsTTY: boolean;
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  try {
+    const [command, ...rest] = argv;
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      io.stdout(USAGE);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === 'score') return await scoreCommand(rest, io);
+    if (command === 'sample') return await sampleCommand(rest, io);
+    throw new UsageError(`unknown command '${command}' (commands: score, sample; --help for usage)`);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`focal-ghm: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof DataError || e instanceof ScoreError) {
+      io.stderr(`focal-ghm: ${e.message}`);
+      return 1;
+    }
+    // The library's own errors (TypeError/RangeError naming the argument) and anything else: one
+    // line; FOCAL_GHM_DEBUG=1 shows the stack.
+    io.stderr(`focal-ghm: ${process.env.FOCAL_GHM_DEBUG ? (e as Error).stack : (e as Error).message ?? String(e)}`);
+    return 1;
+  }
+}
+
+function parse(args: string[], options: NonNullable<Parameters<typeof parseArgs>[0]>['options']): ReturnType<typeof parseArgs> {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    // parseArgs explains over several lines; one is enough (plus the fix for values starting with -).
+    const first = (e as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
+    throw new UsageError(/ambiguous/.test(first) ? `${first} (values starting with - go as --option=-1)` : first);
+  }
+}
+
+function numberArg(name: string, v: unknown, fallback: number, integer = false): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be ${integer ? 'a whole number' : 'a number'}, got '${String(v)}'`);
+  }
+  return n;
+}
+
+function shapeArg(name: string, v: unknown): number[] | undefined {
+  if (v === undefined) return undefined;
+  const dims = String(v).split(/[,x×]/).map((s) => s.trim());
+  if (dims.some((d) => !/^\d+$/.test(d))) throw new UsageError(`--${name} must be sizes separated by commas (e.g. 1000,80), got '${String(v)}'`);
+  return dims.map(Number);
+}
+
+function dtypeArg(name: string, v: unknown): DType | undefined {
+  if (v === undefined) return undefined;
+  const d = parseDType(String(v));
+  if (d === undefined) throw new UsageError(`--${name} '${String(v)}' is not a dtype (${DTYPE_NAMES})`);
+  return d;
+}
+
+async function scoreCommand(args: string[], io: Io): Promise<number> {
+  const { values: v, positionals } = parse(args, {
+    logits: { type: 'string' },
+    targets: { type: 'string' },
+    'num-classes': { type: 'string' },
+    loss: { type: 'string' },
+    alpha: { type: 'string' },
+    gamma: { type: 'string' },
+    bins: { type: 'string' },
+    momentum: { type: 'string' },
+    reduction: { type: 'string' },
+    'avg-factor': { type: 'string' },
+    threads: { type: 'string' },
+    json: { type: 'boolean' },
+    plot: { type: 'string', multiple: true },
+    dtype: { type: 'string' },
+    shape: { type: 'string' },
+    'targets-dtype': { type: 'string' },
+    'targets-shape': { type: 'string' },
+    chunk: { type: 'string' },
+  });
+  if (positionals.length > 0) throw new UsageError(`score takes no positional arguments, got '${positionals[0]}' (--help for usage)`);
+  if (typeof v.logits !== 'string') throw new UsageError('score needs --logits FILE');
+  if (typeof v.targets !== 'string') throw new UsageError('score needs --targets FILE');
+  const losses =
+    v.loss === undefined
+      ? undefined
+      : String(v.loss)
+          .split(',')
+          .map((s) => s.trim())
+          .map((s) => {
+            if (!(LOSSES as readonly string[]).includes(s)) throw new UsageError(`--loss: unknown loss '${s}' (${LOSSES.join(', ')})`);
+            return s as LossName;
+          });
+  const reduction = v.reduction ?? 'mean';
+  if (reduction !== 'mean' && reduction !== 'sum') throw new UsageError(`--reduction must be mean or sum, got '${String(reduction)}'`);
+  const plots = (v.plot ?? []) as string[];
+  for (const p of plots) {
+    if (p !== '-' && !['.svg', '.png'].includes(extname(p).toLowerCase())) throw new UsageError(`--plot ${p}: give a .svg or .png file, or - for the terminal`);
+  }
+  const options: ScoreOptions = {
+    losses,
+    alpha: v.alpha === 'none' ? null : numberArg('alpha', v.alpha, 0.25),
+    gamma: numberArg('gamma', v.gamma, 2),
+    bins: numberArg('bins', v.bins, 30, true),
+    momentum: numberArg('momentum', v.momentum, 0),
+    reduction,
+    avgFactor: v['avg-factor'] === 'positives' ? 'positives' : v['avg-factor'] === undefined ? undefined : numberArg('avg-factor', v['avg-factor'], 0),
+    threads: numberArg('threads', v.threads, 1, true),
+    chunkElements: numberArg('chunk', v.chunk, 1 << 20, true),
+  };
+  if (options.threads < 1 || options.threads > 64) throw new UsageError(`--threads must be in [1, 64], got ${options.threads}`);
+  if (options.chunkElements < 1) throw new UsageError(`--chunk must be at least 1, got ${options.chunkElements}`);
+  const numClasses = v['num-classes'] === undefined ? undefined : numberArg('num-classes', v['num-classes'], 0, true);
+  if (numClasses !== undefined && numClasses < 1) throw new UsageError(`--num-classes must be at least 1, got ${numClasses}`);
+
+  await init();
+  // The library checks the options' ranges (γ, α, bins, momentum) with its own messages: ask it
+  // before reading any file.
+  try {
+    const avgFactor = options.avgFactor === 'positives' ? 1 : options.avgFactor;
+    sigmoidFocalLoss.stream({ alpha: options.alpha, gamma: options.gamma, reduction: options.reduction, avgFactor });
+    new GHMC({ bins: options.bins, momentum: options.momentum });
+  } catch (e) {
+    throw new UsageError(String((e as Error).message).replace(/^[\w.]+: options\.(\w+)/, (_m, k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
+  }
+
+  const [logits, targets] = await Promise.all([
+    openArray(v.logits, { dtype: dtypeArg('dtype', v.dtype), shape: shapeArg('shape', v.shape) }),
+    openArray(v.targets, { dtype: dtypeArg('targets-dtype', v['targets-dtype']), shape: shapeArg('targets-shape', v['targets-shape']) }),
+  ]);
+  const inputs = pairInputs(logits, targets, numClasses);
+  const progress = startProgress(io.stderrIsTTY, inputs.rows);
+  options.onProgress = progress.update;
+  options.onWarning = (m) => io.stderr(`focal-ghm: ${m}`);
+  const t0 = performance.now();
+  let result;
+  try {
+    result = await score(inputs, options);
+  } finally {
+    progress.stop();
+  }
+  const context = { inputs, options, seconds: (performance.now() - t0) / 1000 };
+  io.stdout(v.json ? JSON.stringify(toJson(result, context)) : toTable(result, context));
+
+  const files = plots.filter((p) => p !== '-');
+  if (plots.includes('-')) (v.json ? io.stderr : io.stdout)(`\n${terminalPlot(result, context)}`);
+  if (files.length > 0) {
+    const spec = figureSpec(result, { title: `${basename(logits.path)} · ${basename(targets.path)}`, gamma: options.gamma, alpha: options.alpha });
+    const svg = await renderSvg(spec);
+    for (const f of files) {
+      await writeFile(f, extname(f).toLowerCase() === '.png' ? await renderPng(svg) : svg).catch((e: Error) => {
+        throw new DataError(`${f}: cannot write the plot (${e.message})`);
+      });
+      io.stderr(`focal-ghm: wrote ${f}`);
+    }
+  }
+  return 0;
+}
+
+async function sampleCommand(args: string[], io: Io): Promise<number> {
+  const { values: v, positionals } = parse(args, { anchors: { type: 'string' }, classes: { type: 'string' }, seed: { type: 'string' } });
+  if (positionals.length !== 1) throw new UsageError('sample needs one directory: focal-ghm sample DIR');
+  const o = {
+    ...SAMPLE_DEFAULTS,
+    anchors: numberArg('anchors', v.anchors, SAMPLE_DEFAULTS.anchors, true),
+    classes: numberArg('classes', v.classes, SAMPLE_DEFAULTS.classes, true),
+    seed: numberArg('seed', v.seed, SAMPLE_DEFAULTS.seed, true),
+  };
+  if (o.anchors < 1 || o.classes < 1) throw new UsageError('--anchors and --classes must be at least 1');
+  const paths = await writeSample(positionals[0]!, o);
+  io.stderr(`focal-ghm: wrote ${paths.logits} (float32 [${o.anchors}, ${o.classes}]) and ${paths.labels} (int64 [${o.anchors}], ${o.classes} = background)`);
+  return 0;
+}

@@ -1,0 +1,224 @@
+// The pass over the data: the library's losses of the whole file as one batch, and the per-bin
+// statistics the report and the plots show. Every number comes from the library's calls; this
+// module only reads pieces, hands them over, and adds up per bin.
+
+import { createPool, GHMC, sigmoidFocalLoss, softmaxFocalLoss, type Pool } from 'focal-ghm';
+import { readChunks, scanTargets, type Chunk, type ChunkTargets, type Inputs } from './inputs.js';
+
+export const LOSSES = ['sigmoid-focal', 'ghmc', 'softmax-focal'] as const;
+export type LossName = (typeof LOSSES)[number];
+
+export interface ScoreOptions {
+  /** The losses asked for; undefined: every one these inputs allow. */
+  losses: LossName[] | undefined;
+  alpha: number | null;
+  gamma: number;
+  bins: number;
+  momentum: number;
+  reduction: 'mean' | 'sum';
+  /** The focal losses' mean divides by this instead of the count (mmdetection's avg_factor); 'positives': the number of positives (RetinaNet's normalisation). */
+  avgFactor?: number | 'positives' | undefined;
+  /** Worker threads for the elementwise passes (1: none). */
+  threads: number;
+  /** Logits per piece read from disk. */
+  chunkElements: number;
+  onProgress?: ((rowsDone: number, rows: number) => void) | undefined;
+  /** Told when the pool runs on fewer threads than asked, and why. */
+  onWarning?: ((message: string) => void) | undefined;
+}
+
+/** Per-bin statistics over g = |p − t|, GHM-C's bins (mmdetection's float32 edges). */
+export interface BinStats {
+  bins: number;
+  /** bins + 1 edges; the last is 1 + 1e-6, as mmdetection's. */
+  edges: number[];
+  /** Elements per bin (the library's GHM-C statistics). */
+  counts: number[];
+  /** Of those, targets ≥ 0.5 ("positives") and < 0.5. */
+  positives: number[];
+  negatives: number[];
+  /** GHM-C's weight per bin after this batch's EMA step (0 for empty bins). */
+  weights: number[];
+  /** Each loss's sum per bin, before the reduction: BCE, the sigmoid focal loss, GHM-C. */
+  lossByBin: { bce: number[]; 'sigmoid-focal': number[]; ghmc: number[] };
+  /** Elements whose g is NaN (NaN logits): in no bin. */
+  nan: number;
+}
+
+export interface ScoreResult {
+  elements: number;
+  rows: number;
+  classes: number;
+  mode: Inputs['mode'];
+  positives: number;
+  /** What the focal losses' mean divided by instead of the count, if anything. */
+  avgFactor: number | undefined;
+  losses: Partial<Record<LossName, number>>;
+  /** Losses not computed, and why (only when not asked for explicitly: asking for one that is impossible is an error). */
+  skipped: { loss: LossName; why: string }[];
+  ghm: BinStats;
+  threads: number;
+}
+
+/** A request the inputs cannot satisfy (exit code 1, like bad data). */
+export class ScoreError extends Error {
+  override name = 'ScoreError';
+}
+
+/** The two elementwise passes the per-bin statistics need, on this thread or the pool's. */
+interface Elementwise {
+  /** Each element's focal loss (the options' α, γ), and its BCE gradient p − t. */
+  run(x: Float32Array, t: ChunkTargets): Promise<{ focal: Float32Array; pMinusT: Float32Array }>;
+}
+
+function elementwise(alpha: number | null, gamma: number, pool: Pool | undefined): Elementwise {
+  const focalOpts = { alpha, gamma, reduction: 'none' } as const;
+  const bceOpts = { alpha: null, gamma: 0, reduction: 'none', grad: true } as const;
+  if (pool === undefined) {
+    return {
+      run: async (x, t) => ({ focal: sigmoidFocalLoss(x, t, focalOpts).loss, pMinusT: sigmoidFocalLoss(x, t, bceOpts).grad }),
+    };
+  }
+  return {
+    run: async (x, t) => {
+      const [f, b] = await Promise.all([pool.sigmoidFocalLoss(x, t, focalOpts), pool.sigmoidFocalLoss(x, t, bceOpts)]);
+      return { focal: f.loss as Float32Array, pMinusT: b.grad! };
+    },
+  };
+}
+
+/** mmdetection's edges: float32(i / bins), the last raised by 1e-6 (in float32). */
+export function ghmEdges(bins: number): Float32Array {
+  const e = new Float32Array(bins + 1);
+  for (let i = 0; i <= bins; i++) e[i] = i / bins;
+  e[bins] = e[bins]! + 1e-6;
+  return e;
+}
+
+export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResult> {
+  const skipped: ScoreResult['skipped'] = [];
+  const wanted = (l: LossName): boolean => o.losses === undefined || o.losses.includes(l);
+  // Class indices are checked (and background found) before the long pass; per-logit targets
+  // only when the positives must be counted first.
+  const scan = inputs.mode === 'labels' || o.avgFactor === 'positives' ? await scanTargets(inputs, o.chunkElements) : undefined;
+  let softmax = wanted('softmax-focal');
+  if (softmax) {
+    const why =
+      inputs.mode !== 'labels'
+        ? 'needs class-index targets (one integer label per row of logits [N, C])'
+        : scan!.background
+          ? `the labels include background (${inputs.classes}); softmax needs a logit column for every label`
+          : undefined;
+    if (why !== undefined) {
+      if (o.losses !== undefined) throw new ScoreError(`softmax-focal: ${why}`);
+      skipped.push({ loss: 'softmax-focal', why });
+      softmax = false;
+    }
+  }
+  const avgFactor = o.avgFactor === 'positives' ? Math.max(scan!.positives, 1) : o.avgFactor;
+
+  const focal = sigmoidFocalLoss.stream({ alpha: o.alpha, gamma: o.gamma, reduction: o.reduction, avgFactor });
+  const ghmc = new GHMC({ bins: o.bins, momentum: o.momentum });
+  const ghm = ghmc.stream();
+  let softmaxSum = 0;
+  const b = o.bins;
+  const edges = ghmEdges(b);
+  const positives = new Float64Array(b);
+  const negatives = new Float64Array(b);
+  const focalByBin = new Float64Array(b);
+  let nan = 0;
+
+  const pool = o.threads > 1 ? await createPool({ threads: o.threads }) : undefined;
+  if (pool?.reason) o.onWarning?.(`running on one thread: ${pool.reason}`);
+  try {
+    const perElement = elementwise(o.alpha, o.gamma, pool);
+    for await (const chunk of readChunks(inputs, o.chunkElements)) {
+      const { logits: x, targets: t } = chunk;
+      // The pool's passes run while this thread does the reductions.
+      const pending = perElement.run(x, t);
+      focal.push(x, t);
+      ghm.push(x, t);
+      if (softmax) {
+        const { labels } = t as { labels: Int32Array };
+        softmaxSum += softmaxFocalLoss(x, labels, { numClasses: inputs.classes, alpha: o.alpha, gamma: o.gamma, reduction: 'sum' }).loss;
+      }
+      const { focal: f, pMinusT } = await pending;
+      nan += binElements(chunk, f, pMinusT, edges, positives, negatives, focalByBin);
+      o.onProgress?.(chunk.row + chunk.rowCount, inputs.rows);
+    }
+  } finally {
+    await pool?.close();
+  }
+
+  const g = ghm.finish();
+  const { counts, sums } = g.stats;
+  const tot = Math.max(g.stats.valid, 1);
+  const losses: ScoreResult['losses'] = {};
+  if (wanted('sigmoid-focal')) losses['sigmoid-focal'] = focal.finish().loss;
+  if (wanted('ghmc')) losses.ghmc = g.loss;
+  // The softmax loss has a term per row: its mean divides by the rows (or the avgFactor).
+  if (softmax) losses['softmax-focal'] = o.reduction === 'mean' ? softmaxSum / (avgFactor ?? Math.max(inputs.rows, 1)) : softmaxSum;
+  const elements = inputs.rows * inputs.classes;
+  let pos = 0;
+  for (let i = 0; i < b; i++) pos += positives[i]!;
+  return {
+    elements,
+    rows: inputs.rows,
+    classes: inputs.classes,
+    mode: inputs.mode,
+    positives: pos,
+    avgFactor,
+    losses,
+    skipped,
+    threads: pool ? pool.threads : 1,
+    ghm: {
+      bins: b,
+      edges: Array.from(edges),
+      counts: Array.from(counts),
+      positives: Array.from(positives),
+      negatives: Array.from(negatives),
+      // factors = lossWeight · weight / tot per bin (lossWeight 1 here).
+      weights: Array.from(g.step.factors.subarray(0, b), (f) => f * tot),
+      lossByBin: {
+        bce: Array.from(sums),
+        'sigmoid-focal': Array.from(focalByBin),
+        ghmc: Array.from(sums, (s, i) => s * g.step.factors[i]!),
+      },
+      nan,
+    },
+  };
+}
+
+/**
+ * Adds this piece's elements to the per-bin tallies: bin of g = |p − t| by the float32 edges
+ * (the library's GHM-C binning), positive when the target is ≥ 0.5. Returns NaN-g elements.
+ */
+function binElements(
+  chunk: Chunk,
+  focal: Float32Array,
+  pMinusT: Float32Array,
+  edges: Float32Array,
+  positives: Float64Array,
+  negatives: Float64Array,
+  focalByBin: Float64Array,
+): number {
+  const bins = edges.length - 1;
+  const t = chunk.targets;
+  const classes = 'labels' in t ? t.numClasses : 1;
+  let nan = 0;
+  for (let i = 0; i < pMinusT.length; i++) {
+    const g = Math.abs(pMinusT[i]!);
+    if (g !== g) {
+      nan++;
+      continue;
+    }
+    let k = Math.min(Math.floor(g * bins), bins - 1);
+    if (g < edges[k]!) k--;
+    else if (g >= edges[k + 1]!) k++;
+    const positive = 'labels' in t ? t.labels[(i / classes) | 0] === i % classes : t[i]! >= 0.5;
+    if (positive) positives[k]!++;
+    else negatives[k]!++;
+    focalByBin[k]! += focal[i]!;
+  }
+  return nan;
+}

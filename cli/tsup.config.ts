@@ -1,0 +1,18 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'tsup';
+
+// The command bundles the core from the repository's own build (dist/index.js: the same call path
+// as the package, built first by scripts/build.mjs); its plotting and progress libraries stay
+// dependencies, installed with it.
+export default defineConfig({
+  entry: { cli: 'src/cli.ts' },
+  format: ['esm'],
+  platform: 'node',
+  target: 'node20',
+  outDir: 'dist',
+  clean: true,
+  noExternal: ['focal-ghm'],
+  esbuildOptions(o) {
+    o.alias = { 'focal-ghm': fileURLToPath(new URL('../dist/index.js', import.meta.url)) };
+  },
+});
