@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'tsup';
+
+const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string };
 
 // The command bundles the core from the repository's own build (dist/index.js: the same call path
 // as the package, built first by scripts/build.mjs); its plotting and progress libraries stay
@@ -12,6 +15,7 @@ export default defineConfig({
   outDir: 'dist',
   clean: true,
   noExternal: ['focal-ghm'],
+  define: { __CLI_VERSION__: JSON.stringify(version) },
   esbuildOptions(o) {
     o.alias = { 'focal-ghm': fileURLToPath(new URL('../dist/index.js', import.meta.url)) };
   },

@@ -13,12 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError, npyBytes, openArray, readElements, type ArrayFile } from '../cli/src/npy';
 import { expectReducedClose } from './helpers/golden';
-import { loadLib, type Lib } from './support/lib';
+import { expandTargets, findBin, ghmcEdges, ghmcGradNorm, RefGHMC, refSigmoidFocal, refSoftmaxFocal } from './helpers/reference';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'cli', 'bin', 'focal-ghm.js');
 const REQUIRE_ALL = process.env.FOCAL_GHM_RUNTIMES === 'all';
-/** The command's losses against one library call: the same kernels, only the float64 sums' order differs. */
+/** Losses of one file in different pieces or threads: only the float64 sums' order differs. */
 const REL = 1e-7;
 
 function hasNumpy(): boolean {
@@ -56,7 +56,6 @@ async function json(args: string[]): Promise<any> {
 let dir: string;
 /** What the Python script wrote: file name → dtype, shape and the values as float64. */
 let manifest: Record<string, { dtype: string; shape: number[]; values: number[] }>;
-let lib: Lib;
 
 // Arrays written by NumPy: every dtype in every format version, and the cases the reader refuses.
 const PYTHON = String.raw`
@@ -65,13 +64,13 @@ from numpy.lib import format as fmt
 out = sys.argv[1]
 rng = np.random.default_rng(7)
 manifest = {}
-def save(name, a, version=None):
+def save(name, a, version=None, record=True):
     with open(f'{out}/{name}', 'wb') as f:
         if version is None:
             np.save(f, a, allow_pickle=a.dtype == object)
         else:
             fmt.write_array(f, a, version=version)
-    if a.dtype != object:
+    if record and a.dtype != object:
         manifest[name] = {'dtype': str(a.dtype), 'shape': list(a.shape), 'values': np.ascontiguousarray(a).astype(np.float64).ravel().tolist()}
 for v in [(1, 0), (2, 0), (3, 0)]:
     for dt in ['f2', 'f4', 'f8', 'u1', '?', 'i1', 'i2', 'u2', 'i4', 'u4', 'i8', 'u8']:
@@ -99,11 +98,20 @@ save('labels.npy', (labels % 7).astype('i4'))
 save('labels_bad.npy', np.where(np.arange(1000) == 123, 9, labels % 7).astype('i8'))
 save('soft_bad.npy', np.where(np.arange(7000).reshape(1000, 7) == 4567, 1.5, 0.5).astype('f4'))
 save('targets_wrong_shape.npy', np.zeros((999, 7), 'u1'))
+save('targets_transposed.npy', np.ascontiguousarray(dense.T).astype('u1'))
+save('logits_3d.npy', x.reshape(4, 250, 7))
+save('labels_3d.npy', labels.reshape(4, 250).astype('i8'))
+save('logits_1class.npy', x[:, :1].copy())
+save('labels_1class.npy', (labels % 2).astype('i8'))
+x_nan = x.copy(); x_nan[3, 2] = np.nan; x_nan[999, 6] = np.nan
+save('logits_nan.npy', x_nan, record=False)  # JSON has no NaN
+save('labels_huge.npy', np.where(np.arange(1000) == 5, 2**40, labels).astype('i8'))
+np.savez(f'{out}/arrays.npz', x=x)
+open(f'{out}/empty.npy', 'wb').close()
 json.dump(manifest, open(f'{out}/manifest.json', 'w'))
 `;
 
 beforeAll(async () => {
-  lib = await loadLib('simd');
   dir = mkdtempSync(join(tmpdir(), 'focal-ghm-cli-'));
   if (!numpy) return;
   execFileSync('python3', ['-c', PYTHON, dir]);
@@ -170,48 +178,72 @@ withNumpy('reading .npy files written by NumPy', () => {
   });
 });
 
-/** The library's losses on the manifest's arrays. */
-function libraryLosses(logitsName: string, targets: { dense?: string; soft?: string; labels?: string }) {
+type TargetSpec = { dense?: string; soft?: string; labels?: string };
+
+/**
+ * What `score --json` must report, from the float64 reference (test/helpers/reference.ts, an
+ * oracle independent of the kernels) on the manifest's arrays: losses, and per bin of g the
+ * positives, negatives and GHM-C weights.
+ */
+function reference(logitsName: string, targets: TargetSpec, o: { alpha?: number | null; gamma?: number; bins?: number; momentum?: number; avgFactor?: number } = {}) {
+  const { alpha = 0.25, gamma = 2, bins = 30, momentum = 0 } = o;
+  // Float16 and float64 logits are scored as float32, as the command converts them.
   const x = Float32Array.from(manifest[logitsName]!.values);
-  const C = manifest[logitsName]!.shape[1]!;
+  const C = manifest[logitsName]!.shape.at(-1)!;
   const t = targets.labels
     ? { labels: Int32Array.from(manifest[targets.labels]!.values), numClasses: C }
     : targets.soft
       ? Float32Array.from(manifest[targets.soft]!.values)
       : Uint8Array.from(manifest[targets.dense!]!.values);
-  const ghmc = new lib.GHMC({ bins: 30 });
+  const tt = expandTargets(x.length, t);
+  const edges = ghmcEdges(bins);
+  const positives = new Array<number>(bins).fill(0);
+  const negatives = new Array<number>(bins).fill(0);
+  for (let k = 0; k < x.length; k++) {
+    const b = findBin(ghmcGradNorm(x[k]!, tt[k]!), edges);
+    if (b >= 0) (tt[k]! >= 0.5 ? positives : negatives)[b]!++;
+  }
+  const counts = positives.map((p, i) => p + negatives[i]!);
+  const nonEmpty = counts.filter((c) => c > 0).length;
+  const weights = counts.map((c) => (c > 0 ? x.length / ((momentum > 0 ? (1 - momentum) * c : c) * nonEmpty) : 0));
   return {
     x,
     t,
-    focal: lib.sigmoidFocalLoss(x, t, { alpha: 0.25, gamma: 2 }).loss,
-    ghmc: ghmc.forward(x, t).loss,
-    counts: Array.from(new lib.GHMC({ bins: 30 }).collect(x, t).counts),
+    focal: (refSigmoidFocal(x, t, { alpha, gamma, ...(o.avgFactor ? { avgFactor: o.avgFactor } : {}) }).loss as number),
+    ghmc: new RefGHMC({ bins, momentum }).forward(x, t).loss,
+    positives,
+    negatives,
+    counts,
+    weights,
   };
 }
 
 withNumpy('score: the library’s numbers', () => {
-  it('binary, bool, soft and class-index targets; float16/32/64 logits: losses and GHM counts as the library', async () => {
-    const cases: [string, string, { dense?: string; soft?: string; labels?: string }][] = [
+  it('binary, bool, soft and class-index targets; float16/32/64 and 3-D logits: losses and bins as the float64 reference', async () => {
+    const cases: [string, string, TargetSpec][] = [
       ['logits.npy', 'dense_u8.npy', { dense: 'dense_u8.npy' }],
       ['logits.npy', 'dense_bool.npy', { dense: 'dense_bool.npy' }],
       ['logits.npy', 'soft.npy', { soft: 'soft.npy' }],
       ['logits.npy', 'labels_bg.npy', { labels: 'labels_bg.npy' }],
       ['logits_f16.npy', 'dense_u8.npy', { dense: 'dense_u8.npy' }],
       ['logits_f64.npy', 'labels_bg.npy', { labels: 'labels_bg.npy' }],
+      ['logits_3d.npy', 'labels_3d.npy', { labels: 'labels_3d.npy' }],
     ];
     for (const [logits, targets, spec] of cases) {
       const j = await json(['score', '--logits', f(logits), '--targets', f(targets)]);
-      const want = libraryLosses(logits, spec);
+      const want = reference(logits, spec);
       const what = `${logits} + ${targets}`;
       expect(j.elements, what).toBe(7000);
-      expectReducedClose(j.losses['sigmoid-focal'], want.focal, REL, what);
-      expectReducedClose(j.losses.ghmc, want.ghmc, REL, what);
+      expectReducedClose(j.losses['sigmoid-focal'], want.focal, 1e-5, what);
+      expectReducedClose(j.losses.ghmc, want.ghmc, 1e-5, what);
       expect(j.ghm.counts, what).toEqual(want.counts);
-      // Positives and negatives split each bin exactly; their sum is the library's count.
-      expect(j.ghm.positives.map((p: number, i: number) => p + j.ghm.negatives[i]), what).toEqual(want.counts);
+      expect(j.ghm.positives, what).toEqual(want.positives);
+      expect(j.ghm.negatives, what).toEqual(want.negatives);
+      j.ghm.weights.forEach((w: number, i: number) => expect(w, `${what} weight ${i}`).toBeCloseTo(want.weights[i]!, 3));
+      expect(j.positives, what).toBe(want.positives.reduce((a, b) => a + b, 0));
       // GHM-C's loss is the sum of its per-bin parts; the focal loss's mean the sum of its parts / n.
-      expectReducedClose(j.ghm.lossByBin.ghmc.reduce((a: number, b: number) => a + b, 0), want.ghmc, REL, what);
-      expectReducedClose(j.ghm.lossByBin['sigmoid-focal'].reduce((a: number, b: number) => a + b, 0) / 7000, want.focal, REL, what);
+      expectReducedClose(j.ghm.lossByBin.ghmc.reduce((a: number, b: number) => a + b, 0), want.ghmc, 1e-5, what);
+      expectReducedClose(j.ghm.lossByBin['sigmoid-focal'].reduce((a: number, b: number) => a + b, 0) / 7000, want.focal, 1e-5, what);
       expect(j.targets, what).toBe(spec.labels ? 'class-indices' : 'per-logit');
       expect('softmax-focal' in j.losses, what).toBe(false); // background labels or per-logit targets
     }
@@ -223,10 +255,11 @@ withNumpy('score: the library’s numbers', () => {
     const x = Float32Array.from(manifest['logits.npy']!.values);
     const labels = Int32Array.from(manifest['labels.npy']!.values);
     const t = { labels, numClasses: 7 };
-    expectReducedClose(j.losses['softmax-focal'], lib.softmaxFocalLoss(x, labels, { numClasses: 7, alpha: 0.5, gamma: 1.5, reduction: 'sum' }).loss, REL, 'softmax');
-    expectReducedClose(j.losses['sigmoid-focal'], lib.sigmoidFocalLoss(x, t, { alpha: 0.5, gamma: 1.5, reduction: 'sum' }).loss, REL, 'sigmoid');
-    const ghmc = new lib.GHMC({ bins: 12, momentum: 0.5 });
-    expectReducedClose(j.losses.ghmc, ghmc.forward(x, t).loss, REL, 'ghmc');
+    expectReducedClose(j.losses['softmax-focal'], (refSoftmaxFocal(x, labels, { numClasses: 7, alpha: 0.5, gamma: 1.5, reduction: 'sum' }).loss as number), 1e-5, 'softmax');
+    expectReducedClose(j.losses['sigmoid-focal'], (refSigmoidFocal(x, t, { alpha: 0.5, gamma: 1.5, reduction: 'sum' }).loss as number), 1e-5, 'sigmoid');
+    expectReducedClose(j.losses.ghmc, new RefGHMC({ bins: 12, momentum: 0.5 }).forward(x, t).loss, 1e-5, 'ghmc');
+    const ref = reference('logits.npy', { labels: 'labels.npy' }, { bins: 12, momentum: 0.5 });
+    j.ghm.weights.forEach((w: number, i: number) => expect(w, `weight ${i}`).toBeCloseTo(ref.weights[i]!, 3));
     expect(j.ghm.bins).toBe(12);
     expect(j.options).toEqual({ alpha: 0.5, gamma: 1.5, bins: 12, momentum: 0.5, reduction: 'sum', avgFactor: null });
     // RetinaNet's normalisation: the sum over the number of positives (rows that are not background).
@@ -235,23 +268,52 @@ withNumpy('score: the library’s numbers', () => {
     const positives = bg.filter((l) => l < 7).length;
     expect(retina.positives).toBe(positives);
     expect(retina.options.avgFactor).toBe(positives);
-    expectReducedClose(retina.losses['sigmoid-focal'], lib.sigmoidFocalLoss(x, { labels: bg, numClasses: 7 }, { avgFactor: positives }).loss, REL, 'avgFactor');
+    expectReducedClose(retina.losses['sigmoid-focal'], (refSigmoidFocal(x, { labels: bg, numClasses: 7 }, { avgFactor: positives }).loss as number), 1e-5, 'avgFactor');
     // --loss picks; --alpha none disables α.
     const only = await json(['score', '--logits', f('logits.npy'), '--targets', f('labels.npy'), '--loss', 'softmax-focal', '--alpha', 'none']);
     expect(Object.keys(only.losses)).toEqual(['softmax-focal']);
-    expectReducedClose(only.losses['softmax-focal'], lib.softmaxFocalLoss(x, labels, { numClasses: 7, alpha: null, gamma: 2 }).loss, REL, 'softmax, no α');
+    expectReducedClose(only.losses['softmax-focal'], (refSoftmaxFocal(x, labels, { numClasses: 7, alpha: null, gamma: 2 }).loss as number), 1e-5, 'softmax, no α');
   });
 
-  it('the same numbers for any piece size and with two threads', async () => {
-    const base = ['score', '--logits', f('logits.npy'), '--targets', f('labels_bg.npy')];
-    const one = await json(base);
+  it('the same numbers for any piece size and with two threads, for every kind of targets', async () => {
     const strip = (j: any) => ({ ...j, seconds: 0, threads: 0, losses: Object.keys(j.losses) });
-    for (const extra of [['--chunk', '1'], ['--chunk', '999'], ['--threads', '2', '--chunk', '700']]) {
-      const j = await json([...base, ...extra]);
-      expect(strip(j), extra.join(' ')).toEqual(strip(one));
-      for (const k of Object.keys(one.losses)) expectReducedClose(j.losses[k], one.losses[k], REL, `${k} ${extra.join(' ')}`);
+    for (const targets of ['labels_bg.npy', 'dense_u8.npy', 'soft.npy']) {
+      const base = ['score', '--logits', f('logits.npy'), '--targets', f(targets)];
+      const one = await json(base);
+      for (const extra of [['--chunk', '1'], ['--chunk', '999'], ['--threads', '2', '--chunk', '700']]) {
+        const what = `${targets} ${extra.join(' ')}`;
+        const j = await json([...base, ...extra]);
+        expect(strip(j), what).toEqual(strip(one));
+        for (const k of Object.keys(one.losses)) expectReducedClose(j.losses[k], one.losses[k], REL, `${k} ${what}`);
+      }
     }
-    expect((await json([...base, '--threads', '2'])).threads).toBe(2);
+    expect((await json(['score', '--logits', f('logits.npy'), '--targets', f('soft.npy'), '--threads', '2'])).threads).toBe(2);
+  });
+
+  it('logits [N, 1] with integer targets [N]: --targets-kind says whether they are class indices or 0/1', async () => {
+    const args = ['score', '--logits', f('logits_1class.npy'), '--targets', f('labels_1class.npy')];
+    const r = await run(args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/are either class indices of one class \(mmdetection: 0 = object, 1 = background\) or 0\/1 targets .* --targets-kind class-indices or per-logit\n$/);
+    const labels = Int32Array.from(manifest['labels_1class.npy']!.values);
+    const x = Float32Array.from(manifest['logits_1class.npy']!.values);
+    const indices = await json([...args, '--targets-kind', 'class-indices']);
+    expect(indices.positives).toBe(labels.filter((l) => l === 0).length);
+    expectReducedClose(indices.losses['sigmoid-focal'], (refSigmoidFocal(x, { labels, numClasses: 1 }).loss as number), 1e-5, 'class indices');
+    const perLogit = await json([...args, '--targets-kind', 'per-logit']);
+    expect(perLogit.positives).toBe(labels.filter((l) => l === 1).length);
+    expectReducedClose(perLogit.losses['sigmoid-focal'], (refSigmoidFocal(x, Uint8Array.from(labels)).loss as number), 1e-5, 'per logit');
+  });
+
+  it('NaN logits: NaN losses (null in JSON), a warning, the other elements binned', async () => {
+    const r = await run(['score', '--logits', f('logits_nan.npy'), '--targets', f('dense_u8.npy'), '--json']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('focal-ghm: 2 logits are NaN: the losses are NaN (as PyTorch\'s), and those elements are in no bin\n');
+    const j = JSON.parse(r.stdout);
+    expect(j.losses).toEqual({ 'sigmoid-focal': null, ghmc: null });
+    expect(j.ghm.nan).toBe(2);
+    expect(j.ghm.counts.reduce((a: number, b: number) => a + b, 0)).toBe(6998);
+    expect(j.positives).toBe(manifest['dense_u8.npy']!.values.filter((v) => v === 1).length);
   });
 
   it('empty arrays: zero elements, NaN losses as null', async () => {
@@ -268,7 +330,7 @@ withNumpy('score: the library’s numbers', () => {
     writeFileSync(f('x.f32'), x);
     writeFileSync(f('t.u8'), t);
     const j = await json(['score', '--logits', f('x.f32'), '--dtype', 'float32', '--shape', '1000,7', '--targets', f('t.u8'), '--targets-dtype', 'u1']);
-    expectReducedClose(j.losses['sigmoid-focal'], lib.sigmoidFocalLoss(x, t).loss, REL, 'raw');
+    expectReducedClose(j.losses['sigmoid-focal'], (refSigmoidFocal(x, t).loss as number), 1e-5, 'raw');
     expect(j.classes).toBe(7);
   });
 });
@@ -285,13 +347,28 @@ withNumpy('score: output', () => {
     expect(spark.slice(14, 24)).toMatch(/^[ ▁▂▃▄▅▆▇█]{10}$/);
   });
 
-  it('a progress bar on a terminal once the work takes over a second', async () => {
-    // util-linux's script(1) runs the command on a pseudo-terminal; one-row pieces make it long.
-    expect((await run(['sample', f('progress'), '--anchors', '30000'])).code).toBe(0);
-    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} score --logits ${f('progress/logits.npy')} --targets ${f('progress/labels.npy')} --chunk 80 --json > /dev/null`;
+  it('a progress bar on a terminal (script(1) gives the command one), none when piped', async () => {
+    await writeSampleOnce();
+    // Shown once the work has run FOCAL_GHM_PROGRESS_AFTER_MS (default 1 s; 0 here: at once).
+    const cmd = `FOCAL_GHM_PROGRESS_AFTER_MS=0 ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} score --logits ${f('sample/logits.npy')} --targets ${f('sample/labels.npy')} --chunk 400 --json > /dev/null`;
     const out = execFileSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 120_000 });
-    expect(out).toMatch(/scoring [█░]{40} \d+% \| \d+\/30000 rows/);
-    expect(out).toContain('100% | 30000/30000 rows');
+    expect(out).toMatch(/scoring [█░]{40} \d+% \| \d+\/2000 rows/);
+    const piped = await run(['score', '--logits', f('sample/logits.npy'), '--targets', f('sample/labels.npy'), '--chunk', '400', '--json'], { FOCAL_GHM_PROGRESS_AFTER_MS: '0' });
+    expect(piped.stderr).toBe('');
+  });
+
+  it('--help, --version; no command prints the usage on stderr', async () => {
+    for (const args of [['--help'], ['score', '--help'], ['sample', '-h']]) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout, args.join(' ')).toMatch(/^focal-ghm: focal and GHM losses/);
+    }
+    const v = await run(['--version']);
+    expect(v.stdout.trim()).toBe(JSON.parse(readFileSync(join(ROOT, 'cli', 'package.json'), 'utf8')).version);
+    const none = await run([]);
+    expect(none.code).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toMatch(/^focal-ghm: focal and GHM losses/);
   });
 
   it('--plot writes an SVG with one bar per bin and class, and a PNG', async () => {
@@ -333,6 +410,11 @@ withNumpy('score: errors', () => {
     ['unknown loss', ['score', '--logits', 'a', '--targets', 'b', '--loss', 'ghmr'], 2, /^focal-ghm: --loss: unknown loss 'ghmr'/],
     ['plot format', ['score', '--logits', 'a', '--targets', 'b', '--plot', 'x.pdf'], 2, /^focal-ghm: --plot x\.pdf: give a \.svg or \.png file/],
     ['unknown command', ['scores'], 2, /^focal-ghm: unknown command 'scores'/],
+    ['bad --targets-dtype, before any file is read', ['score', '--logits', 'nope.npy', '--targets', 'b', '--targets-dtype', 'bogus'], 2, /^focal-ghm: --targets-dtype 'bogus' is not a dtype/],
+    ['bad --targets-shape', ['score', '--logits', 'nope.npy', '--targets', 'b', '--targets-shape', '3;4'], 2, /^focal-ghm: --targets-shape must be sizes separated by commas/],
+    ['--targets-kind', ['score', '--logits', 'a', '--targets', 'b', '--targets-kind', 'labels'], 2, /^focal-ghm: --targets-kind must be per-logit or class-indices, got 'labels'$/],
+    ['plot folder missing, before the pass', ['score', '--logits', 'a', '--targets', 'b', '--plot', '/nonexistent-dir/x.svg'], 2, /^focal-ghm: --plot \/nonexistent-dir\/x\.svg: the folder \/nonexistent-dir does not exist$/],
+    ['--chunk too large', ['score', '--logits', 'a', '--targets', 'b', '--chunk', '1e9'], 2, /^focal-ghm: --chunk must be in \[1, 67108864\]/],
     ['avg-factor with sum', ['score', '--logits', 'a', '--targets', 'b', '--avg-factor', '3', '--reduction', 'sum'], 2, /^focal-ghm: --avg-factor cannot be used with reduction 'sum'$/],
     ['negative value', ['score', '--logits', 'a', '--targets', 'b', '--avg-factor', '-3'], 2, /^focal-ghm: Option '--avg-factor' argument is ambiguous\. \(values starting with - go as --option=-1\)$/],
   ];
@@ -354,6 +436,13 @@ withNumpy('score: errors', () => {
     ['label out of range', () => ['--logits', f('logits.npy'), '--targets', f('labels_bad.npy')], /labels_bad\.npy: label 9 at row 123 is outside \[0, 7\] \(7 = background\)$/],
     ['soft target out of range', () => ['--logits', f('logits.npy'), '--targets', f('soft_bad.npy')], /soft_bad\.npy: element 4567 is 1\.5; soft targets must be in \[0, 1\]$/],
     ['softmax with background', () => ['--logits', f('logits.npy'), '--targets', f('labels_bg.npy'), '--loss', 'softmax-focal'], /softmax-focal: the labels include background \(7\)/],
+    ['a directory', () => ['--logits', dir, '--targets', f('labels.npy')], /: cannot read \(is a directory\)$/],
+    ['a .npz archive', () => ['--logits', f('arrays.npz'), '--targets', f('labels.npy')], /arrays\.npz: a \.npz archive \(zip\), not an array/],
+    ['an empty file', () => ['--logits', f('empty.npy'), '--targets', f('labels.npy')], /empty\.npy: empty file$/],
+    ['--dtype for a .npy file', () => ['--logits', f('logits.npy'), '--dtype', 'f4', '--targets', f('labels.npy')], /logits\.npy: a \.npy file has its own dtype and shape/],
+    ['transposed targets of the right size', () => ['--logits', f('logits.npy'), '--targets', f('targets_transposed.npy')], /targets_transposed\.npy: shape \[7, 1000\] does not fit logits \[1000, 7\]/],
+    ['float class indices', () => ['--logits', f('logits.npy'), '--targets', f('soft.npy'), '--targets-kind', 'class-indices'], /soft\.npy: dtype float32 is not class indices for logits \[1000, 7\]/],
+    ['a label beyond int32', () => ['--logits', f('logits.npy'), '--targets', f('labels_huge.npy')], /labels_huge\.npy: element 5 is 1099511627776, beyond any label or 0\/1 target/],
     ['big-endian', () => ['--logits', f('big_endian.npy'), '--targets', f('big_endian.npy')], /big-endian data/],
     ['Fortran order', () => ['--logits', f('fortran.npy'), '--targets', f('fortran.npy')], /Fortran-ordered array/],
     ['raw size', () => ['--logits', f('bytes7000.bin'), '--dtype', 'f8', '--shape', '3,3', '--targets', f('labels.npy')], /bytes7000\.bin: shape \[3, 3\] of float64 needs 72 bytes, the file has 7000$/],

@@ -16,9 +16,21 @@ export interface Inputs {
 
 const shapeText = (s: number[]): string => `[${s.join(', ')}]`;
 
-export function pairInputs(logits: ArrayFile, targets: ArrayFile, numClasses: number | undefined): Inputs {
+export type TargetsKind = 'per-logit' | 'class-indices';
+
+const squeeze = (s: number[]): number[] => s.filter((d) => d !== 1);
+const sameShape = (a: number[], b: number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/**
+ * Which targets these are. Per-logit: the logits' shape (axes of length 1 aside). Class indices:
+ * integers, the logits' shape without the class axis. Logits [N, 1] with integer targets [N] are
+ * both (mmdetection's one-class labels, 0 = object and 1 = background, or 0/1 targets), so
+ * `kind` must say which. A raw file given no shape matches by size alone.
+ */
+export function pairInputs(logits: ArrayFile, targets: ArrayFile, numClasses: number | undefined, kind?: TargetsKind): Inputs {
   if (!isFloat(logits.dtype)) throw new DataError(`${logits.path}: logits are ${logits.dtype}; expected float16, float32 or float64`);
   let classes: number;
+  let rowShape: number[];
   if (numClasses !== undefined) {
     const last = logits.shape.length >= 2 ? logits.shape[logits.shape.length - 1]! : undefined;
     if (last !== undefined && last !== numClasses) {
@@ -26,18 +38,41 @@ export function pairInputs(logits: ArrayFile, targets: ArrayFile, numClasses: nu
     }
     if (logits.size % numClasses !== 0) throw new DataError(`${logits.path}: ${logits.size} logits are not whole rows of --num-classes ${numClasses}`);
     classes = numClasses;
+    rowShape = last !== undefined ? logits.shape.slice(0, -1) : [logits.size / numClasses];
   } else {
     classes = logits.shape.length >= 2 ? logits.shape[logits.shape.length - 1]! : 1;
+    rowShape = logits.shape.length >= 2 ? logits.shape.slice(0, -1) : logits.shape;
   }
   const rows = classes === 0 ? 0 : logits.size / classes;
-  if (targets.size === logits.size) return { logits, targets, mode: 'dense', rows, classes };
-  if (isInteger(targets.dtype) && targets.size === rows && classes > 1) return { logits, targets, mode: 'labels', rows, classes };
-  const rowShape = logits.shape.length >= 2 ? shapeText(logits.shape.slice(0, -1)) : `[${rows}]`;
-  throw new DataError(
-    `${targets.path}: shape ${shapeText(targets.shape)} does not fit logits ${shapeText(logits.shape)}: expected ${shapeText(logits.shape)} ` +
-      `(a target per logit) or ${rowShape} of integer class indices` +
-      (logits.shape.length < 2 && numClasses === undefined ? ' (give --num-classes for flat logits)' : ''),
-  );
+  const unknown = !targets.shapeKnown || !logits.shapeKnown;
+  const perLogit = unknown ? targets.size === logits.size : sameShape(squeeze(targets.shape), squeeze(logits.shape));
+  const indices = isInteger(targets.dtype) && (unknown ? targets.size === rows : sameShape(targets.shape, rowShape) || sameShape(squeeze(targets.shape), squeeze(rowShape)));
+  const expected =
+    `expected ${shapeText(logits.shape)} (a target per logit) or ${shapeText(rowShape)} of integer class indices` +
+    (logits.shape.length < 2 && numClasses === undefined ? ' (give --num-classes for flat logits)' : '');
+  if (kind === 'per-logit') {
+    if (!perLogit) throw new DataError(`${targets.path}: shape ${shapeText(targets.shape)} is not a target per logit of ${shapeText(logits.shape)}`);
+    return { logits, targets, mode: 'dense', rows, classes };
+  }
+  if (kind === 'class-indices') {
+    if (!indices) {
+      const why = isInteger(targets.dtype) ? `shape ${shapeText(targets.shape)}` : `dtype ${targets.dtype}`;
+      throw new DataError(`${targets.path}: ${why} is not class indices for logits ${shapeText(logits.shape)} (expected integers of shape ${shapeText(rowShape)})`);
+    }
+    return { logits, targets, mode: 'labels', rows, classes };
+  }
+  if (perLogit && indices && classes === 1) {
+    throw new DataError(
+      `${targets.path}: integer targets ${shapeText(targets.shape)} for logits ${shapeText(logits.shape)} are either class indices of one class ` +
+        `(mmdetection: 0 = object, 1 = background) or 0/1 targets (1 = positive): say which with --targets-kind class-indices or per-logit`,
+    );
+  }
+  if (indices && classes > 1) return { logits, targets, mode: 'labels', rows, classes };
+  if (perLogit) return { logits, targets, mode: 'dense', rows, classes };
+  if (!isInteger(targets.dtype) && (sameShape(targets.shape, rowShape) || (unknown && targets.size === rows))) {
+    throw new DataError(`${targets.path}: ${targets.dtype} targets of shape ${shapeText(targets.shape)} look like class indices, which must be integers; ${expected}`);
+  }
+  throw new DataError(`${targets.path}: shape ${shapeText(targets.shape)} does not fit logits ${shapeText(logits.shape)}: ${expected}`);
 }
 
 /** Targets as the library takes them. */

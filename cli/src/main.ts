@@ -1,8 +1,9 @@
 // The command line: parses arguments (node:util parseArgs), runs a subcommand, and turns every
 // expected failure into one line on stderr and an exit code (2: usage, 1: data), never a stack.
 
-import { writeFile } from 'node:fs/promises';
-import { basename, extname } from 'node:path';
+import { constants } from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init, GHMC, sigmoidFocalLoss } from 'focal-ghm';
 import { pairInputs } from './inputs.js';
@@ -12,6 +13,29 @@ import { startProgress } from './progress.js';
 import { terminalPlot, toJson, toTable } from './report.js';
 import { SAMPLE_DEFAULTS, writeSample } from './sample.js';
 import { LOSSES, score, ScoreError, type LossName, type ScoreOptions } from './score.js';
+
+/** The largest --chunk: 2^26 logits, a few hundred MB of pieces and outputs in flight. */
+const MAX_CHUNK = 1 << 26;
+
+/** Injected by cli/tsup.config.ts from cli/package.json. */
+declare const __CLI_VERSION__: string;
+const VERSION = typeof __CLI_VERSION__ === 'string' ? __CLI_VERSION__ : 'dev';
+
+/** A plot's folder must exist before the pass (not discovered after minutes of scoring). */
+async function expectWritableDir(file: string): Promise<void> {
+  const dir = dirname(resolve(file));
+  try {
+    await access(dir, constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`--plot ${file}: ${code === 'ENOENT' ? `the folder ${dir} does not exist` : `cannot write in ${dir} (${code ?? (e as Error).message})`}`);
+  }
+}
+
+async function availableCores(): Promise<number> {
+  const os = await import('node:os');
+  return os.availableParallelism?.() ?? os.cpus().length;
+}
 
 /** Bad arguments (exit code 2). */
 export class UsageError extends Error {
@@ -40,10 +64,15 @@ score options:
                         by the number of positives (RetinaNet, mmdetection's avg_factor)
   --threads N           worker threads for the elementwise passes (default 1)
   --json                one JSON object on stdout instead of the table
-  --plot FILE           the figure as .svg or .png, or - for a terminal sketch; repeatable
+  --plot FILE           the figure as .svg or .png, or - for a terminal sketch (on stderr
+                        with --json); repeatable
   --dtype T, --shape S  raw logits: dtype (${DTYPE_NAMES}; or f4, u1, …) and shape (e.g. 1000,80)
   --targets-dtype T, --targets-shape S   the same for raw targets
+  --targets-kind K      per-logit or class-indices, where the shapes leave it open (logits
+                        [N, 1] with integer targets [N])
   --chunk N             logits read per piece (default 1048576); memory stays bounded by it
+
+focal-ghm sample DIR [--anchors 100000] [--classes 80] [--seed 42]
 
 exit codes: 0 done, 1 bad data (files, shapes, values), 2 bad usage`;
 
@@ -57,9 +86,17 @@ export interface Io {
 export async function main(argv: string[], io: Io): Promise<number> {
   try {
     const [command, ...rest] = argv;
-    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    if (command === '--help' || command === '-h' || command === 'help' || (rest.some((a) => a === '--help' || a === '-h') && ['score', 'sample'].includes(command!))) {
       io.stdout(USAGE);
-      return command === undefined ? 2 : 0;
+      return 0;
+    }
+    if (command === '--version' || command === '-v') {
+      io.stdout(VERSION);
+      return 0;
+    }
+    if (command === undefined) {
+      io.stderr(USAGE);
+      return 2;
     }
     if (command === 'score') return await scoreCommand(rest, io);
     if (command === 'sample') return await sampleCommand(rest, io);
@@ -132,6 +169,7 @@ async function scoreCommand(args: string[], io: Io): Promise<number> {
     shape: { type: 'string' },
     'targets-dtype': { type: 'string' },
     'targets-shape': { type: 'string' },
+    'targets-kind': { type: 'string' },
     chunk: { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`score takes no positional arguments, got '${positionals[0]}' (--help for usage)`);
@@ -165,7 +203,7 @@ async function scoreCommand(args: string[], io: Io): Promise<number> {
     chunkElements: numberArg('chunk', v.chunk, 1 << 20, true),
   };
   if (options.threads < 1 || options.threads > 64) throw new UsageError(`--threads must be in [1, 64], got ${options.threads}`);
-  if (options.chunkElements < 1) throw new UsageError(`--chunk must be at least 1, got ${options.chunkElements}`);
+  if (options.chunkElements < 1 || options.chunkElements > MAX_CHUNK) throw new UsageError(`--chunk must be in [1, ${MAX_CHUNK}] (memory grows with it), got ${options.chunkElements}`);
   const numClasses = v['num-classes'] === undefined ? undefined : numberArg('num-classes', v['num-classes'], 0, true);
   if (numClasses !== undefined && numClasses < 1) throw new UsageError(`--num-classes must be at least 1, got ${numClasses}`);
 
@@ -180,11 +218,18 @@ async function scoreCommand(args: string[], io: Io): Promise<number> {
     throw new UsageError(String((e as Error).message).replace(/^[\w.]+: options\.(\w+)/, (_m, k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
   }
 
-  const [logits, targets] = await Promise.all([
-    openArray(v.logits, { dtype: dtypeArg('dtype', v.dtype), shape: shapeArg('shape', v.shape) }),
-    openArray(v.targets, { dtype: dtypeArg('targets-dtype', v['targets-dtype']), shape: shapeArg('targets-shape', v['targets-shape']) }),
-  ]);
-  const inputs = pairInputs(logits, targets, numClasses);
+  // Every argument is checked before any file is read.
+  const rawLogits = { dtype: dtypeArg('dtype', v.dtype), shape: shapeArg('shape', v.shape) };
+  const rawTargets = { dtype: dtypeArg('targets-dtype', v['targets-dtype']), shape: shapeArg('targets-shape', v['targets-shape']) };
+  const kind = v['targets-kind'];
+  if (kind !== undefined && kind !== 'per-logit' && kind !== 'class-indices') throw new UsageError(`--targets-kind must be per-logit or class-indices, got '${String(kind)}'`);
+  for (const p of plots) if (p !== '-') await expectWritableDir(p);
+  const cores = await availableCores();
+  if (options.threads > cores) io.stderr(`focal-ghm: --threads ${options.threads} on ${cores} cores: more threads than cores only adds overhead`);
+
+  const logits = await openArray(v.logits, rawLogits);
+  const targets = await openArray(v.targets, rawTargets);
+  const inputs = pairInputs(logits, targets, numClasses, kind);
   const progress = startProgress(io.stderrIsTTY, inputs.rows);
   options.onProgress = progress.update;
   options.onWarning = (m) => io.stderr(`focal-ghm: ${m}`);

@@ -3,6 +3,7 @@
 // memory is scored in bounded memory.
 
 import { open, type FileHandle } from 'node:fs/promises';
+import { basename } from 'node:path';
 
 /** A problem with an input file (exit code 1); the message names the file. */
 export class DataError extends Error {
@@ -53,6 +54,8 @@ export interface ArrayFile {
   offset: number;
   /** 'npy' (with its format version) or 'raw'. */
   format: string;
+  /** False for a raw file given no shape: only its size is known (a shape check compares sizes). */
+  shapeKnown: boolean;
 }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
@@ -63,24 +66,27 @@ async function withFile<T>(path: string, fn: (fh: FileHandle, bytes: number) => 
     fh = await open(path, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
     throw new DataError(`${path}: cannot read (${why})`);
   }
   try {
-    const { size } = await fh.stat();
-    return await fn(fh, size);
+    const st = await fh.stat();
+    // open() succeeds on a directory on Linux; reading it fails without naming it.
+    if (!st.isFile()) throw new DataError(`${path}: cannot read (${st.isDirectory() ? 'is a directory' : 'not a regular file'})`);
+    return await fn(fh, st.size);
   } finally {
-    await fh.close();
+    await fh.close().catch(() => undefined); // a failed close must not hide the real error
   }
 }
 
-/** Whether the file starts with the .npy magic string. */
-export async function isNpy(path: string): Promise<boolean> {
+/** What the first bytes say: a .npy file, a .npz (zip) archive, an empty file, or something else. */
+async function sniff(path: string): Promise<'npy' | 'npz' | 'empty' | 'other'> {
   return withFile(path, async (fh, bytes) => {
-    if (bytes < MAGIC.length) return false;
+    if (bytes === 0) return 'empty';
     const head = new Uint8Array(MAGIC.length);
     await fh.read(head, 0, MAGIC.length, 0);
-    return MAGIC.every((b, i) => head[i] === b);
+    if (MAGIC.every((b, i) => head[i] === b)) return 'npy';
+    return head[0] === 0x50 && head[1] === 0x4b ? 'npz' : 'other';
   });
 }
 
@@ -117,7 +123,7 @@ export async function openNpy(path: string): Promise<ArrayFile> {
       fail(`truncated: shape [${shape.join(', ')}] of ${dtype} needs ${dataBytes} bytes of data, the file has ${bytes - offset}`);
     }
     if (bytes - offset > dataBytes) fail(`${bytes - offset - dataBytes} bytes after the data that shape [${shape.join(', ')}] of ${dtype} does not account for`);
-    return { path, dtype, shape, size, offset, format: `npy ${major}.${minor}` };
+    return { path, dtype, shape, size, offset, format: `npy ${major}.${minor}`, shapeKnown: true };
   });
 }
 
@@ -154,13 +160,19 @@ export async function openRaw(path: string, dtype: DType, shape: number[] | unde
     if (size * item !== bytes) {
       throw new DataError(`${path}: shape [${s.join(', ')}] of ${dtype} needs ${size * item} bytes, the file has ${bytes}`);
     }
-    return { path, dtype, shape: s, size, offset: 0, format: 'raw' };
+    return { path, dtype, shape: s, size, offset: 0, format: 'raw', shapeKnown: shape !== undefined };
   });
 }
 
 /** Opens an array file: .npy by its magic string, otherwise raw when a dtype is given. */
 export async function openArray(path: string, raw?: { dtype?: DType | undefined; shape?: number[] | undefined }): Promise<ArrayFile> {
-  if (await isNpy(path)) return openNpy(path);
+  const kind = await sniff(path);
+  if (kind === 'npy') {
+    if (raw?.dtype !== undefined || raw?.shape !== undefined) throw new DataError(`${path}: a .npy file has its own dtype and shape; --dtype and --shape are for raw files`);
+    return openNpy(path);
+  }
+  if (kind === 'npz') throw new DataError(`${path}: a .npz archive (zip), not an array: save the array itself, np.save('x.npy', np.load('${basename(path)}')['name'])`);
+  if (kind === 'empty') throw new DataError(`${path}: empty file`);
   if (raw?.dtype === undefined) {
     throw new DataError(`${path}: not a .npy file (no \\x93NUMPY magic string); for raw little-endian data give its dtype and shape`);
   }
@@ -210,7 +222,7 @@ export async function readElements(fh: FileHandle, a: ArrayFile, start: number, 
       const out = new Int32Array(count);
       for (let i = 0; i < count; i++) {
         const v = src[i]!;
-        if (v > 2147483647 || v < -2147483648) throw new DataError(`${a.path}: element ${start + i} is ${v}, outside the int32 range`);
+        if (v > 2147483647 || v < -2147483648) throw new DataError(`${a.path}: element ${start + i} is ${v}, beyond any label or 0/1 target (outside the int32 range)`);
         out[i] = Number(v);
       }
       return out;

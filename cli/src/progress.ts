@@ -8,14 +8,17 @@ export interface Progress {
   stop: () => void;
 }
 
-export function startProgress(isTTY: boolean, total: number, delayMs = 1000): Progress {
+/** How long work runs before the bar shows: 1 s, or FOCAL_GHM_PROGRESS_AFTER_MS (0: at once). */
+const DELAY_MS = Number(process.env.FOCAL_GHM_PROGRESS_AFTER_MS ?? 1000);
+
+export function startProgress(isTTY: boolean, total: number, delayMs = DELAY_MS): Progress {
   if (!isTTY || total === 0) return { update: () => undefined, stop: () => undefined };
   const t0 = performance.now();
   let bar: cliProgress.SingleBar | undefined;
   return {
     update(done) {
       if (bar === undefined) {
-        if (performance.now() - t0 < delayMs || done >= total) return;
+        if (performance.now() - t0 < delayMs || (done >= total && delayMs > 0)) return;
         bar = new cliProgress.SingleBar(
           { format: 'scoring {bar} {percentage}% | {value}/{total} rows | {eta_formatted} left', stream: process.stderr, clearOnComplete: true, hideCursor: true, etaBuffer: 200 },
           cliProgress.Presets.shades_classic,

@@ -10,7 +10,7 @@ export interface ReportContext {
   seconds: number;
 }
 
-/** JSON has no NaN: a loss over zero elements is `null`. */
+/** JSON has no NaN or Infinity: such a loss (a mean over no elements, NaN logits) is `null`. */
 const num = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
 export function toJson(r: ScoreResult, c: ReportContext): Record<string, unknown> {
@@ -43,7 +43,7 @@ export function toJson(r: ScoreResult, c: ReportContext): Record<string, unknown
 }
 
 const int = (v: number): string => v.toLocaleString('en-US');
-const fmt = (v: number): string => (Number.isFinite(v) ? (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5 ? v.toFixed(6) : v.toExponential(4)) : 'NaN (no elements)');
+const fmt = (v: number): string => (!Number.isFinite(v) ? String(v) : v === 0 ? '0' : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5 ? v.toFixed(6) : v.toExponential(4));
 const pct = (part: number, whole: number): string => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '–');
 /** A share that may be tiny (positives among all elements): two significant digits. */
 const share = (part: number, whole: number): string => (whole > 0 ? `${Number(((100 * part) / whole).toPrecision(2))}%` : '–');
@@ -88,11 +88,20 @@ export function toTable(r: ScoreResult, c: ReportContext): string {
 
 const BARS = '▁▂▃▄▅▆▇█';
 
-/** One character per value, heights relative to the row's maximum (log scale: counts span decades). */
+/**
+ * One character per value, heights relative to the row's maximum; blank for values ≤ 0. On a log
+ * scale (counts and weights span decades) the smallest positive value gets the lowest bar.
+ */
 export function sparkline(values: number[], log: boolean): string {
-  const t = values.map((v) => (v > 0 ? (log ? Math.log10(v) + 1 : v) : 0));
-  const max = Math.max(...t, 0);
-  return t.map((v) => (v <= 0 || max === 0 ? ' ' : BARS[Math.min(BARS.length - 1, Math.floor((v / max) * BARS.length - 1e-9))])).join('');
+  const positive = values.filter((v) => v > 0);
+  if (positive.length === 0) return ' '.repeat(values.length);
+  const max = Math.max(...positive);
+  const min = Math.min(...positive);
+  const level = (v: number): number => {
+    if (!log) return v / max;
+    return max === min ? 1 : (Math.log(v / min) / Math.log(max / min)) * (1 - 1 / BARS.length) + 1 / BARS.length;
+  };
+  return values.map((v) => (v > 0 ? BARS[Math.max(0, Math.min(BARS.length - 1, Math.ceil(level(v) * BARS.length) - 1))] : ' ')).join('');
 }
 
 /** The figure's panels as sparklines over the bins, for `--plot -`. */

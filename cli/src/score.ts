@@ -127,6 +127,7 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
   const negatives = new Float64Array(b);
   const focalByBin = new Float64Array(b);
   let nan = 0;
+  let pos = 0;
 
   const pool = o.threads > 1 ? await createPool({ threads: o.threads }) : undefined;
   if (pool?.reason) o.onWarning?.(`running on one thread: ${pool.reason}`);
@@ -134,8 +135,10 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
     const perElement = elementwise(o.alpha, o.gamma, pool);
     for await (const chunk of readChunks(inputs, o.chunkElements)) {
       const { logits: x, targets: t } = chunk;
-      // The pool's passes run while this thread does the reductions.
+      // The pool's passes run while this thread does the reductions (if those throw, the
+      // rejection of the pending passes is handled here, not left unobserved).
       const pending = perElement.run(x, t);
+      pending.catch(() => undefined);
       focal.push(x, t);
       ghm.push(x, t);
       if (softmax) {
@@ -143,7 +146,9 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
         softmaxSum += softmaxFocalLoss(x, labels, { numClasses: inputs.classes, alpha: o.alpha, gamma: o.gamma, reduction: 'sum' }).loss;
       }
       const { focal: f, pMinusT } = await pending;
-      nan += binElements(chunk, f, pMinusT, edges, positives, negatives, focalByBin);
+      const counted = binElements(chunk, f, pMinusT, edges, positives, negatives, focalByBin);
+      nan += counted.nan;
+      pos += counted.positives;
       o.onProgress?.(chunk.row + chunk.rowCount, inputs.rows);
     }
   } finally {
@@ -159,8 +164,7 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
   // The softmax loss has a term per row: its mean divides by the rows (or the avgFactor).
   if (softmax) losses['softmax-focal'] = o.reduction === 'mean' ? softmaxSum / (avgFactor ?? Math.max(inputs.rows, 1)) : softmaxSum;
   const elements = inputs.rows * inputs.classes;
-  let pos = 0;
-  for (let i = 0; i < b; i++) pos += positives[i]!;
+  if (nan > 0) o.onWarning?.(`${nan} logits are NaN: the losses are NaN (as PyTorch's), and those elements are in no bin`);
   return {
     elements,
     rows: inputs.rows,
@@ -191,7 +195,8 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
 
 /**
  * Adds this piece's elements to the per-bin tallies: bin of g = |p − t| by the float32 edges
- * (the library's GHM-C binning), positive when the target is ≥ 0.5. Returns NaN-g elements.
+ * (the library's GHM-C binning), positive when the target is ≥ 0.5. Returns the positives
+ * (NaN-g elements included) and the NaN-g elements, which are in no bin.
  */
 function binElements(
   chunk: Chunk,
@@ -201,12 +206,21 @@ function binElements(
   positives: Float64Array,
   negatives: Float64Array,
   focalByBin: Float64Array,
-): number {
+): { positives: number; nan: number } {
   const bins = edges.length - 1;
   const t = chunk.targets;
-  const classes = 'labels' in t ? t.numClasses : 1;
+  const labels = 'labels' in t ? t.labels : undefined;
+  const dense = 'labels' in t ? undefined : t;
+  const classes = labels ? (t as { numClasses: number }).numClasses : 1;
   let nan = 0;
-  for (let i = 0; i < pMinusT.length; i++) {
+  let pos = 0;
+  for (let i = 0, row = 0, c = 0; i < pMinusT.length; i++) {
+    const positive = labels ? labels[row] === c : dense![i]! >= 0.5;
+    if (labels && ++c === classes) {
+      c = 0;
+      row++;
+    }
+    if (positive) pos++;
     const g = Math.abs(pMinusT[i]!);
     if (g !== g) {
       nan++;
@@ -215,10 +229,9 @@ function binElements(
     let k = Math.min(Math.floor(g * bins), bins - 1);
     if (g < edges[k]!) k--;
     else if (g >= edges[k + 1]!) k++;
-    const positive = 'labels' in t ? t.labels[(i / classes) | 0] === i % classes : t[i]! >= 0.5;
     if (positive) positives[k]!++;
     else negatives[k]!++;
     focalByBin[k]! += focal[i]!;
   }
-  return nan;
+  return { positives: pos, nan };
 }
