@@ -33,6 +33,7 @@ export {
   type LossResult,
   type Reduction,
   type SigmoidFocalOptions,
+  type SigmoidInput,
   type SigmoidFocalResult,
   type SoftmaxFocalOptions,
 } from './focal';

@@ -237,7 +237,7 @@ export class Pool {
     const pool = this.open('pool.sigmoidFocalLoss');
     if (!pool) return sigmoidFocalLoss(logits, targets, options);
     const fn = 'sigmoidFocalLoss';
-    const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out } = parseSigmoidCall(fn, logits, targets, options);
+    const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs } = parseSigmoidCall(fn, logits, targets, options);
     let alpha = alphaOpt as number | null;
     if (alphaOpt === 'auto') {
       let pos = 0;
@@ -254,13 +254,17 @@ export class Pool {
     const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];
     let sum = 0;
     const range = new TargetRange();
+    const pRange = new TargetRange();
     const collect = (s: Float64Array, at: number) => {
       sum += s[at]!;
       range.add(s, at + 1);
+      if (probs) pRange.add(s, at + 3);
     };
     const a = [aPos, aNeg, gamma, lossWeight, gradScale];
-    await this.runPass(pool, { name: 'pool.sigmoidFocalLoss', op: 'focal', lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w], outputs: [lossArr, gradArr], slotLen: 3, a, collect });
+    const op = probs ? 'focalProb' : 'focal';
+    await this.runPass(pool, { name: 'pool.sigmoidFocalLoss', op, lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w], outputs: [lossArr, gradArr], slotLen: probs ? 5 : 3, a, collect });
     range.check(fn, 'targets', lay.tkind);
+    if (probs) pRange.checkProbabilities(fn, 'logits');
     const loss = lossArr ?? (lossWeight * sum) / denom;
     return gradArr ? { loss, grad: gradArr, alpha } : { loss, alpha };
   }
