@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILDS, loadLib, type Lib } from './support/lib';
-import { sigmoid } from './helpers/reference';
+import { bceWithLogits, findBin, ghmcEdges, ghmcGradNorm, ghmrEdges, ghmrGradNorm, sigmoid } from './helpers/reference';
 
 const CHUNK = 1 << 15;
 
@@ -213,6 +213,99 @@ describe.each(BUILDS)('issue #20 options, %s build', (build) => {
       expect(() => lib.sigmoidFocalLoss(x, Uint8Array.from([0, 2, 0]), { labelSmoothing: 0.1 })).toThrow(/binary targets must be 0 or 1/);
       expect(() => lib.sigmoidFocalLoss(x, Uint8Array.from([0, 2, 0]), { input: 'probabilities' })).toThrow(/binary targets must be 0 or 1/);
     });
+  });
+});
+
+/**
+ * GHM terms in float64 (SPEC §3–4, momentum 0): lossWeight · (tot / num_bin / n) · term / tot for
+ * valid elements, 0 for the others; `g` and `term` per element, `tot` as the loss defines it.
+ */
+function ghmTerms(g: number[], term: number[], valid: boolean[], edges: Float64Array, tot: number, lossWeight: number): number[] {
+  const bins = edges.length - 1;
+  const bin = g.map((v, i) => (valid[i] ? findBin(v, edges) : -1));
+  const num = new Array<number>(bins).fill(0);
+  bin.forEach((b) => b >= 0 && num[b]!++);
+  const nonEmpty = num.filter((v) => v > 0).length;
+  return term.map((v, i) => (bin[i]! >= 0 ? (lossWeight * (tot / num[bin[i]!]! / nonEmpty) * v) / tot : 0));
+}
+
+describe.each(BUILDS)("GHM reduction 'none' and GHMR avgFactor, %s build", (build) => {
+  let lib: Lib;
+  beforeAll(async () => {
+    lib = await loadLib(build);
+  });
+
+  it("GHM-C 'none': the float64 terms, summing to the loss; every target layout, across chunks", () => {
+    const r = rng(5);
+    const c = 3;
+    const rows = Math.ceil((CHUNK + 11) / c);
+    const n = rows * c;
+    const x = new Float32Array(n).map(() => (r() - 0.5) * 10);
+    const labels = Int32Array.from({ length: rows }, () => Math.floor(r() * (c + 1)));
+    const onehot = new Float32Array(n);
+    labels.forEach((l, i) => l < c && (onehot[i * c + l] = 1));
+    const rowW = Float32Array.from({ length: rows }, () => (r() < 0.2 ? 0 : 1));
+    const elemW = new Float32Array(n).map((_, i) => rowW[Math.floor(i / c)]!);
+    const soft = new Float32Array(n).map(() => r());
+    for (const [targets, t, w, wRef] of [
+      [Uint8Array.from(onehot), onehot, elemW, elemW],
+      [{ labels, numClasses: c }, onehot, rowW, elemW],
+      [soft, soft, undefined, undefined],
+    ] as const) {
+      const ghmc = new lib.GHMC({ bins: 30, lossWeight: 2 });
+      const res = ghmc.forward(x, targets, w, { reduction: 'none', grad: true });
+      const valid = Array.from({ length: n }, (_, i) => (wRef ? wRef[i]! > 0 : true));
+      const tot = valid.filter(Boolean).length;
+      const g = Array.from(x, (xi, i) => ghmcGradNorm(xi, t[i]!));
+      const want = ghmTerms(g, Array.from(x, (xi, i) => bceWithLogits(xi, t[i]!)), valid, ghmcEdges(30), tot, 2);
+      expectClose(res.loss, want, 'terms');
+      const mean = new lib.GHMC({ bins: 30, lossWeight: 2 }).forward(x, targets, w, { grad: true });
+      expectRel(res.loss.reduce((a, b) => a + b, 0), mean.loss, 'Σ terms = loss');
+      expect(res.grad).toEqual(mean.grad);
+    }
+  });
+
+  it("GHM-C 'none' with momentum steps the state as 'mean' does; NaN and invalid elements", () => {
+    const x = Float32Array.from([0.3, -2, 5, NaN, 1, Infinity]);
+    const t = Uint8Array.from([1, 0, 1, 0, 0, 0]);
+    const w = Float32Array.from([1, 1, 1, 1, 0, 0]);
+    const a = new lib.GHMC({ bins: 5, momentum: 0.5 });
+    const b = new lib.GHMC({ bins: 5, momentum: 0.5 });
+    for (let k = 0; k < 3; k++) {
+      const none = a.forward(x.subarray(0, 3), t.subarray(0, 3), undefined, { reduction: 'none' });
+      const mean = b.forward(x.subarray(0, 3), t.subarray(0, 3));
+      expectRel(none.loss.reduce((s, v) => s + v, 0), mean.loss, 'Σ terms');
+      expect(a.accSum).toEqual(b.accSum);
+    }
+    const r = a.forward(x, t, w, { reduction: 'none' }).loss;
+    expect(Number.isNaN(r[3])).toBe(true); // a valid NaN logit: its term is NaN, as the loss
+    expect([r[4], r[5]]).toEqual([0, 0]); // weight 0, infinite logit included: nothing
+    expect(() => a.forward(x, t, w, { reduction: 'sum' as never })).toThrow("GHMC.forward: options.reduction must be one of 'mean', 'none', got 'sum'");
+    expect(() => a.forward(x, t, w, { avgFactor: 2 } as never)).toThrow(/avgFactor/);
+  });
+
+  it("GHM-R 'none': the float64 terms; avgFactor accepted with mmdetection's effect (none)", () => {
+    const r = rng(9);
+    const n = CHUNK + 13;
+    const pred = new Float32Array(n).map(() => (r() - 0.5) * 0.2);
+    const target = new Float32Array(n).map(() => (r() - 0.5) * 0.2);
+    const lw = new Float32Array(n).map(() => (r() < 0.1 ? 0 : 0.5 + r()));
+    const mu = 0.02;
+    const ghmr = new lib.GHMR({ mu, bins: 10 });
+    const res = ghmr.forward(pred, target, lw, { reduction: 'none', grad: true, avgFactor: 7 });
+    const d = Array.from(pred, (p, i) => p - target[i]!);
+    const tot = Math.max(lw.reduce((a, b) => a + b, 0), 1);
+    const want = ghmTerms(d.map((v) => ghmrGradNorm(v, mu)), d.map((v) => Math.sqrt(v * v + mu * mu) - mu), Array.from(lw, (v) => v > 0), ghmrEdges(10), tot, 1);
+    expectClose(res.loss, want, 'terms');
+    const plain = new lib.GHMR({ mu, bins: 10 }).forward(pred, target, lw, { grad: true });
+    const withAvg = new lib.GHMR({ mu, bins: 10 }).forward(pred, target, lw, { avgFactor: 3 });
+    expect(withAvg.loss).toBe(plain.loss);
+    expectRel(res.loss.reduce((a, b) => a + b, 0), plain.loss, 'Σ terms');
+    expect(res.grad).toEqual(plain.grad);
+    expect(() => ghmr.forward(pred, target, lw, { avgFactor: 0 })).toThrow('GHMR.forward: options.avgFactor');
+    const before = ghmr.accSum;
+    expect(() => ghmr.forward(pred, target, lw, { reduction: 'nope' as never })).toThrow(RangeError);
+    expect(ghmr.accSum).toEqual(before);
   });
 });
 
