@@ -341,4 +341,15 @@ describe('issue #20 options through the pool', () => {
     bad[n - 1] = 2;
     await expect(pool.sigmoidFocalLoss(bad, { labels, numClasses: c }, { input: 'probabilities' })).rejects.toThrow(/logits has values in/);
   });
+
+  it("GHM: avgFactor as on one thread; reduction 'none' rejected before any work", async () => {
+    const pred = Float32Array.from([0.1, -0.2, 0.3, 0]);
+    const target = new Float32Array(4);
+    const one = new lib.GHMR({ momentum: 0.5 }).forward(pred, target, undefined, { avgFactor: 2 });
+    const ghmr = new lib.GHMR({ momentum: 0.5 });
+    expect((await pool.ghmr(ghmr, pred, target, undefined, { avgFactor: 2 } as never)).loss).toBe(one.loss);
+    const ghmc = new lib.GHMC({ momentum: 0.5 });
+    await expect(pool.ghmc(ghmc, pred, Uint8Array.from([0, 1, 0, 1]), undefined, { reduction: 'none' } as never)).rejects.toThrow("pool.ghmc: options.reduction 'none' runs on the calling thread only");
+    expect(ghmc.accSum).toEqual(new Float64Array(10));
+  });
 });

@@ -309,13 +309,6 @@ abstract class GHMBase {
 }
 
 const GHMC_OPTIONS = ['bins', 'momentum', 'lossWeight'] as const;
-const FORWARD_OPTIONS = ['grad'] as const;
-
-/** The options of `forward` (GHM-C's, GHM-R's and the pool's): whether the gradient is asked for. */
-export function forwardGrad(fn: string, options: unknown): boolean {
-  const o = expectOptions(fn, options, FORWARD_OPTIONS);
-  return expectBoolean(fn, 'options.grad', o.grad ?? false);
-}
 
 /** Options of `forward` ({@link GHMC.forward}, {@link GHMR.forward}, and the pool's). */
 export interface GHMForwardOptions<G extends boolean = boolean> {
@@ -346,7 +339,7 @@ export interface GHMRForwardOptions<R extends GHMReduction = GHMReduction, G ext
 }
 
 /** A GHM forward's options, checked: whether to compute the gradient, and the reduction. */
-function forwardOptions(fn: string, options: unknown, regression: boolean): { wantGrad: boolean; none: boolean } {
+export function forwardOptions(fn: string, options: unknown, regression: boolean): { wantGrad: boolean; none: boolean } {
   const o = expectOptions(fn, options, regression ? GHMR_FORWARD_OPTIONS : GHMC_FORWARD_OPTIONS) as Partial<Record<string, unknown>>;
   const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
   const none = o.reduction !== undefined && expectOneOf(fn, 'options.reduction', o.reduction, GHM_REDUCTIONS) === 'none';

@@ -272,3 +272,29 @@ export function sigmoidFocalSmoothForward(logits, targets, eps, alpha = 0.25, ga
   }
   return n > 0 ? sum / n : 0;
 }
+
+/**
+ * GHM-C per-element terms (reduction 'none', momentum 0, SPEC §3), binary targets: a pass that
+ * bins g = |σ(x) − t| and keeps each BCE, then one that weights them.
+ */
+export function ghmcTerms(logits, targets, bins = 10, out = new Float32Array(logits.length)) {
+  const n = logits.length;
+  const bin = new Int32Array(n);
+  const num = new Float64Array(bins);
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const e = Math.exp(-Math.abs(x));
+    const p = x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    const t = targets[i];
+    const g = Math.abs(p - t);
+    const k = Math.min(bins - 1, Math.floor(g * bins));
+    bin[i] = k;
+    num[k]++;
+    out[i] = (x > 0 ? x : 0) - x * t + Math.log1p(e);
+  }
+  let nonEmpty = 0;
+  for (let k = 0; k < bins; k++) if (num[k] > 0) nonEmpty++;
+  const tot = Math.max(n, 1);
+  for (let i = 0; i < n; i++) out[i] *= tot / num[bin[i]] / nonEmpty / tot;
+  return out;
+}
