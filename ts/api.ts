@@ -33,10 +33,11 @@ export {
   type LossResult,
   type Reduction,
   type SigmoidFocalOptions,
+  type SigmoidInput,
   type SigmoidFocalResult,
   type SoftmaxFocalOptions,
 } from './focal';
-export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMForwardOptions, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
+export { GHMC, GHMR, GHMStats, MAX_BINS, type GHMCOptions, type GHMForwardOptions, type GHMCForwardOptions, type GHMRForwardOptions, type GHMReduction, type GHMROptions, type GHMState, type GHMStep, type GHMStream, type GHMStreamResult } from './ghm';
 export { Batch, createBatch, type BatchOptions } from './batch';
 export { scoreStream, sigmoidFocalStream, type ReadableStreamLike, type ScoreLoss, type ScoreResult, type ScoreSpec, type SigmoidFocalStream, type SigmoidFocalStreamOptions, type SigmoidFocalStreamResult, type StreamChunk } from './stream';
 export type { ClassTargets, Targets } from './inputs';

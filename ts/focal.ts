@@ -11,7 +11,7 @@ import {
   expectOptions,
   expectPositive,
 } from './errors';
-import { checkLabels, layoutTargets, layoutWeights, TargetRange, type WeightKind, type Layout, type Targets } from './inputs';
+import { checkLabels, layoutTargets, layoutWeights, softLayout, TargetRange, type WeightKind, type Layout, type Targets } from './inputs';
 import { CHUNK_ELEMENTS, runChunked, type ChunkInput } from './memory';
 import { liveView } from './views';
 import { workspace, type Workspace } from './workspace';
@@ -99,9 +99,21 @@ export interface SigmoidFocalOptions<
   grad?: G;
   /** Write results into these arrays instead of new ones (zero-copy when they live in wasm memory, see `createBatch`). */
   out?: Out;
+  /**
+   * What the first argument holds: `'logits'` (default) or `'probabilities'` in [0, 1]
+   * (mmdetection `activated=True`, Keras `from_logits=False`): the BCE is then PyTorch's
+   * `binary_cross_entropy` (logs clamped at -100) and `grad` is d loss / d probabilities.
+   */
+  input?: SigmoidInput;
+  /** Label smoothing ε in [0, 1] (Keras): targets become `t·(1 - ε) + ε/2` before everything else. Default 0. */
+  labelSmoothing?: number;
 }
 
-const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out'] as const;
+/** What the first argument of {@link sigmoidFocalLoss} holds. */
+export type SigmoidInput = 'logits' | 'probabilities';
+const SIGMOID_INPUTS: readonly SigmoidInput[] = ['logits', 'probabilities'];
+
+const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out', 'input', 'labelSmoothing'] as const;
 
 /** Caller-provided outputs (e.g. a batch's buffers in wasm memory, written in place). */
 export interface OutputBuffers {
@@ -129,17 +141,20 @@ export function resolveOut(fn: string, v: unknown, n: number, reduction: Reducti
 
 /**
  * One chunked kernel pass of the sigmoid focal loss with class weights `aPos`/`aNeg`; returns
- * the unscaled Σ loss and throws if the targets were out of range. Shared by the one-shot call
- * and the stream.
+ * the unscaled Σ loss and throws if the targets (or probabilities, with `probs`) were out of
+ * range. Shared by the one-shot call and the stream. `probs`: `x` holds probabilities, and `lay`
+ * is a soft one (see {@link softLayout}).
  */
 export function sigmoidPass(
   ws: Workspace, fn: string, x: Float32Array, lay: Layout, wkind: WeightKind, w: ChunkInput,
   aPos: number, aNeg: number, gamma: number,
   lossArr: Float32Array | undefined, lossScale: number, gradArr: Float32Array | undefined, gradScale: number,
+  probs = false,
 ): number {
-  const infoPtr = ws.params.reserve(32);
+  const infoPtr = ws.params.reserve(48);
   let sum = 0;
   const range = new TargetRange();
+  const pRange = probs ? new TargetRange() : undefined;
   runChunked(
     ws.heap,
     ws.scratch,
@@ -151,16 +166,22 @@ export function sigmoidPass(
       { array: gradArr, perUnit: lay.perUnit },
     ],
     (u, [xp, tp, wp], [lp, gp]) => {
-      ws.k.fg_sigmoid_focal(
-        xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
-        aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr,
-      );
+      if (pRange) {
+        ws.k.fg_sigmoid_focal_prob(xp!, u, tp!, wkind, wp!, aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr);
+        pRange.add(ws.heap.views().f64, infoPtr / 8 + 3);
+      } else {
+        ws.k.fg_sigmoid_focal(
+          xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
+          aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr,
+        );
+      }
       const f64 = ws.heap.views().f64;
       sum += f64[infoPtr / 8]!;
       range.add(f64, infoPtr / 8 + 1);
     },
   );
   range.check(fn, 'targets', lay.tkind);
+  pRange?.checkProbabilities(fn, 'logits');
   return sum;
 }
 
@@ -230,8 +251,11 @@ export function unitsPerChunk(perUnit: number): number {
 export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, options: unknown) {
   const x = expectArray(fn, 'logits', logits, Float32Array);
   const o = expectOptions(fn, options, SIGMOID_OPTIONS);
-  const lay = layoutTargets(fn, x.length, targets);
-  const { wkind, input: w } = layoutWeights(fn, 'options.weight', o.weight, lay);
+  let lay = layoutTargets(fn, x.length, targets);
+  let { wkind, input: w } = layoutWeights(fn, 'options.weight', o.weight, lay);
+  // Checked only when given: a call without them pays nothing (small batches feel every check).
+  const probs = o.input !== undefined && expectOneOf(fn, 'options.input', o.input, SIGMOID_INPUTS) === 'probabilities';
+  const smoothing = o.labelSmoothing === undefined ? 0 : expectInRange(fn, 'options.labelSmoothing', o.labelSmoothing, 0, 1);
   const alphaOpt = (o.alpha === undefined ? 0.25 : o.alpha) as number | null | 'auto';
   if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
   const gamma = resolveGamma(fn, o.gamma);
@@ -247,7 +271,10 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
       [['logits', x], ['targets', lay.targets.array], ['options.weight', w.array]],
     );
   }
-  return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out };
+  // Probabilities and smoothed targets go to the kernels as soft floats (see softLayout); the
+  // plain logit path keeps the arrays as given.
+  if (probs || smoothing > 0) ({ lay, wkind, w } = softLayout(fn, 'targets', lay, wkind, w, smoothing));
+  return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs };
 }
 
 /**
@@ -286,12 +313,12 @@ export function sigmoidFocalLoss<R extends Reduction = 'mean', G extends boolean
 export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options?: SigmoidFocalOptions): SigmoidFocalResult {
   const fn = 'sigmoidFocalLoss';
   const ws = workspace(fn);
-  const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out } = parseSigmoidCall(fn, logits, targets, options);
+  const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs } = parseSigmoidCall(fn, logits, targets, options);
   const alpha = alphaOpt === 'auto' ? autoAlpha(ws, lay, wkind, w) : alphaOpt;
   const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(x.length)) : undefined;
   const gradArr = wantGrad || out.grad ? (out.grad ?? new Float32Array(x.length)) : undefined;
   const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];
-  const sum = sigmoidPass(ws, fn, x, lay, wkind, w, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale);
+  const sum = sigmoidPass(ws, fn, x, lay, wkind, w, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale, probs);
   // Batch views given as outputs come back usable even if the call grew (and so detached) memory.
   const loss = lossArr ? liveView(lossArr, ws.heap.buffer) : (lossWeight * sum) / denom;
   return gradArr ? { loss, grad: liveView(gradArr, ws.heap.buffer), alpha } : { loss, alpha };

@@ -3,10 +3,10 @@
 // per-bin factors; everything with state happens here, in float64, and only after the inputs
 // have been fully checked, so a call that throws leaves the state untouched.
 
-import { describeValue, expectArray, expectBoolean, expectFinite, expectInRange, expectInteger, expectOptions, expectPositive } from './errors';
-import { layoutTargets, layoutWeights, TargetKind, TargetRange, type Layout, type Targets } from './inputs';
+import { describeValue, expectArray, expectBoolean, expectFinite, expectInRange, expectInteger, expectOneOf, expectOptions, expectPositive } from './errors';
+import { layoutTargets, layoutWeights, TargetKind, TargetRange, WeightKind, type Layout, type Targets } from './inputs';
 import { runChunked, type ChunkInput } from './memory';
-import { unitsPerChunk, type LossResult } from './focal';
+import { sigmoidPass, unitsPerChunk, type LossFor, type LossResult } from './focal';
 import { workspace, type Workspace } from './workspace';
 
 /** The kernels keep per-lane histograms on the stack, sized for this many bins. */
@@ -309,18 +309,79 @@ abstract class GHMBase {
 }
 
 const GHMC_OPTIONS = ['bins', 'momentum', 'lossWeight'] as const;
-const FORWARD_OPTIONS = ['grad'] as const;
-
-/** The options of `forward` (GHM-C's, GHM-R's and the pool's): whether the gradient is asked for. */
-export function forwardGrad(fn: string, options: unknown): boolean {
-  const o = expectOptions(fn, options, FORWARD_OPTIONS);
-  return expectBoolean(fn, 'options.grad', o.grad ?? false);
-}
 
 /** Options of `forward` ({@link GHMC.forward}, {@link GHMR.forward}, and the pool's). */
 export interface GHMForwardOptions<G extends boolean = boolean> {
   /** Also return the gradient (`grad` in the result). Default false. */
   grad?: G;
+}
+
+/** A GHM forward's reduction: `'mean'` (the loss, as mmdetection's) or `'none'` (its terms). */
+export type GHMReduction = 'mean' | 'none';
+
+/**
+ * Options of {@link GHMC.forward}: {@link GHMForwardOptions} and the reduction. `'none'` makes
+ * `loss` the per-element terms `lossWeight · weight_bin · bce / tot` whose sum is the loss
+ * (0 for elements with label weight ≤ 0): what a user plots or masks.
+ */
+export interface GHMCForwardOptions<R extends GHMReduction = GHMReduction, G extends boolean = boolean> extends GHMForwardOptions<G> {
+  /** Default `'mean'`; `'none'` gives the per-element terms (a `Float32Array`). */
+  reduction?: R;
+}
+
+/**
+ * Options of {@link GHMR.forward}: those of GHM-C, and `avgFactor`, which mmdetection's
+ * `GHMR.forward` takes and does not use (its mean divides by `tot`); accepted (a number > 0) so
+ * that ported calls run, with mmdetection's effect: none (docs/SPEC.md §10).
+ */
+export interface GHMRForwardOptions<R extends GHMReduction = GHMReduction, G extends boolean = boolean> extends GHMCForwardOptions<R, G> {
+  avgFactor?: number;
+}
+
+/** A GHM forward's options, checked: whether to compute the gradient, and the reduction. */
+export function forwardOptions(fn: string, options: unknown, regression: boolean): { wantGrad: boolean; none: boolean } {
+  const o = expectOptions(fn, options, regression ? GHMR_FORWARD_OPTIONS : GHMC_FORWARD_OPTIONS) as Partial<Record<string, unknown>>;
+  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+  const none = o.reduction !== undefined && expectOneOf(fn, 'options.reduction', o.reduction, GHM_REDUCTIONS) === 'none';
+  if (o.avgFactor !== undefined) expectPositive(fn, 'options.avgFactor', o.avgFactor);
+  return { wantGrad, none };
+}
+const GHM_REDUCTIONS: readonly GHMReduction[] = ['mean', 'none'];
+const GHMC_FORWARD_OPTIONS = ['grad', 'reduction'] as const;
+const GHMR_FORWARD_OPTIONS = ['grad', 'reduction', 'avgFactor'] as const;
+
+/**
+ * The bin factor of each element, as the gradient kernels apply it: two gradient passes, one with
+ * factor 1 in every bin (giving d, the derivative before the factor) and one with factor k + 1 in
+ * bin k, so that the bin is their ratio minus 1 (exact: float32 products of d by integers up to
+ * 1025). Where d = 0, g = 0: bin 0. Elements with label weight ≤ 0 get 0. No kernel of its own:
+ * the wasm modules have no room left in their size budget for one.
+ */
+function binFactors(step: GHMStep, bins: number, valid: (i: number) => boolean, grad: (factors: Float32Array) => Float32Array): Float32Array {
+  const ones = new Float32Array(bins + 2);
+  const ids = new Float32Array(bins + 2);
+  for (let k = 0; k < bins; k++) {
+    ones[k] = 1;
+    ids[k] = k + 1;
+  }
+  const d = grad(ones);
+  const kd = grad(ids);
+  const f = new Float32Array(d.length);
+  for (let i = 0; i < d.length; i++) {
+    if (!valid(i)) continue;
+    const di = d[i]!;
+    // NaN d: a NaN input, whose term is NaN (as its share of the loss).
+    f[i] = di !== di ? NaN : di === 0 ? step.factors[0]! : step.factors[Math.round(kd[i]! / di) - 1]!;
+  }
+  return f;
+}
+
+/** Whether element i has label weight > 0 (GHM's `valid`), for each weight layout. */
+function validity(wkind: WeightKind, w: ChunkInput, perUnit: number): (i: number) => boolean {
+  const a = w.array as Float32Array | undefined;
+  if (wkind === WeightKind.None || !a) return () => true;
+  if (wkind === WeightKind.Rows) return (i) => a[Math.floor(i / perUnit)]! > 0;
+  return (i) => a[i]! > 0;
 }
 
 export interface GHMCOptions {
@@ -444,14 +505,27 @@ export class GHMC extends GHMBase {
    * //      ^ number  ^ Float32Array
    * ```
    */
-  forward<G extends boolean = false>(logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMForwardOptions<G>): LossResult<number, G>;
-  forward(logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMForwardOptions): LossResult<number> {
+  forward<R extends GHMReduction = 'mean', G extends boolean = false>(
+    logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMCForwardOptions<R, G>,
+  ): LossResult<LossFor<R>, G>;
+  forward(logits: Float32Array, targets: Targets, labelWeight?: Float32Array, options?: GHMCForwardOptions): LossResult {
     const fn = 'GHMC.forward';
     const ws = workspace(fn);
-    const wantGrad = forwardGrad(fn, options);
+    const { wantGrad, none } = forwardOptions(fn, options, false);
     const a = this.inputs(fn, logits, targets, labelWeight);
     const step = this.step(this.collectInputs(fn, ws, a));
-    return wantGrad ? { loss: step.loss, grad: this.gradInputs(ws, step, a) } : { loss: step.loss };
+    const loss = none ? this.terms(fn, ws, step, a) : step.loss;
+    return wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
+  }
+
+  /** Reduction 'none': each element's `factor_bin · bce` (docs/SPEC.md §3), the BCE from the focal kernel (γ = 0, no α). */
+  private terms(fn: string, ws: Workspace, step: GHMStep, a: GHMCInputs): Float32Array {
+    const n = a.x.length;
+    const bce = new Float32Array(n);
+    sigmoidPass(ws, fn, a.x, a.lay, WeightKind.None, { array: undefined, perUnit: 0 }, 1, 1, 0, bce, 1, undefined, 0);
+    const f = binFactors(step, this.bins, validity(a.wkind, a.w, a.lay.perUnit), (factors) => this.gradInputs(ws, { loss: 0, factors }, a));
+    for (let i = 0; i < n; i++) f[i] = f[i] === 0 ? 0 : f[i]! * bce[i]!;
+    return f;
   }
 }
 
@@ -572,13 +646,29 @@ export class GHMR extends GHMBase {
    * const { grad } = ghmr.forward(pred, target, undefined, { grad: true }); // Float32Array
    * ```
    */
-  forward<G extends boolean = false>(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMForwardOptions<G>): LossResult<number, G>;
-  forward(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMForwardOptions): LossResult<number> {
+  forward<R extends GHMReduction = 'mean', G extends boolean = false>(
+    pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMRForwardOptions<R, G>,
+  ): LossResult<LossFor<R>, G>;
+  forward(pred: Float32Array, target: Float32Array, labelWeight?: Float32Array, options?: GHMRForwardOptions): LossResult {
     const fn = 'GHMR.forward';
     const ws = workspace(fn);
-    const wantGrad = forwardGrad(fn, options);
+    const { wantGrad, none } = forwardOptions(fn, options, true);
     const a = this.inputs(fn, pred, target, labelWeight);
     const step = this.step(this.collectInputs(ws, a));
-    return wantGrad ? { loss: step.loss, grad: this.gradInputs(ws, step, a) } : { loss: step.loss };
+    const loss = none ? this.terms(ws, step, a) : step.loss;
+    return wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
+  }
+
+  /** Reduction 'none': each element's `factor_bin · (sqrt(d² + μ²) − μ)` (docs/SPEC.md §4), the latter in float64. */
+  private terms(ws: Workspace, step: GHMStep, a: GHMRInputs): Float32Array {
+    const f = binFactors(step, this.bins, validity(a.wkind, a.w, 1), (factors) => this.gradInputs(ws, { loss: 0, factors }, a));
+    const mu = this.mu;
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === 0) continue;
+      const d = a.pred[i]! - a.target[i]!;
+      // s − μ as d²/(s + μ): no cancellation for small d.
+      f[i] = (f[i]! * (d * d)) / (Math.sqrt(d * d + mu * mu) + mu);
+    }
+    return f;
   }
 }

@@ -97,6 +97,14 @@ export class TargetRange {
     if (hi > this.max) this.max = hi;
   }
 
+  /** The check of probabilities (`input: 'probabilities'`): in [0, 1], as PyTorch's `binary_cross_entropy` requires. */
+  checkProbabilities(fn: string, name: string): void {
+    if (this.nan) throw new RangeError(`${fn}: ${name} contains NaN; with options.input 'probabilities' it must be in [0, 1]`);
+    if (this.min < 0 || this.max > 1) {
+      throw new RangeError(`${fn}: ${name} has values in [${this.min}, ${this.max}]; with options.input 'probabilities' it must be in [0, 1]`);
+    }
+  }
+
   check(fn: string, name: string, kind: TargetKind): void {
     if (kind === TargetKind.Labels) return;
     if (this.nan) throw new RangeError(`${fn}: ${name} contains NaN; targets must be in [0, 1]`);
@@ -105,4 +113,68 @@ export class TargetRange {
       throw new RangeError(`${fn}: ${name} has values in [${this.min}, ${this.max}]; ${what}`);
     }
   }
+}
+
+/**
+ * The targets as soft floats, smoothed to `t·(1 − ε) + ε/2` (Keras' label smoothing; ε = 0 keeps
+ * them), each formed in float64 and rounded to float32 once, with row weights expanded to
+ * elements: the form in which the kernels take label smoothing and probabilities. Targets that
+ * are converted are range-checked here (once smoothed, one out of range could land in [0, 1], and
+ * bytes must be reported as bytes); soft ones kept as they are, by the kernel, as in any call.
+ */
+export function softLayout(fn: string, name: string, lay: Layout, wkind: WeightKind, w: ChunkInput, eps: number): { lay: Layout; wkind: WeightKind; w: ChunkInput } {
+  const n = lay.n;
+  const a = 1 - eps;
+  const b = eps / 2;
+  let t: Float32Array;
+  const src = lay.targets.array!;
+  if (lay.tkind === TargetKind.Labels) {
+    const labels = src as Int32Array;
+    const c = lay.numClasses;
+    t = new Float32Array(n);
+    if (b !== 0) t.fill(b);
+    for (let r = 0; r < labels.length; r++) if (labels[r]! < c) t[r * c + labels[r]!] = a + b;
+  } else if (eps === 0 && src instanceof Float32Array) {
+    t = src;
+  } else {
+    // One monomorphic loop per array type (a loop over either type ran at 10 ns an element).
+    const range = new TargetRange();
+    let lo = Infinity;
+    let hi = -Infinity;
+    if (src instanceof Uint8Array) {
+      for (let i = 0; i < n; i++) {
+        const v = src[i]!;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      t = new Float32Array(src);
+    } else {
+      const f = src as Float32Array;
+      t = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = f[i]!;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+        if (v !== v) range.nan = true;
+        t[i] = v;
+      }
+    }
+    if (eps > 0) for (let i = 0; i < n; i++) t[i] = t[i]! * a + b;
+    range.min = lo;
+    range.max = hi;
+    range.check(fn, name, lay.tkind);
+  }
+  let wOut = w;
+  let wk = wkind;
+  if (wkind === WeightKind.Rows) {
+    const rw = w.array as Float32Array;
+    const c = lay.numClasses;
+    const ew = new Float32Array(n);
+    for (let r = 0; r < rw.length; r++) ew.fill(rw[r]!, r * c, r * c + c);
+    wOut = { array: ew, perUnit: 1 };
+    wk = WeightKind.Elements;
+  } else if (wkind === WeightKind.Elements) {
+    wOut = { array: w.array, perUnit: 1 };
+  }
+  return { lay: { n, tkind: TargetKind.Soft, targets: { array: t, perUnit: 1 }, numClasses: 1, units: n, perUnit: 1 }, wkind: wk, w: wOut };
 }

@@ -17,6 +17,10 @@ export interface Kernels {
     alphaPos: number, alphaNeg: number, gamma: number,
     lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
   ): void;
+  fg_sigmoid_focal_prob(
+    p: number, n: number, t: number, wkind: number, w: number, alphaPos: number, alphaNeg: number, gamma: number,
+    lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
+  ): void;
   fg_count_pos_neg(n: number, tkind: number, t: number, numClasses: number, wkind: number, w: number, out: number): void;
   fg_softmax_focal(
     x: number, rows: number, numClasses: number, labels: number, alpha: number, gamma: number, ignoreIndex: number,
@@ -133,7 +137,7 @@ const KERNEL_EXPORTS: Array<[string, string]> = [
   ['__heap_base', 'global'],
   ...[
     'fg_sigmoid_focal', 'fg_count_pos_neg', 'fg_softmax_focal', 'fg_ghm_stats_len',
-    'fg_ghmc_stats', 'fg_ghmc_grad', 'fg_ghmr_stats', 'fg_ghmr_grad',
+    'fg_ghmc_stats', 'fg_ghmc_grad', 'fg_ghmr_stats', 'fg_ghmr_grad', 'fg_sigmoid_focal_prob',
   ].map((name): [string, string] => [name, 'function']),
 ];
 

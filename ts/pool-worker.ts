@@ -18,7 +18,7 @@
 // partial results to its own slot, which the main thread adds in block order (determinism).
 
 /** The kernel calls a job can make; the argument words `a` of each are listed in {@link JobMessage}. */
-export type PoolOp = 'count' | 'focal' | 'ghmcStats' | 'ghmcGrad' | 'ghmrStats' | 'ghmrGrad';
+export type PoolOp = 'count' | 'focal' | 'focalProb' | 'ghmcStats' | 'ghmcGrad' | 'ghmrStats' | 'ghmrGrad';
 
 /** Main → worker: load the kernels. `module` where the engine can post compiled modules, else `bytes`. */
 export interface InitMessage {
@@ -146,6 +146,9 @@ export function poolWorkerMain(port: WorkerPort): void {
           break;
         case 'focal':
           kk.fg_sigmoid_focal!(x, n, m.tkind, t, m.numClasses, m.wkind, w, a[0]!, a[1]!, a[2]!, loss, a[3]!, grad, a[4]!, slot);
+          break;
+        case 'focalProb':
+          kk.fg_sigmoid_focal_prob!(x, n, t, m.wkind, w, a[0]!, a[1]!, a[2]!, loss, a[3]!, grad, a[4]!, slot);
           break;
         case 'ghmcStats':
           // The kernel adds into the stats; this block's slot starts from zero.

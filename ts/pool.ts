@@ -26,7 +26,7 @@ import {
   type SigmoidFocalOptions,
   type SigmoidFocalResult,
 } from './focal';
-import { forwardGrad, GHMC, GHMR, GHMStats, type GHMForwardOptions } from './ghm';
+import { forwardOptions, GHMC, GHMR, GHMStats, type GHMForwardOptions } from './ghm';
 import { TargetRange, type Layout, type Targets } from './inputs';
 import { initRuntime } from './loader';
 import { copyIn, elementBytes, planStreams, type ChunkInput } from './memory';
@@ -237,7 +237,7 @@ export class Pool {
     const pool = this.open('pool.sigmoidFocalLoss');
     if (!pool) return sigmoidFocalLoss(logits, targets, options);
     const fn = 'sigmoidFocalLoss';
-    const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out } = parseSigmoidCall(fn, logits, targets, options);
+    const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs } = parseSigmoidCall(fn, logits, targets, options);
     let alpha = alphaOpt as number | null;
     if (alphaOpt === 'auto') {
       let pos = 0;
@@ -254,13 +254,17 @@ export class Pool {
     const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];
     let sum = 0;
     const range = new TargetRange();
+    const pRange = new TargetRange();
     const collect = (s: Float64Array, at: number) => {
       sum += s[at]!;
       range.add(s, at + 1);
+      if (probs) pRange.add(s, at + 3);
     };
     const a = [aPos, aNeg, gamma, lossWeight, gradScale];
-    await this.runPass(pool, { name: 'pool.sigmoidFocalLoss', op: 'focal', lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w], outputs: [lossArr, gradArr], slotLen: 3, a, collect });
+    const op = probs ? 'focalProb' : 'focal';
+    await this.runPass(pool, { name: 'pool.sigmoidFocalLoss', op, lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w], outputs: [lossArr, gradArr], slotLen: probs ? 5 : 3, a, collect });
     range.check(fn, 'targets', lay.tkind);
+    if (probs) pRange.checkProbabilities(fn, 'logits');
     const loss = lossArr ?? (lossWeight * sum) / denom;
     return gradArr ? { loss, grad: gradArr, alpha } : { loss, alpha };
   }
@@ -286,7 +290,7 @@ export class Pool {
     const pool = this.open('pool.ghmc');
     if (!pool) return ghmc.forward(logits, targets, labelWeight, options);
     const fn = 'GHMC.forward';
-    const wantGrad = forwardGrad(fn, options);
+    const wantGrad = poolForward(fn, 'pool.ghmc', options, false);
     const { x, lay, wkind, w } = ghmc.inputs(fn, logits, targets, labelWeight);
     return this.ghm(pool, fn, ghmc, wantGrad, { name: 'pool.ghmc', lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w] }, 'ghmcStats', 'ghmcGrad', []);
   }
@@ -307,7 +311,7 @@ export class Pool {
     const pool = this.open('pool.ghmr');
     if (!pool) return ghmr.forward(pred, target, labelWeight, options);
     const fn = 'GHMR.forward';
-    const wantGrad = forwardGrad(fn, options);
+    const wantGrad = poolForward(fn, 'pool.ghmr', options, true);
     const { pred: p, lay, wkind, w } = ghmr.inputs(fn, pred, target, labelWeight);
     return this.ghm(pool, fn, ghmr, wantGrad, { name: 'pool.ghmr', lay, wkind, inputs: [{ array: p, perUnit: 1 }, lay.targets, w] }, 'ghmrStats', 'ghmrGrad', [ghmr.mu]);
   }
@@ -471,4 +475,15 @@ export class Pool {
       this.passes.leave();
     }
   }
+}
+
+/**
+ * A pool GHM call's option checks: the single-thread call's (same messages). Reduction 'none' is
+ * not on the pool's threads (its per-element terms take passes of their own, see ts/ghm.ts): a
+ * RangeError saying so, before any work.
+ */
+function poolForward(fn: string, name: string, options: unknown, regression: boolean): boolean {
+  const { wantGrad, none } = forwardOptions(fn, options, regression);
+  if (none) throw new RangeError(`${name}: options.reduction 'none' runs on the calling thread only; call forward() on the GHM object`);
+  return wantGrad;
 }

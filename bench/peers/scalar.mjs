@@ -237,3 +237,64 @@ export function ghmcSinglePass(state, logits, targets, labelWeight) {
   }
   return (lossWeight * total) / (nonEmpty * tot);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue #20 options, as a user would write them: binary targets, reduction 'mean'.
+// ---------------------------------------------------------------------------------------------
+
+/** Mean sigmoid focal loss on probabilities, PyTorch's BCE (logs clamped at -100). */
+export function sigmoidFocalProbForward(probs, targets, alpha = 0.25, gamma = 2) {
+  const n = probs.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const p = probs[i];
+    const t = targets[i];
+    const bce = -(t * Math.max(Math.log(p), -100) + (1 - t) * Math.max(Math.log1p(-p), -100));
+    const pt = (1 - p) * t + p * (1 - t);
+    sum += (alpha * t + (1 - alpha) * (1 - t)) * (gamma === 2 ? pt * pt : Math.pow(pt, gamma)) * bce;
+  }
+  return n > 0 ? sum / n : 0;
+}
+
+/** Mean sigmoid focal loss on logits with Keras' label smoothing ε. */
+export function sigmoidFocalSmoothForward(logits, targets, eps, alpha = 0.25, gamma = 2) {
+  const n = logits.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const t = targets[i] * (1 - eps) + eps / 2;
+    const e = Math.exp(-Math.abs(x));
+    const inv = 1 / (1 + e);
+    const p = x >= 0 ? inv : e * inv;
+    const bce = (x > 0 ? x : 0) - x * t + Math.log1p(e);
+    const pt = (1 - p) * t + p * (1 - t);
+    sum += (alpha * t + (1 - alpha) * (1 - t)) * (gamma === 2 ? pt * pt : Math.pow(pt, gamma)) * bce;
+  }
+  return n > 0 ? sum / n : 0;
+}
+
+/**
+ * GHM-C per-element terms (reduction 'none', momentum 0, SPEC §3), binary targets: a pass that
+ * bins g = |σ(x) − t| and keeps each BCE, then one that weights them.
+ */
+export function ghmcTerms(logits, targets, bins = 10, out = new Float32Array(logits.length)) {
+  const n = logits.length;
+  const bin = new Int32Array(n);
+  const num = new Float64Array(bins);
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const e = Math.exp(-Math.abs(x));
+    const p = x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    const t = targets[i];
+    const g = Math.abs(p - t);
+    const k = Math.min(bins - 1, Math.floor(g * bins));
+    bin[i] = k;
+    num[k]++;
+    out[i] = (x > 0 ? x : 0) - x * t + Math.log1p(e);
+  }
+  let nonEmpty = 0;
+  for (let k = 0; k < bins; k++) if (num[k] > 0) nonEmpty++;
+  const tot = Math.max(n, 1);
+  for (let i = 0; i < n; i++) out[i] *= tot / num[bin[i]] / nonEmpty / tot;
+  return out;
+}

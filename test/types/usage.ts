@@ -104,6 +104,22 @@ expectType(sigmoidFocalLoss(logits, binary, { grad: false }).grad).toBe<undefine
 // out: { grad } implies the gradient, even with grad: false (the buffer is written).
 expectType(sigmoidFocalLoss(logits, binary, { out: { grad: new Float32Array(6) } }).grad).toBe<Float32Array>();
 expectType(sigmoidFocalLoss(logits, binary, { grad: false, out: { grad: new Float32Array(6) } }).grad).toBe<Float32Array>();
+// input and labelSmoothing (issue #20) leave the result's type as it is.
+{
+  const terms = new GHMC().forward(logits, binary, undefined, { reduction: 'none', grad: true });
+  expectType(terms.loss).toBe<Float32Array>();
+  expectType(terms.grad).toBe<Float32Array>();
+  expectType(new GHMR().forward(logits, soft, undefined, { avgFactor: 4 }).loss).toBe<number>();
+  // @ts-expect-error GHM reductions are 'mean' and 'none'
+  new GHMC().forward(logits, binary, undefined, { reduction: 'sum' });
+}
+const probs = sigmoidFocalLoss(logits, classes, { input: 'probabilities', labelSmoothing: 0.1, reduction: 'none', grad: true });
+expectType(probs.loss).toBe<Float32Array>();
+expectType(probs.grad).toBe<Float32Array>();
+// @ts-expect-error input is 'logits' or 'probabilities'
+sigmoidFocalLoss(logits, binary, { input: 'probs' });
+// @ts-expect-error labelSmoothing is a number
+sigmoidFocalLoss(logits, binary, { labelSmoothing: '0.1' });
 const outLoss = sigmoidFocalLoss(logits, binary, { reduction: 'none', out: { loss: new Float32Array(6) } });
 expectType(outLoss.loss).toBe<Float32Array>();
 expectType(outLoss.grad).toBe<undefined>();

@@ -7,6 +7,7 @@
 //! `num_classes`); weights `0` none, `1` per element, `2` per row. A null output pointer means
 //! "not wanted". Results too large for a return value go to an `info` array of f64.
 
+use crate::focal::prob;
 use crate::focal::sigmoid::{self, Alpha, Outputs};
 use crate::focal::softmax;
 use crate::ghm;
@@ -82,6 +83,38 @@ pub unsafe extern "C" fn fg_sigmoid_focal(
     );
     *info = s.sum;
     write_range(info.add(1), s.targets);
+}
+
+/// [`fg_sigmoid_focal`] with probabilities `p` in place of logits (`input: 'probabilities'`),
+/// soft targets `t` only, and weights per element or none. `info` receives
+/// `[Σ loss, min target, max target, min p, max p]`.
+#[no_mangle]
+pub unsafe extern "C" fn fg_sigmoid_focal_prob(
+    p: *const f32,
+    n: usize,
+    t: *const f32,
+    wkind: u32,
+    w: *const f32,
+    alpha_pos: f32,
+    alpha_neg: f32,
+    gamma: f32,
+    loss_out: *mut f32,
+    loss_scale: f32,
+    grad_out: *mut f32,
+    grad_scale: f32,
+    info: *mut f64,
+) {
+    let s = prob::sigmoid_focal_prob(
+        sl(p, n),
+        sl(t, n),
+        weights(wkind, w, n, 1),
+        Alpha { pos: alpha_pos, neg: alpha_neg },
+        gamma,
+        Outputs { loss: sl_mut(loss_out, n).map(|s| (s, loss_scale)), grad: sl_mut(grad_out, n).map(|s| (s, grad_scale)) },
+    );
+    *info = s.focal.sum;
+    write_range(info.add(1), s.focal.targets);
+    write_range(info.add(3), s.probs);
 }
 
 /// The positive and negative counts behind α = 'auto', into `out[0..2]`.

@@ -1,5 +1,6 @@
 //! Focal losses (docs/SPEC.md §1–2): sigmoid (binary, soft or class-index targets) and softmax.
 
+pub mod prob;
 pub mod sigmoid;
 pub mod softmax;
 

@@ -29,7 +29,7 @@ impl Alpha {
     /// Each lane's class weight for soft targets `t` (`omt` = 1 - t): `pos·t + neg·(1-t)`, two
     /// non-negative terms, so no cancellation when α is near 0 or 1.
     #[inline(always)]
-    fn weight(self, t: F32x4, omt: F32x4) -> F32x4 {
+    pub(super) fn weight(self, t: F32x4, omt: F32x4) -> F32x4 {
         F32x4::splat(self.pos) * t + F32x4::splat(self.neg) * omt
     }
 
