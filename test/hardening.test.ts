@@ -156,6 +156,36 @@ describe('init with a module that is not ours (14)', () => {
   });
 });
 
+describe('a GHM forward that fails after its statistics pass', () => {
+  // The passes after the EMA step allocate (the gradient, 'none' terms) and can fail; the state
+  // must then be as before the call, as the pool's calls already guarantee (04).
+  it('leaves the EMA state as it was (GHM-C and GHM-R, gradient and terms)', () => {
+    const cases: [string, () => { forward: (o: object) => unknown; state: () => unknown; fail: () => void }][] = [
+      ['GHMC grad', () => {
+        const g = new lib.GHMC({ momentum: 0.75 });
+        return { forward: (o) => g.forward(X, T, undefined, o), state: () => g.state(), fail: () => void vi.spyOn(g as never, 'gradInputs').mockImplementation(() => { throw new RangeError('out of memory'); }) };
+      }],
+      ['GHMC none', () => {
+        const g = new lib.GHMC({ momentum: 0.75 });
+        return { forward: (o) => g.forward(X, T, undefined, o), state: () => g.state(), fail: () => void vi.spyOn(g as never, 'terms').mockImplementation(() => { throw new RangeError('out of memory'); }) };
+      }],
+      ['GHMR grad', () => {
+        const g = new lib.GHMR({ momentum: 0.75 });
+        return { forward: (o) => g.forward(X, X.map((v) => v / 2), undefined, o), state: () => g.state(), fail: () => void vi.spyOn(g as never, 'gradInputs').mockImplementation(() => { throw new RangeError('out of memory'); }) };
+      }],
+    ];
+    for (const [what, make] of cases) {
+      const g = make();
+      const opts = what.endsWith('none') ? { reduction: 'none' } : { grad: true };
+      g.forward(opts); // a first step: the state is not all zeros
+      const before = g.state();
+      g.fail();
+      expect(() => g.forward(opts), what).toThrow('out of memory');
+      expect(g.state(), what).toEqual(before);
+    }
+  });
+});
+
 describe('GHM state and statistics from outside (05, 06, 15, 18)', () => {
   const z = Array(9).fill(0);
   const json = (o: object) => ({ bins: 10, counts: [5, ...z], sums: [1, ...z], nanCount: 0, nanSum: 0, weightSum: 0, ...o });

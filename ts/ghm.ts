@@ -261,8 +261,8 @@ abstract class GHMBase {
   }
 
   /**
-   * @internal The step on a copy of the state, which `commit()` makes the state: for the thread
-   * pool, whose calls can still fail after the step (in the gradient pass).
+   * @internal The step on a copy of the state, which `commit()` makes the state: for calls that
+   * can still fail after the step (the gradient pass; the thread pool's workers).
    */
   pendingStep(stats: GHMStats): { step: GHMStep; commit(): void } {
     const acc = this.acc.slice();
@@ -513,9 +513,13 @@ export class GHMC extends GHMBase {
     const ws = workspace(fn);
     const { wantGrad, none } = forwardOptions(fn, options, false);
     const a = this.inputs(fn, logits, targets, labelWeight);
-    const step = this.step(this.collectInputs(fn, ws, a));
+    // The EMA state changes only once the whole call has succeeded (the passes after the step
+    // allocate, and can fail).
+    const { step, commit } = this.pendingStep(this.collectInputs(fn, ws, a));
     const loss = none ? this.terms(fn, ws, step, a) : step.loss;
-    return wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
+    const result = wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
+    commit();
+    return result;
   }
 
   /** Reduction 'none': each element's `factor_bin · bce` (docs/SPEC.md §3), the BCE from the focal kernel (γ = 0, no α). */
@@ -654,9 +658,11 @@ export class GHMR extends GHMBase {
     const ws = workspace(fn);
     const { wantGrad, none } = forwardOptions(fn, options, true);
     const a = this.inputs(fn, pred, target, labelWeight);
-    const step = this.step(this.collectInputs(ws, a));
+    const { step, commit } = this.pendingStep(this.collectInputs(ws, a)); // as in GHMC.forward
     const loss = none ? this.terms(ws, step, a) : step.loss;
-    return wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
+    const result = wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
+    commit();
+    return result;
   }
 
   /** Reduction 'none': each element's `factor_bin · (sqrt(d² + μ²) − μ)` (docs/SPEC.md §4), the latter in float64. */
