@@ -30,4 +30,15 @@ export default defineConfig([
     format: ['cjs'],
     define: { __FOCAL_GHM_CJS__: 'true' },
   },
+  {
+    ...common,
+    // dist/tfjs.{js,cjs}, the TensorFlow.js adapter (`focal-ghm/tfjs`). It imports the core by
+    // the package's name, kept external, so that it shares the instance `init()` loaded (a bundled
+    // copy would hold its own, uninitialized runtime); @tensorflow/tfjs-core, a peer dependency,
+    // stays external too. Its tsconfig maps the name to the sources, for the declarations.
+    entry: { tfjs: 'ts/tfjs.ts' },
+    tsconfig: 'tsconfig.tfjs.json',
+    format: ['esm', 'cjs'],
+    external: [...(common.external ?? []), /^focal-ghm$/, /^@tensorflow\/tfjs-core$/],
+  },
 ]);

@@ -1,6 +1,9 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // ts/tfjs.ts imports the core by the package's name: in tests, the sources (one instance).
+  resolve: { alias: [{ find: /^focal-ghm$/, replacement: fileURLToPath(new URL('./ts/index.ts', import.meta.url)) }] },
   test: {
     include: ['test/**/*.test.ts'],
     exclude: ['test/tmp/**', 'node_modules/**'],

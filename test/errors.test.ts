@@ -5,25 +5,8 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { expectExactlyEqual } from './helpers/golden';
 import { binaryTargets, logits } from './helpers/random';
+import { bad, expectThrow, type Ctor } from './helpers/throws';
 import { loadLib, type Lib } from './support/lib';
-
-type Ctor = typeof TypeError | typeof RangeError | typeof Error;
-
-/** `fn` throws exactly `cls` (not a subclass of Error other than it) with a message matching `re`. */
-function expectThrow(fn: () => unknown, cls: Ctor, re: RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected ${cls.name} matching ${re}`).toBeDefined();
-  expect((err as Error).constructor, `${String(err)}`).toBe(cls);
-  expect((err as Error).message).toMatch(re);
-}
-
-// Arguments deliberately of the wrong type: the API's TypeScript types would reject them.
-const bad = <T>(v: unknown): T => v as T;
 
 let lib: Lib;
 beforeAll(async () => {

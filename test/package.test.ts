@@ -6,11 +6,14 @@
 // - the wasm builds within their budgets;
 // - test/types/usage.ts type-checks in strict projects, with the oldest TypeScript we support
 //   (test/typescript-5.0) and the current one;
-// - publint and @arethetypeswrong/cli find nothing wrong with the tarball.
+// - publint and @arethetypeswrong/cli find nothing wrong with the tarball;
+// - focal-ghm/tfjs, with @tensorflow/tfjs-core installed beside it, shares the core that
+//   `import { init } from 'focal-ghm'` initializes, from ESM, CJS and an esbuild bundle, and its
+//   declarations (test/types/tfjs.ts) type-check.
 // Sizes are deterministic for a given build, so the budgets are tests, not benchmarks.
 
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,21 +146,31 @@ describe('the declarations in a strict project', () => {
     'NodeNext, with @types/node': { module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'] },
     'Bundler, no @types': { module: 'ESNext', moduleResolution: 'Bundler', types: [] },
   };
+  // usage.ts: the core, with no DOM typings. tfjs.ts: the adapter with @tensorflow/tfjs-core,
+  // whose declarations need the DOM library.
+  const files = { 'usage.ts': { lib: ['ES2022'], tfjs: false }, 'tfjs.ts': { lib: ['ES2022', 'DOM'], tfjs: true } };
   for (const [tsName, modules] of Object.entries(TYPESCRIPTS)) {
-    for (const [configName, resolution] of Object.entries(configs)) {
-      it(`test/types/usage.ts type-checks with TypeScript ${tsName}, ${configName}`, async () => {
+    for (const [configName, resolution, [file, { lib, tfjs }]] of Object.entries(configs).flatMap(([c, r]) => Object.entries(files).map((f) => [c, r, f] as const))) {
+      it(`test/types/${file} type-checks with TypeScript ${tsName}, ${configName}`, async () => {
         // A project of its own beside the package: its @types/node is the one of this TypeScript.
-        const dir = `types-${Object.keys(TYPESCRIPTS).indexOf(tsName)}-${Object.keys(configs).indexOf(configName)}`;
+        const dir = `types-${Object.keys(TYPESCRIPTS).indexOf(tsName)}-${Object.keys(configs).indexOf(configName)}-${file.replace('.ts', '')}`;
         mkdirSync(join(project, dir, 'node_modules', '@types'), { recursive: true });
         symlinkSync(join(project, 'node_modules', 'focal-ghm'), join(project, dir, 'node_modules', 'focal-ghm'), 'dir');
         symlinkSync(join(modules, '@types', 'node'), join(project, dir, 'node_modules', '@types', 'node'), 'dir');
+        // tfjs-core beside focal-ghm; its declarations use @types/long's global Long, and those of
+        // its @webgpu/types dependency a DOM newer than TypeScript 5.0's: there, they go unchecked.
+        if (tfjs) {
+          linkTfjs(project);
+          symlinkSync(join(ROOT, 'node_modules', '@types', 'long'), join(project, dir, 'node_modules', '@types', 'long'), 'dir');
+        }
+        const extra = tfjs ? { types: [...resolution.types, 'long'], skipLibCheck: tsName.startsWith('5.0') } : {};
         const tsc = join(modules, 'typescript', 'bin', 'tsc');
-        projectFile(`${dir}/usage.ts`, readFileSync(join(ROOT, 'test', 'types', 'usage.ts'), 'utf8'));
+        projectFile(`${dir}/${file}`, readFileSync(join(ROOT, 'test', 'types', file), 'utf8'));
         const tsconfig = projectFile(
           `${dir}/tsconfig.json`,
           JSON.stringify({
-            compilerOptions: { ...resolution, target: 'ES2022', lib: ['ES2022'], strict: true, skipLibCheck: false, noEmit: true, exactOptionalPropertyTypes: true },
-            files: ['usage.ts'],
+            compilerOptions: { ...resolution, target: 'ES2022', lib, strict: true, skipLibCheck: false, noEmit: true, exactOptionalPropertyTypes: true, ...extra },
+            files: [file],
           }),
         );
         projectFile(`${dir}/package.json`, '{ "type": "module" }');
@@ -166,6 +179,85 @@ describe('the declarations in a strict project', () => {
       });
     }
   }
+});
+
+/** Links this repository's @tensorflow/tfjs-core and tfjs-backend-cpu into `dir`/node_modules. */
+function linkTfjs(dir: string): void {
+  mkdirSync(join(dir, 'node_modules', '@tensorflow'), { recursive: true });
+  for (const name of ['tfjs-core', 'tfjs-backend-cpu']) {
+    const to = join(dir, 'node_modules', '@tensorflow', name);
+    if (!existsSync(to)) symlinkSync(join(ROOT, 'node_modules', '@tensorflow', name), to, 'dir');
+  }
+}
+
+describe('focal-ghm/tfjs with @tensorflow/tfjs-core installed: one core, the one init() loads', () => {
+  // Before init() the adapter must say so; after `init()` from 'focal-ghm' it must work: a
+  // second copy of the core in the adapter's entry would still be uninitialized.
+  const BODY = `const x = tf.tensor1d([2, -1, 0.5]);
+const t = tf.tensor1d([1, 0, 1]);
+let before = '';
+try { sigmoidFocalLoss(t, x); } catch (e) { before = e.message; }
+await init();
+const { value, grad } = tf.valueAndGrad((p) => sigmoidFocalLoss(t, p))(x);
+const ghm = new GHMCLoss({ bins: 10, momentum: 0.75 });
+const g = ghm.loss(t, x).dataSync()[0];
+console.log(JSON.stringify({ before, loss: value.dataSync()[0], grad: Array.from(grad.dataSync()), ghm: g, acc: Array.from(ghm.accSum) }));
+`;
+  const ESM = `import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { init } from 'focal-ghm';
+import { GHMCLoss, sigmoidFocalLoss } from 'focal-ghm/tfjs';
+await tf.setBackend('cpu');
+${BODY}`;
+  const CJS = `const tf = require('@tensorflow/tfjs-core');
+require('@tensorflow/tfjs-backend-cpu');
+const { init } = require('focal-ghm');
+const { GHMCLoss, sigmoidFocalLoss } = require('focal-ghm/tfjs');
+(async () => {
+await tf.setBackend('cpu');
+${BODY}})();`;
+
+  beforeAll(() => linkTfjs(project));
+
+  /** Runs `file` with Node; its last line of output, parsed (TF.js prints a banner first). */
+  async function runLast(file: string): Promise<{ before: string; loss: number; grad: number[]; ghm: number; acc: number[] }> {
+    const { stdout } = await run(process.execPath, [file], { cwd: project });
+    return JSON.parse(stdout.trim().split('\n').pop()!) as never;
+  }
+
+  function expectWorks(r: Awaited<ReturnType<typeof runLast>>): void {
+    expect(r.before).toMatch(/^sigmoidFocalLoss \(focal-ghm\/tfjs\): focal-ghm is not initialized; call `await init\(\)`/);
+    expect(r.loss).toBeCloseTo(0.011445936, 6);
+    expect(r.grad).toHaveLength(3);
+    expect(r.ghm).toBeGreaterThan(0);
+    expect(r.acc.reduce((a, b) => a + b, 0)).toBeCloseTo(0.75, 12); // (1 - momentum) · 3 elements
+  }
+
+  it('ES modules: import from focal-ghm and focal-ghm/tfjs', async () => {
+    expectWorks(await runLast(projectFile('tfjs-esm.mjs', ESM)));
+  });
+
+  it('CommonJS: require focal-ghm and focal-ghm/tfjs', async () => {
+    expectWorks(await runLast(projectFile('tfjs-cjs.cjs', CJS)));
+  });
+
+  it('an esbuild bundle of both (TF.js external) holds one copy of the core, and runs', async () => {
+    const entry = projectFile('tfjs-page.js', ESM);
+    const out = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'browser', external: ['@tensorflow/*'], write: false, logLevel: 'silent' });
+    const code = out.outputFiles[0]!.text;
+    expect(code.split('no entry point registered its builds').length - 1, 'copies of the loader').toBe(1);
+    expectWorks(await runLast(projectFile('tfjs-page.bundle.mjs', code)));
+  });
+
+  it('dist/tfjs.js and dist/tfjs.cjs import the core and TF.js, and bundle neither', () => {
+    for (const f of ['tfjs.js', 'tfjs.cjs']) {
+      const code = readFileSync(join(project, 'node_modules', 'focal-ghm', 'dist', f), 'utf8');
+      expect(code, f).toMatch(/(from |require\()"focal-ghm"/);
+      expect(code, f).toMatch(/(from |require\()"@tensorflow\/tfjs-core"/);
+      expect(code, f).not.toContain('no entry point registered its builds');
+      expect(code.length, f).toBeLessThan(30_000);
+    }
+  });
 });
 
 describe('package linters on the tarball', () => {

@@ -99,14 +99,32 @@ export function tfBackendInfo(tf) {
   return `wasm (simd ${simd ? 'on' : 'off'}, threads ${mt ? 'on' : 'off'})`;
 }
 
-/** Per-element focal losses as a tensor. Stable BCE: relu(x) - x·t + log1p(exp(-|x|)). */
+/**
+ * Per-element focal losses as a tensor. Stable BCE: relu(x) - x·t + log1p(exp(-|x|)). `alpha`
+ * null disables the α factor (SPEC §1).
+ */
 export function focalElementwiseTensor(tf, x, t, alpha = 0.25, gamma = 2) {
   const p = tf.sigmoid(x);
   const oneMinusT = tf.sub(1, t);
   const pt = tf.add(tf.mul(tf.sub(1, p), t), tf.mul(p, oneMinusT));
-  const aw = tf.add(tf.mul(alpha, t), tf.mul(1 - alpha, oneMinusT));
   const bce = tf.add(tf.sub(tf.relu(x), tf.mul(x, t)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
-  return tf.mul(tf.mul(aw, tf.pow(pt, gamma)), bce);
+  const focal = tf.mul(tf.pow(pt, gamma), bce);
+  return alpha === null ? focal : tf.mul(tf.add(tf.mul(alpha, t), tf.mul(1 - alpha, oneMinusT)), focal);
+}
+
+/**
+ * Per-row softmax focal losses (SPEC §2, kornia's focal_loss) of logits x [R, C] and int32 labels
+ * [R]: -α_y (1 - p_y)^γ log p_y from logSoftmax. `alpha`: a number, a per-class Float32Array, or
+ * null. Labels outside [0, C) (ignored rows) give 0.
+ */
+export function softmaxFocalRowsTensor(tf, x, labels, alpha = 0.25, gamma = 2) {
+  const c = x.shape[x.shape.length - 1];
+  const oneHot = tf.cast(tf.oneHot(labels, c), 'float32');
+  const logpy = tf.sum(tf.mul(tf.logSoftmax(x), oneHot), -1);
+  const focal = tf.mul(tf.neg(tf.pow(tf.sub(1, tf.exp(logpy)), gamma)), logpy);
+  if (alpha === null) return focal;
+  const a = typeof alpha === 'number' ? alpha : tf.sum(tf.mul(oneHot, tf.tensor1d(alpha)), -1);
+  return tf.mul(a, focal);
 }
 
 /**

@@ -20,7 +20,7 @@ const BUNDLE_STAMP = join(REPO_ROOT, '.build', 'bundle.ok');
  */
 export function isBundleFresh() {
   if (!existsSync(join(DIST, 'index.js'))) return false;
-  const inputs = ['ts', 'tsup.config.ts', 'tsconfig.json', 'package.json', 'package-lock.json', 'scripts/lib/bundle.mjs'];
+  const inputs = ['ts', 'tsup.config.ts', 'tsconfig.json', 'tsconfig.tfjs.json', 'package.json', 'package-lock.json', 'scripts/lib/bundle.mjs'];
   return mtimeOf(BUNDLE_STAMP) > newestMtime(inputs.map((p) => join(REPO_ROOT, p)));
 }
 
@@ -79,12 +79,13 @@ function reachableFiles(entry) {
 
 /**
  * The core entries must load in browsers, Deno, Bun and workerd: no `node:*` (or bare built-in)
- * import may be reachable from dist/index.{js,cjs} or dist/workerd.js. Throws on a violation.
+ * import may be reachable from dist/index.{js,cjs}, dist/workerd.js or dist/tfjs.{js,cjs}.
+ * Throws on a violation.
  */
 export function checkPortability() {
   const builtins = ['fs', 'path', 'os', 'url', 'crypto', 'module', 'worker_threads', 'child_process'];
   const isNodeImport = (s) => s.startsWith('node:') || builtins.includes(s);
-  const offenders = ['index.js', 'index.cjs', 'workerd.js'].flatMap((entry) =>
+  const offenders = ['index.js', 'index.cjs', 'workerd.js', 'tfjs.js', 'tfjs.cjs'].flatMap((entry) =>
     reachableFiles(join(DIST, entry)).flatMap((file) =>
       importedSpecifiers(readFileSync(file, 'utf8'))
         .filter(isNodeImport)

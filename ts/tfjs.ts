@@ -1,0 +1,459 @@
+/**
+ * focal-ghm/tfjs: the focal and GHM-C losses as TensorFlow.js losses. Each call reads the
+ * tensors, runs one kernel call that gives the loss and its gradient together, and hands TF.js
+ * the gradient through `tf.customGrad`: drop them into `model.compile`, `optimizer.minimize` or
+ * `tf.variableGrads` in place of a loss composed from TF.js ops.
+ *
+ * The kernels are the ones `focal-ghm` loads: call `await init()` from `focal-ghm` once before
+ * the first loss. `@tensorflow/tfjs-core` (4.x) is a peer dependency, the one your model uses.
+ * On the cpu and wasm backends the tensors are read in place; on webgl and webgpu each call
+ * reads yPred and yTrue back from the GPU and uploads the gradient (see the README). Gradients
+ * are first derivatives: TF.js cannot differentiate through the loss twice.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs';
+ * import { init } from 'focal-ghm';
+ * import { sigmoidFocalLoss } from 'focal-ghm/tfjs';
+ * await init();
+ * model.compile({ optimizer: 'adam', loss: (yTrue, yPred) => sigmoidFocalLoss(yTrue, yPred, { gamma: 2 }) });
+ * ```
+ * @packageDocumentation
+ */
+
+// The core comes in by the package's own name, kept external by tsup (tsup.config.ts), so that
+// this entry uses the very module `import { init } from 'focal-ghm'` initialized (its wasm
+// instance and memory), in ESM and CJS alike. Only stateless helpers are bundled from ./errors.
+import { backend, customGrad, engine, expandDims, getBackend, mul, scalar, Tensor, tensor, type GradSaveFunc, type Scalar } from '@tensorflow/tfjs-core';
+import {
+  GHMC,
+  isInitialized,
+  sigmoidFocalLoss as coreSigmoidFocalLoss,
+  softmaxFocalLoss as coreSoftmaxFocalLoss,
+  type GHMCForwardOptions,
+  type GHMCOptions,
+  type GHMReduction,
+  type GHMState,
+  type Reduction,
+  type SigmoidFocalOptions,
+  type SoftmaxFocalOptions,
+  type Targets,
+} from 'focal-ghm';
+import { describeValue, expectOptions } from './errors';
+
+/** What a loss returns: a `tf.Scalar`, or for `reduction: 'none'` a tensor of the losses. */
+export type LossTensor<R extends Reduction> = R extends 'none' ? Tensor : Scalar;
+
+/**
+ * Options of {@link sigmoidFocalLoss}: the core's ({@link SigmoidFocalOptions}) without `grad` and
+ * `out` (TF.js asks for the gradient), and `weight` may be a tensor.
+ */
+export interface TfSigmoidFocalOptions<R extends Reduction = Reduction> extends Omit<SigmoidFocalOptions<R>, 'grad' | 'out' | 'weight'> {
+  /**
+   * Per-element weights (yPred's shape), or per-row weights (yPred's shape without the class
+   * axis) with class-index targets: a float32 tensor or a `Float32Array`. A constant: no gradient
+   * flows to it.
+   */
+  weight?: Tensor | Float32Array;
+}
+
+/**
+ * Options of {@link softmaxFocalLoss}: the core's ({@link SoftmaxFocalOptions}) without `grad`,
+ * and without `numClasses`, which is yPred's last dimension.
+ */
+export type TfSoftmaxFocalOptions<R extends Reduction = Reduction> = Omit<SoftmaxFocalOptions<R>, 'grad' | 'numClasses'>;
+
+/** Options of {@link GHMCLoss.loss}: the reduction, `'mean'` (default) or `'none'`. */
+export interface TfGHMCOptions<R extends GHMReduction = GHMReduction> {
+  /** `'mean'`: the loss (a `tf.Scalar`); `'none'`: the per-element terms whose sum is the loss. */
+  reduction?: R;
+}
+
+const GHMC_FORWARD_OPTIONS = ['reduction'] as const;
+const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'input', 'labelSmoothing'] as const;
+const SOFTMAX_OPTIONS = ['alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight'] as const;
+
+/**
+ * Sigmoid focal loss (Lin et al. 2017; docs/SPEC.md §1) of logits `yPred` against targets
+ * `yTrue`, as a TF.js loss: Keras argument order, a `tf.Scalar` (a tensor for `reduction:
+ * 'none'`), and a gradient for `yPred` that the same kernel call computed with the loss.
+ *
+ *     p = σ(x),  pt = (1 - p)·t + p·(1 - t),  aw = α·t + (1 - α)·(1 - t)
+ *     loss = aw · pt^γ · (softplus(x) - x·t) · w,  then reduced (mean, sum or none)
+ *
+ * `yPred` is a float32 tensor of any shape: logits, or probabilities with `input:
+ * 'probabilities'` (a sigmoid output layer; Keras `fromLogits: false`). `yTrue` either has its
+ * shape (float32 targets in [0, 1], 0/1 int32, or bool), or, for yPred `[..., C]` with C ≥ 2,
+ * yPred's shape without the last axis: one class index per row (int32 or integer-valued
+ * float32) in [0, C], C meaning background (mmdetection's layout; no one-hot tensor is built).
+ * `yTrue` and `weight` are constants: no gradient flows to them.
+ *
+ * Options (the core's, {@link TfSigmoidFocalOptions}): `alpha` (default 0.25; `null` off;
+ * `'auto'`), `gamma` (2), `weight`, `reduction` (`'mean'`, `'sum'`, `'none'`), `avgFactor`,
+ * `lossWeight`, `input` (`'logits'` or `'probabilities'`), `labelSmoothing` (ε: targets become
+ * `t·(1 - ε) + ε/2`). Needs `await init()` from `focal-ghm` first.
+ *
+ * The gradient is computed only while TF.js records one (`tf.grad`, `variableGrads`,
+ * `optimizer.minimize`, `model.fit`); otherwise the call is the forward pass alone.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs';
+ * import { init } from 'focal-ghm';
+ * import { sigmoidFocalLoss } from 'focal-ghm/tfjs';
+ * await init();
+ * model.compile({ optimizer: 'adam', loss: (yTrue, yPred) => sigmoidFocalLoss(yTrue, yPred, { alpha: 0.25, gamma: 2 }) });
+ * // A sigmoid output layer, Keras-style smoothing:
+ * const probs = (t: tf.Tensor, p: tf.Tensor) => sigmoidFocalLoss(t, p, { input: 'probabilities', labelSmoothing: 0.1 });
+ * // Or by hand: logits [anchors, 80], one label per anchor (80 = background).
+ * const loss = sigmoidFocalLoss(tf.tensor1d([3, 80], 'int32'), tf.randomNormal([2, 80]), { reduction: 'sum' });
+ * const grads = tf.variableGrads(() => sigmoidFocalLoss(yTrue, model.predict(x) as tf.Tensor));
+ * ```
+ * @throws Error before `init()`; TypeError for an argument of the wrong type or dtype; RangeError
+ * for shapes that disagree and values out of range (`yTrue` not 0/1 or in [0, 1], …).
+ */
+export function sigmoidFocalLoss<R extends Reduction = 'mean'>(yTrue: Tensor, yPred: Tensor, options?: TfSigmoidFocalOptions<R>): LossTensor<R>;
+export function sigmoidFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfSigmoidFocalOptions): Tensor {
+  const fn = 'sigmoidFocalLoss';
+  const pred = logitsTensor(fn, yPred);
+  const o = expectOptions(fn, options, SIGMOID_OPTIONS);
+  const { targets, perRow } = sigmoidTargets(fn, expectTensor(fn, 'yTrue', yTrue), pred);
+  const weight = weightArray(fn, 'options.weight', o.weight, pred, perRow);
+  const x = valuesOf(pred) as Float32Array;
+  const grad = engine().isTapeOn();
+  const out = grad ? gradScratch(x.length) : undefined;
+  const r = renamed('sigmoidFocalLoss', fn, () => coreSigmoidFocalLoss(x, targets, { ...o, weight, grad, out } as SigmoidFocalOptions));
+  return lossOp(pred, r.loss, r.grad, pred.shape, false);
+}
+
+/**
+ * Softmax focal loss (kornia's `focal_loss`; docs/SPEC.md §2) over the last axis of `yPred`, as
+ * a TF.js loss: Keras argument order, a `tf.Scalar` (per-row losses for `reduction: 'none'`),
+ * and a gradient for `yPred` from the same kernel call as the loss.
+ *
+ *     p = softmax(x_row),  loss_row = -α_y · (1 - p_y)^γ · log p_y,  then reduced
+ *
+ * `yPred`: float32 logits `[..., C]`. `yTrue`: one-hot of yPred's shape (as for Keras
+ * `categoricalCrossentropy`; any dtype, exactly one 1 per row), or sparse integer labels of
+ * yPred's shape without the last axis, or with a last axis of 1 (int32 or integer-valued
+ * float32; `ignoreIndex` rows are skipped). Labels are constants: no gradient flows to them.
+ *
+ * Options (the core's, {@link TfSoftmaxFocalOptions}; C comes from yPred): `alpha` (a number,
+ * a per-class `Float32Array` of length C, or `null`; default 0.25), `gamma` (2), `reduction`
+ * (`'mean'` over non-ignored rows, `'sum'`, `'none'`), `ignoreIndex` (-100), `lossWeight` (1).
+ * Needs `await init()` from `focal-ghm` first.
+ *
+ * @example
+ * ```ts
+ * import { init } from 'focal-ghm';
+ * import { softmaxFocalLoss } from 'focal-ghm/tfjs';
+ * await init();
+ * model.compile({ optimizer: 'adam', loss: (yTrue, yPred) => softmaxFocalLoss(yTrue, yPred, { gamma: 2, alpha: null }) });
+ * // Sparse labels, -100 skipped:
+ * const loss = softmaxFocalLoss(tf.tensor1d([2, -100], 'int32'), tf.tensor2d([[1, 0, 3], [0, 0, 0]]));
+ * ```
+ * @throws Error before `init()`; TypeError for an argument of the wrong type or dtype; RangeError
+ * for shapes that disagree, rows that are not one-hot and labels out of range.
+ */
+export function softmaxFocalLoss<R extends Reduction = 'mean'>(yTrue: Tensor, yPred: Tensor, options?: TfSoftmaxFocalOptions<R>): LossTensor<R>;
+export function softmaxFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfSoftmaxFocalOptions): Tensor {
+  const fn = 'softmaxFocalLoss';
+  const pred = logitsTensor(fn, yPred);
+  const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
+  const numClasses = classAxis(fn, pred);
+  const labels = softmaxLabels(fn, expectTensor(fn, 'yTrue', yTrue), pred, numClasses);
+  const x = valuesOf(pred) as Float32Array;
+  const grad = engine().isTapeOn();
+  const r = renamed('softmaxFocalLoss', fn, () => coreSoftmaxFocalLoss(x, labels, { ...o, numClasses, grad } as SoftmaxFocalOptions));
+  return lossOp(pred, r.loss, r.grad, pred.shape.slice(0, -1), true);
+}
+
+/**
+ * GHM-C loss (Li et al. 2019; mmdetection `GHMC`; docs/SPEC.md §3) as a TF.js loss: BCE with
+ * each element weighted by the inverse density of its gradient norm `g = |σ(x) - t|` over
+ * `bins` bins, the density smoothed across calls by an EMA (`momentum`). Every call of
+ * {@link GHMCLoss.loss} is one EMA step, as mmdetection's forward (evaluation calls included);
+ * the loss, its gradient and the step come from the core `GHMC`, so the state evolves exactly
+ * as the core's would on the same logits.
+ *
+ *     weight_bin = tot / (EMA of the bin's count) / (bins in use),  loss = Σ weight · BCE / tot
+ *
+ * Targets as for {@link sigmoidFocalLoss}: yPred's shape (0/1 or in [0, 1]) or one class index
+ * per row. Save the state with the model's weights (`state()`, plain JSON) and restore it with
+ * `loadState()`.
+ *
+ * @example
+ * ```ts
+ * import { init } from 'focal-ghm';
+ * import { GHMCLoss } from 'focal-ghm/tfjs';
+ * await init();
+ * const ghm = new GHMCLoss({ bins: 30, momentum: 0.75 });
+ * model.compile({ optimizer: 'adam', loss: ghm.loss });
+ * await model.fit(xs, ys, { epochs: 5 });
+ * const saved = JSON.stringify(ghm.state()); // beside model.save(…)
+ * new GHMCLoss({ bins: 30, momentum: 0.75 }).loadState(JSON.parse(saved));
+ * ```
+ */
+export class GHMCLoss {
+  private readonly core: GHMC;
+
+  /**
+   * @param options `bins` (1..1024, default 10), `momentum` in [0, 1) (default 0: no EMA),
+   * `lossWeight` (default 1), as the core `GHMC`.
+   */
+  constructor(options: GHMCOptions = {}) {
+    this.core = renamed('GHMC', 'GHMCLoss', () => new GHMC(options));
+  }
+
+  /**
+   * The loss of logits `yPred` against `yTrue` (a `tf.Scalar`), one EMA step, and the gradient
+   * for `yPred` while TF.js records one. A bound function: pass `ghm.loss` itself as a Keras
+   * loss. `labelWeight` (yPred's shape, or per row with class indices): elements with weight ≤ 0
+   * are ignored; a constant. `options.reduction: 'none'` gives the per-element terms (yPred's
+   * shape) whose sum is the loss.
+   * @throws as {@link sigmoidFocalLoss}; nothing changes (the EMA state included) when it throws.
+   */
+  readonly loss = <R extends GHMReduction = 'mean'>(yTrue: Tensor, yPred: Tensor, labelWeight?: Tensor | Float32Array, options?: TfGHMCOptions<R>): LossTensor<R> => {
+    const fn = 'GHMCLoss';
+    const pred = logitsTensor(fn, yPred);
+    const o = expectOptions(fn, options, GHMC_FORWARD_OPTIONS);
+    const { targets, perRow } = sigmoidTargets(fn, expectTensor(fn, 'yTrue', yTrue), pred);
+    const w = weightArray(fn, 'labelWeight', labelWeight, pred, perRow);
+    const x = valuesOf(pred) as Float32Array;
+    const grad = engine().isTapeOn();
+    const r = renamed('GHMC.forward', fn, () => this.core.forward(x, targets, w, { ...o, grad } as GHMCForwardOptions));
+    return lossOp(pred, r.loss, r.grad, pred.shape, false) as LossTensor<R>;
+  };
+
+  /** Number of gradient-norm bins. */
+  get bins(): number {
+    return this.core.bins;
+  }
+
+  /** EMA momentum (0: none). */
+  get momentum(): number {
+    return this.core.momentum;
+  }
+
+  /** The EMA state, one entry per bin (a copy): mmdetection's `acc_sum`. */
+  get accSum(): Float64Array {
+    return this.core.accSum;
+  }
+
+  /** The EMA state as plain JSON: save it with the model, {@link GHMCLoss.loadState} it back. */
+  state(): GHMState {
+    return this.core.state();
+  }
+
+  /** Restores a {@link GHMCLoss.state} of the same bins and momentum; nothing changes when it throws. */
+  loadState(state: GHMState): void {
+    renamed('GHMC.loadState', 'GHMCLoss.loadState', () => this.core.loadState(state));
+  }
+
+  /** Zeroes the EMA state. */
+  reset(): void {
+    this.core.reset();
+  }
+}
+
+// ---- Tensors in, tensors out ------------------------------------------------------------------
+
+/** A live tensor, or a TypeError naming the argument. */
+function expectTensor(fn: string, name: string, v: unknown): Tensor {
+  if (!(v instanceof Tensor)) throw new TypeError(`${fn}: ${name} must be a tf.Tensor, got ${describeValue(v)}`);
+  if (v.isDisposed) throw new TypeError(`${fn}: ${name} has been disposed`);
+  return v;
+}
+
+/** `yPred` checked (float32), after the check that the kernels are loaded. */
+function logitsTensor(fn: string, yPred: unknown): Tensor {
+  if (!isInitialized()) {
+    throw new Error(`${fn} (focal-ghm/tfjs): focal-ghm is not initialized; call \`await init()\` (import { init } from 'focal-ghm') once before the first loss`);
+  }
+  const t = expectTensor(fn, 'yPred', yPred);
+  if (t.dtype !== 'float32') throw new TypeError(`${fn}: yPred must be a float32 tensor (logits or probabilities), got dtype ${t.dtype}`);
+  return t;
+}
+
+/** What the wasm backend offers to read a tensor in place (public in its declarations). */
+interface HeapReader {
+  typedArrayFromHeap?(t: Tensor): Float32Array | Int32Array | Uint8Array;
+  dataIdMap?: { has(dataId: object): boolean };
+}
+
+/**
+ * The values of a tensor for the kernels to read: on the wasm backend a view of the tensor in its
+ * memory (`typedArrayFromHeap`, as its own kernels read inputs; reading it with `dataSync()`
+ * would copy it, 0.4–2 ms per 10^6 elements), else `dataSync()` (the cpu backend's array itself,
+ * or a read back). A view is valid until TF.js allocates again: take them after the checks and
+ * make tensors only after the kernel call.
+ */
+function valuesOf(t: Tensor): Float32Array | Int32Array | Uint8Array {
+  if (getBackend() === 'wasm') {
+    const b = backend() as unknown as HeapReader;
+    // A tensor made on another backend has its data there until TF.js moves it: dataSync().
+    if (typeof b.typedArrayFromHeap === 'function' && b.dataIdMap?.has(t.dataId)) return b.typedArrayFromHeap(t);
+  }
+  return t.dataSync() as Float32Array | Int32Array | Uint8Array;
+}
+
+const fmtShape = (s: readonly number[]) => `[${s.join(', ')}]`;
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** C, the size of yPred's last axis (the classes), for losses that need one. */
+function classAxis(fn: string, pred: Tensor): number {
+  const c = pred.shape[pred.rank - 1];
+  if (c === undefined || c < 1) throw new RangeError(`${fn}: yPred has shape ${fmtShape(pred.shape)}; it needs a last axis of classes (size ≥ 1)`);
+  return c;
+}
+
+/**
+ * Elementwise targets (yPred's shape) as the core takes them: float32 as soft targets (0/1
+ * included), bool as bytes, int32 as bytes once checked to be 0 or 1. Or, for yPred `[..., C]`
+ * with C ≥ 2, class indices of yPred's shape without the last axis.
+ */
+function sigmoidTargets(fn: string, yTrue: Tensor, pred: Tensor): { targets: Targets; perRow: boolean } {
+  if (sameShape(yTrue.shape, pred.shape)) {
+    if (yTrue.dtype === 'float32') return { targets: valuesOf(yTrue) as Float32Array, perRow: false };
+    if (yTrue.dtype === 'bool') return { targets: valuesOf(yTrue) as Uint8Array, perRow: false };
+    if (yTrue.dtype === 'int32') return { targets: binaryBytes(fn, valuesOf(yTrue) as Int32Array), perRow: false };
+    throw new TypeError(`${fn}: yTrue must be float32 (targets in [0, 1]), int32 or bool, got dtype ${yTrue.dtype}`);
+  }
+  const rows = pred.shape.slice(0, -1);
+  const c = pred.shape[pred.rank - 1];
+  if (pred.rank >= 1 && sameShape(yTrue.shape, rows)) {
+    if (c === 1) {
+      throw new RangeError(
+        `${fn}: yTrue has shape ${fmtShape(yTrue.shape)} and yPred ${fmtShape(pred.shape)}: one class index per row needs at least 2 classes ` +
+          `(with 1, label 1 would mean background); for binary targets give yTrue yPred's shape`,
+      );
+    }
+    return { targets: { labels: integerLabels(fn, yTrue), numClasses: c! }, perRow: true };
+  }
+  const indices = pred.rank >= 1 && c! >= 2 ? `, or ${fmtShape(rows)} (one class index per row, ${c} = background)` : '';
+  throw new RangeError(`${fn}: yTrue has shape ${fmtShape(yTrue.shape)}, expected yPred's shape ${fmtShape(pred.shape)} (a target per logit)${indices}`);
+}
+
+/** int32 0/1 targets as bytes. */
+function binaryBytes(fn: string, t: Int32Array): Uint8Array {
+  const out = new Uint8Array(t.length);
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i]!;
+    if (v !== 0 && v !== 1) throw new RangeError(`${fn}: yTrue[${i}] is ${v}; int32 targets must be 0 or 1 (float32 targets may be in [0, 1])`);
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Class indices from an int32 tensor, or a float32 one holding whole numbers. */
+function integerLabels(fn: string, yTrue: Tensor): Int32Array {
+  if (yTrue.dtype === 'int32') return valuesOf(yTrue) as Int32Array;
+  if (yTrue.dtype !== 'float32') throw new TypeError(`${fn}: yTrue holds class indices here (one per row), which must be int32 or float32, got dtype ${yTrue.dtype}`);
+  const f = valuesOf(yTrue) as Float32Array;
+  const out = new Int32Array(f.length);
+  for (let i = 0; i < f.length; i++) {
+    const v = f[i]!;
+    if (!Number.isInteger(v) || Math.abs(v) > 2 ** 31 - 1) throw new RangeError(`${fn}: yTrue[${i}] is ${v}; class indices must be whole numbers`);
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Softmax labels: one-hot rows (yPred's shape), or sparse labels of shape [...rows] or [...rows, 1]. */
+function softmaxLabels(fn: string, yTrue: Tensor, pred: Tensor, c: number): Int32Array {
+  const rows = pred.shape.slice(0, -1);
+  if (sameShape(yTrue.shape, pred.shape)) return oneHotLabels(fn, yTrue, c);
+  if (sameShape(yTrue.shape, rows) || sameShape(yTrue.shape, [...rows, 1])) return integerLabels(fn, yTrue);
+  throw new RangeError(
+    `${fn}: yTrue has shape ${fmtShape(yTrue.shape)}, expected one-hot rows of yPred's shape ${fmtShape(pred.shape)}, or one label per row: ${fmtShape(rows)} or ${fmtShape([...rows, 1])}`,
+  );
+}
+
+/** The label of each one-hot row (exactly one 1, every other entry 0). */
+function oneHotLabels(fn: string, yTrue: Tensor, c: number): Int32Array {
+  if (yTrue.dtype !== 'float32' && yTrue.dtype !== 'int32' && yTrue.dtype !== 'bool') {
+    throw new TypeError(`${fn}: yTrue (one-hot) must be float32, int32 or bool, got dtype ${yTrue.dtype}`);
+  }
+  const t = valuesOf(yTrue);
+  const labels = new Int32Array(t.length / c);
+  for (let r = 0, i = 0; r < labels.length; r++) {
+    let label = -1;
+    for (let j = 0; j < c; j++, i++) {
+      const v = t[i]!;
+      if (v === 1 && label < 0) label = j;
+      else if (v !== 0) label = -2;
+    }
+    if (label < 0) {
+      const row = Array.from(t.subarray(r * c, r * c + Math.min(c, 8)), (v) => Number(v.toPrecision(7))).join(', ') + (c > 8 ? ', …' : '');
+      throw new RangeError(
+        `${fn}: yTrue has yPred's shape, so rows must be one-hot (one 1, the rest 0), but row ${r} is [${row}]; soft labels are not supported, sparse labels (one per row) are`,
+      );
+    }
+    labels[r] = label;
+  }
+  return labels;
+}
+
+/** A weight argument as the core takes it: a `Float32Array`, or a float32 tensor of yPred's shape (or per row with class indices). */
+function weightArray(fn: string, name: string, w: unknown, pred: Tensor, perRow: boolean): Float32Array | undefined {
+  if (w === undefined || w instanceof Float32Array) return w;
+  if (!(w instanceof Tensor)) throw new TypeError(`${fn}: ${name} must be a tf.Tensor or a Float32Array, got ${describeValue(w)}`);
+  const t = expectTensor(fn, name, w);
+  if (t.dtype !== 'float32') throw new TypeError(`${fn}: ${name} must be a float32 tensor, got dtype ${t.dtype}`);
+  const rows = pred.shape.slice(0, -1);
+  if (!sameShape(t.shape, pred.shape) && !(perRow && sameShape(t.shape, rows))) {
+    throw new RangeError(`${fn}: ${name} has shape ${fmtShape(t.shape)}, expected yPred's shape ${fmtShape(pred.shape)}${perRow ? ` or ${fmtShape(rows)} (one per row)` : ''}`);
+  }
+  return valuesOf(t) as Float32Array;
+}
+
+let scratch = new Float32Array(0);
+
+/**
+ * Where the kernel may write the gradient: on the wasm backend, which copies a new tensor's
+ * values into its own memory, one buffer reused from call to call (writing a fresh array costs
+ * its page faults: 2 of 5 ms at N = 10^6). Other backends keep the array a tensor is made
+ * from (cpu for good, webgl until it uploads), so they get a new one (`undefined`).
+ */
+function gradScratch(n: number): { grad: Float32Array } | undefined {
+  if (getBackend() !== 'wasm') return undefined;
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return { grad: scratch.subarray(0, n) };
+}
+
+/**
+ * Runs a core call; its argument errors then name this entry's function and arguments (`yTrue`
+ * for the core's targets or labels, `yPred` for its logits or probabilities).
+ */
+function renamed<T>(coreFn: string, fn: string, call: () => T): T {
+  try {
+    return call();
+  } catch (e) {
+    if ((e instanceof TypeError || e instanceof RangeError) && e.message.startsWith(`${coreFn}: `)) {
+      const rest = e.message.slice(coreFn.length + 2).replace(/^(targets\.labels|targets|labels)\b/, 'yTrue').replace(/^logits\b/, 'yPred');
+      throw new (e instanceof TypeError ? TypeError : RangeError)(`${fn}: ${rest}`);
+    }
+    throw e;
+  }
+}
+
+/**
+ * The loss as a TF.js op on `yPred`: its value, and (when the kernel computed one) the gradient,
+ * saved for the backward pass, which scales it by the incoming dy: as is for a scalar dy of 1
+ * (what `minimize` and `grad` pass), else dy times it, broadcast over the class axis for per-row
+ * losses.
+ */
+function lossOp(yPred: Tensor, loss: number | Float32Array, grad: Float32Array | undefined, lossShape: number[], perRow: boolean): Tensor {
+  return customGrad((x: Tensor | GradSaveFunc, save: Tensor | GradSaveFunc) => {
+    const value = typeof loss === 'number' ? scalar(loss) : tensor(loss, lossShape, 'float32');
+    if (grad) (save as GradSaveFunc)([tensor(grad, (x as Tensor).shape, 'float32')]);
+    const gradFunc = (dy: Tensor, saved: Tensor[]): Tensor => {
+      const g = saved[0];
+      // Not reachable through TF.js: it records the gradient exactly when it saves tensors.
+      if (!g) throw new Error('focal-ghm/tfjs: the loss was computed while TF.js recorded no gradient');
+      if (dy.rank === 0 && dy.dataSync()[0] === 1) return g.clone();
+      return mul(perRow && dy.rank > 0 ? expandDims(dy, -1) : dy, g);
+    };
+    return { value, gradFunc };
+  })(yPred);
+}
