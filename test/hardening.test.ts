@@ -159,19 +159,25 @@ describe('init with a module that is not ours (14)', () => {
 describe('a GHM forward that fails after its statistics pass', () => {
   // The passes after the EMA step allocate (the gradient, 'none' terms) and can fail; the state
   // must then be as before the call, as the pool's calls already guarantee (04).
+  /** Makes a private pass of `o` throw, as a failed allocation would. */
+  const breakPass = (o: object, name: string) =>
+    void vi.spyOn(o as Record<string, () => unknown>, name).mockImplementation(() => {
+      throw new RangeError('out of memory');
+    });
+
   it('leaves the EMA state as it was (GHM-C and GHM-R, gradient and terms)', () => {
     const cases: [string, () => { forward: (o: object) => unknown; state: () => unknown; fail: () => void }][] = [
       ['GHMC grad', () => {
         const g = new lib.GHMC({ momentum: 0.75 });
-        return { forward: (o) => g.forward(X, T, undefined, o), state: () => g.state(), fail: () => void vi.spyOn(g as never, 'gradInputs').mockImplementation(() => { throw new RangeError('out of memory'); }) };
+        return { forward: (o) => g.forward(X, T, undefined, o), state: () => g.state(), fail: () => breakPass(g, 'gradInputs') };
       }],
       ['GHMC none', () => {
         const g = new lib.GHMC({ momentum: 0.75 });
-        return { forward: (o) => g.forward(X, T, undefined, o), state: () => g.state(), fail: () => void vi.spyOn(g as never, 'terms').mockImplementation(() => { throw new RangeError('out of memory'); }) };
+        return { forward: (o) => g.forward(X, T, undefined, o), state: () => g.state(), fail: () => breakPass(g, 'terms') };
       }],
       ['GHMR grad', () => {
         const g = new lib.GHMR({ momentum: 0.75 });
-        return { forward: (o) => g.forward(X, X.map((v) => v / 2), undefined, o), state: () => g.state(), fail: () => void vi.spyOn(g as never, 'gradInputs').mockImplementation(() => { throw new RangeError('out of memory'); }) };
+        return { forward: (o) => g.forward(X, X.map((v) => v / 2), undefined, o), state: () => g.state(), fail: () => breakPass(g, 'gradInputs') };
       }],
     ];
     for (const [what, make] of cases) {
