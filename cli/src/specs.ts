@@ -156,8 +156,12 @@ export function sharePanel(ghm: Pick<BinStats, 'bins' | 'edges' | 'lossByBin'>, 
   };
 }
 
-/** FL(p_t) = −(1 − p_t)^γ · ln p_t for each γ, computed by the library (logit of p_t, target 1, no α). */
-export function curveData(gamma: number): Spec[] {
+/**
+ * FL(p_t) = −α·(1 − p_t)^γ · ln p_t for each γ of {@link CURVE_GAMMAS} and the given one (marked),
+ * computed by the library (logit of p_t, target 1); α null: no α (Lin et al.'s Figure 1). The
+ * given γ's curve is labelled `γ = … (marked)`.
+ */
+export function curveData(gamma: number, alpha: number | null = null, marked = 'this batch'): Spec[] {
   const n = 200;
   const pt = new Float32Array(n);
   const x = new Float32Array(n);
@@ -168,23 +172,23 @@ export function curveData(gamma: number): Spec[] {
   const ones = new Uint8Array(n).fill(1);
   const gammas = CURVE_GAMMAS.includes(gamma) ? CURVE_GAMMAS : [...CURVE_GAMMAS, gamma].sort((a, b) => a - b);
   return gammas.flatMap((g) => {
-    const loss = sigmoidFocalLoss(x, ones, { alpha: null, gamma: g, reduction: 'none' }).loss;
-    return Array.from(loss, (l, i) => ({ pt: pt[i], loss: l, gamma: `γ = ${g}${g === gamma ? ' (this batch)' : ''}`, batch: g === gamma }));
+    const loss = sigmoidFocalLoss(x, ones, { alpha, gamma: g, reduction: 'none' }).loss;
+    return Array.from(loss, (l, i) => ({ pt: pt[i], loss: l, gamma: `γ = ${g}${g === gamma ? ` (${marked})` : ''}`, batch: g === gamma }));
   });
 }
 
-/** Dataset: `curves` ({@link curveData}). */
-export function curvePanel(gamma: number): Spec {
+/** Dataset: `curves` ({@link curveData}); `marked` names the given γ's curve in the legend. */
+export function curvePanel(gamma: number, alpha: number | null = null, marked = 'this batch'): Spec {
   return {
     name: 'curves',
     title: { text: 'Focal loss against the probability of the true class (Lin et al., Fig. 1)', anchor: 'start' },
     width: WIDTH,
     height: 200,
-    data: { name: 'curves', values: curveData(gamma) },
+    data: { name: 'curves', values: curveData(gamma, alpha, marked) },
     mark: { type: 'line', clip: true },
     encoding: {
       x: { field: 'pt', type: 'quantitative', title: 'probability of the true class p_t', scale: { domain: [0, 1], nice: false } },
-      y: { field: 'loss', type: 'quantitative', title: 'loss −(1 − p_t)^γ · ln p_t', scale: { domain: [0, 5] } },
+      y: { field: 'loss', type: 'quantitative', title: alpha === null ? 'loss −(1 − p_t)^γ · ln p_t' : 'loss −α (1 − p_t)^γ · ln p_t', scale: { domain: [0, alpha === null ? 5 : Math.max(0.5, 5 * alpha)] } },
       color: { field: 'gamma', type: 'nominal', title: null, sort: null, scale: { scheme: { name: 'viridis', extent: [0, 0.8] } } },
       strokeWidth: { condition: { test: 'datum.batch', value: 3.5 }, value: 1.4 },
       strokeDash: { condition: { test: 'datum.batch', value: [1, 0] }, value: [5, 3] },
