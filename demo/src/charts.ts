@@ -17,7 +17,7 @@ export const lossSpec = (): Spec => ({
   mark: { type: 'line', strokeWidth: 1.6, clip: true },
   encoding: {
     x: { field: 'step', type: 'quantitative', title: 'step' },
-    y: { field: 'loss', type: 'quantitative', title: 'training loss (log scale)', scale: { type: 'log' } },
+    y: { field: 'loss', type: 'quantitative', title: 'training loss (log scale)', scale: { type: 'log' }, axis: { tickCount: 5, format: '~g', labelOverlap: 'greedy' } },
     color: { field: 'model', type: 'nominal', title: null, scale: LOSS_COLORS },
   },
 });
@@ -31,14 +31,17 @@ export const metricsSpec = (): Spec => ({
     x: { field: 'step', type: 'quantitative', title: 'step' },
     y: { field: 'value', type: 'quantitative', title: null, scale: { domain: [0, 1] } },
     color: { field: 'model', type: 'nominal', title: null, scale: LOSS_COLORS },
-    strokeDash: { field: 'metric', type: 'nominal', title: null, sort: ['average precision', 'precision at 0.5', 'recall at 0.5'] },
+    strokeDash: { field: 'metric', type: 'nominal', title: null, sort: ['average precision', 'precision at 0.5', 'recall at 0.5'], legend: { symbolType: 'stroke', symbolStrokeColor: '#555' } },
   },
 });
 
 /** Embeds a Vega-Lite spec; returns its view. */
 export async function show(el: string, spec: Spec): Promise<View> {
-  const full = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: { font: FONT, view: { stroke: null } }, autosize: { type: 'fit-x', contains: 'padding' }, ...spec };
-  const { view } = await embed(el, full as never, { actions: false, renderer: 'svg' });
+  // Legends below the plot: the charts fit their container's width.
+  const config = { font: FONT, view: { stroke: null }, legend: { orient: 'bottom', direction: 'horizontal', columns: 4 } };
+  const full = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config, autosize: { type: 'fit-x', contains: 'padding' }, ...spec };
+  // Errors only: empty datasets before the first step are expected, not worth a warning.
+  const { view } = await embed(el, full as never, { actions: false, renderer: 'svg', logLevel: 1 });
   return view;
 }
 

@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     focal: (y, p) => sigmoidFocalLoss(y, p, { gamma: focal.gamma, alpha: focal.alpha }),
     'GHM-C': ghm.loss,
   };
-  const models = Object.fromEntries(MODELS.map((m) => [m, { net: new Mlp(7), opt: tf.train.adam(0.01) }])) as Record<ModelName, { net: Mlp; opt: tf.Optimizer }>;
+  const models = Object.fromEntries(MODELS.map((m) => [m, { net: new Mlp(7), opt: tf.train.adam(0.01) as tf.Optimizer }])) as Record<ModelName, { net: Mlp; opt: tf.Optimizer }>;
   const pick = rng(3);
   const stats = new GHMC({ bins: BINS }); // counts the batch's bins for the histogram (no state used)
   post({ type: 'ready', backend });
