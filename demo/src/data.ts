@@ -1,0 +1,51 @@
+// Synthetic imbalanced data: 1% positives, most negatives easy, some hard (near the positives).
+
+export interface Dataset {
+  x: Float32Array; // [n, FEATURES]
+  y: Float32Array; // [n, 1], 0 or 1
+  n: number;
+}
+
+export const FEATURES = 8;
+
+/** mulberry32: seeded, so every run trains on the same data. */
+export function rng(seed: number): () => number {
+  let s = seed | 0;
+  return () => {
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function makeDataset(n: number, seed: number, positiveRate = 0.01): Dataset {
+  const rand = rng(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const x = new Float32Array(n * FEATURES);
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const positive = rand() < positiveRate;
+    // Positives sit around (1.6, 1.6, 1.6, 0, …); a tenth of the negatives are hard: halfway there.
+    const shift = positive ? 1.6 : rand() < 0.1 ? 0.8 : 0;
+    y[i] = positive ? 1 : 0;
+    for (let f = 0; f < FEATURES; f++) x[i * FEATURES + f] = gauss() + (f < 3 ? shift : 0);
+  }
+  return { x, y, n };
+}
+
+/** Average precision (area under the precision-recall curve, step-wise) of scores against 0/1 labels. */
+export function averagePrecision(scores: Float32Array, labels: Float32Array): number {
+  const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!);
+  const positives = labels.reduce((a, b) => a + b, 0);
+  if (positives === 0) return NaN;
+  let tp = 0;
+  let ap = 0;
+  order.forEach((i, rank) => {
+    if (labels[i] === 1) {
+      tp++;
+      ap += tp / (rank + 1);
+    }
+  });
+  return ap / positives;
+}
