@@ -3,10 +3,13 @@
 // - With sigmoidFocalLoss (and softmaxFocalLoss on a 3-class version) it ends at the same
 //   weights as with the same loss composed from TF.js ops (bench/peers/tfjs.mjs), and its loss
 //   falls.
+// - Keras-style: a tfjs-layers model compiled with the adapter's loss (model.compile, model.fit)
+//   trains to the weights the composed loss gives it.
 // - With GHMCLoss its loss falls, and its EMA state and per-step losses are exactly those of the
 //   core GHMC fed the same logits.
 
 import * as tf from '@tensorflow/tfjs-core';
+import * as tl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { focalLossTensor, setupTf, softmaxFocalRowsTensor } from '../bench/peers/tfjs.mjs';
 import { GHMC, init } from '../ts/index';
@@ -91,6 +94,38 @@ for (const backend of BACKENDS) {
       expect(diff).toBeLessThanOrEqual(1e-5);
       expect(Math.abs(ours.last - composed.last)).toBeLessThanOrEqual(1e-4 * composed.last);
       expect(ours.last).toBeLessThan(0.5 * ours.first);
+      tf.dispose([x, y]);
+      expect(tf.memory().numTensors).toBe(n0);
+    });
+
+    it('Keras-style: model.compile({ loss }) and model.fit train as with the composed loss; GHMCLoss as loss: ghm.loss', async () => {
+      const n0 = tf.memory().numTensors;
+      const { x, labels } = dataset(2);
+      const y = tf.tensor2d(Float32Array.from(labels), [SAMPLES, 1]);
+      const fit = async (loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor) => {
+        const model = tl.sequential({
+          layers: [
+            tl.layers.dense({ units: HIDDEN, inputShape: [FEATURES], activation: 'relu', kernelInitializer: tl.initializers.glorotUniform({ seed: 1 }) }),
+            tl.layers.dense({ units: 1, kernelInitializer: tl.initializers.glorotUniform({ seed: 2 }), biasInitializer: tl.initializers.constant({ value: -4.6 }) }),
+          ],
+        });
+        const optimizer = tf.train.adam(LEARNING_RATE);
+        model.compile({ optimizer, loss });
+        const h = await model.fit(x, y, { epochs: 20, batchSize: 250, shuffle: false, verbose: 0 });
+        const weights = model.getWeights().map((w) => w.dataSync().slice() as Float32Array);
+        model.dispose();
+        optimizer.dispose(); // its moments: the model does not own the optimizer it was given
+        return { weights, losses: h.history.loss as number[] };
+      };
+      const ours = await fit((t, p) => sigmoidFocalLoss(t, p, { alpha: 0.25, gamma: 2 }));
+      const composed = await fit((t, p) => focalLossTensor(tf, p, t, 0.25, 2) as tf.Scalar);
+      const diff = maxWeightDiff(ours.weights, composed.weights);
+      expect(diff).toBeLessThanOrEqual(1e-5);
+      expect(ours.losses.at(-1)!).toBeLessThan(0.5 * ours.losses[0]!);
+      const ghm = new GHMCLoss({ bins: 10, momentum: 0.75 });
+      const g = await fit(ghm.loss);
+      expect(g.losses.at(-1)!).toBeLessThan(g.losses[0]!);
+      expect(ghm.accSum.some((a) => a > 0)).toBe(true);
       tf.dispose([x, y]);
       expect(tf.memory().numTensors).toBe(n0);
     });
