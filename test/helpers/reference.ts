@@ -287,11 +287,13 @@ export function refSigmoidFocal(
   const w = expandWeights(numel, targets, opts.weight);
   // Ignored rows: weight 0 (logits unread), and left out of the mean's count.
   let counted = numel;
+  const ignored = new Uint8Array(numel);
   if (isLabelTargets(targets) && targets.ignoreIndex !== undefined) {
     const c = targets.numClasses;
     targets.labels.forEach((l, r) => {
       if (l !== targets.ignoreIndex) return;
       w.fill(0, r * c, r * c + c);
+      ignored.fill(1, r * c, r * c + c);
       counted -= c;
     });
   }
@@ -314,7 +316,7 @@ export function refSigmoidFocal(
   const el: FocalElement = { loss: 0, grad: 0 };
   for (let i = 0; i < numel; i++) {
     const ti = t[i]!;
-    if (w[i] === 0) continue; // ignored (or weight 0): exactly 0, whatever the logit
+    if (ignored[i]) continue; // ignored rows: exactly 0, whatever the logit
     const aw = alpha === null ? 1 : alpha * ti + (1 - alpha) * (1 - ti);
     sigmoidFocalElement(logits[i]!, ti, gamma, el);
     const factor = aw * w[i]!;
