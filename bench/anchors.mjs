@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getData } from './data.mjs';
-import { ghmcTerms, sigmoidFocalProbForward, sigmoidFocalSmoothForward } from './peers/scalar.mjs';
+import { ghmcTerms, sigmoidFocalClassWeighted, sigmoidFocalProbForward, sigmoidFocalSmoothForward, softmaxFocalWeighted, fromClassLast, toClassLast } from './peers/scalar.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -41,7 +41,32 @@ const rows = [
   ['labelSmoothing: 0.1', () => lib.sigmoidFocalLoss(logits, targets, { labelSmoothing: 0.1 }).loss, () => sigmoidFocalSmoothForward(logits, targets, 0.1)],
   ["GHM-C reduction: 'none'", () => new lib.GHMC().forward(logits, targets, undefined, { reduction: 'none' }).loss, () => ghmcTerms(logits, targets)],
 ];
-console.log(`issue #20 options, forward, N = ${N} (binary targets, mean or 'none', 10 bins)`);
+// Class options: 8 classes; a [4, 8, H, W] map for the class axis (rows = N / 8).
+const C = 8;
+const rowsN = Math.floor(N / C);
+const bytes = targets.subarray(0, rowsN * C);
+const x8 = logits.subarray(0, rowsN * C);
+const cw = Float32Array.from({ length: C }, (_, j) => 0.5 + j / C);
+const labels = Int32Array.from({ length: rowsN }, (_, r) => (r * 7919) % C);
+const rowW = Float32Array.from({ length: rowsN }, (_, r) => ((r * 31) % 17) / 8);
+const B = 4;
+const inner = Math.floor(rowsN / B);
+const seg = x8.subarray(0, B * C * inner);
+const segLabels = labels.subarray(0, B * inner);
+rows.push(
+  ['softmax weight (C = 8)', () => lib.softmaxFocalLoss(x8, labels, { numClasses: C, weight: rowW }).loss, () => softmaxFocalWeighted(x8, labels, C, rowW)],
+  ['classWeight+posWeight', () => lib.sigmoidFocalLoss(x8, bytes, { classWeight: cw, posWeight: cw }).loss, () => sigmoidFocalClassWeighted(x8, bytes, cw, cw)],
+  // The peer here is this library too, after the full transposed copy a user would make.
+  ['softmax classAxis 1', () => lib.softmaxFocalLoss(seg, segLabels, { numClasses: C, shape: [B, C, inner], classAxis: 1, grad: true }).loss,
+    () => {
+      const r = lib.softmaxFocalLoss(toClassLast(seg, B, C, inner), segLabels, { numClasses: C, grad: true });
+      fromClassLast(r.grad, B, C, inner);
+      return r.loss;
+    }],
+  ['softmax classAxis 1, no grad', () => lib.softmaxFocalLoss(seg, segLabels, { numClasses: C, shape: [B, C, inner], classAxis: 1 }).loss,
+    () => lib.softmaxFocalLoss(toClassLast(seg, B, C, inner), segLabels, { numClasses: C }).loss],
+);
+console.log(`issue #20 options, forward, N = ${N} (binary targets, mean or 'none', 10 bins; class axis: peer = this library on a full transposed copy, grad transposed back)`);
 for (const [name, ours, peer] of rows) {
   const r = paired(ours, peer);
   const sum = (v) => (typeof v === 'number' ? v : v.reduce((a, b) => a + b, 0));

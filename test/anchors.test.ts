@@ -6,23 +6,10 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILDS, loadLib, type Lib } from './support/lib';
+import { expectClose, expectRel } from './helpers/close';
 import { bceWithLogits, findBin, ghmcEdges, ghmcGradNorm, ghmrEdges, ghmrGradNorm, sigmoid } from './helpers/reference';
 
 const CHUNK = 1 << 15;
-
-/** |got − want| ≤ 1e-5 · max(1, |want|) per element (SPEC §5). */
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string, rel = 1e-5): void {
-  expect(got.length, what).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const w = want[i]!;
-    const tol = rel * Math.max(1, Math.abs(w));
-    if (!(Math.abs(got[i]! - w) <= tol)) throw new Error(`${what}[${i}]: ${got[i]} vs ${w}`);
-  }
-}
-
-function expectRel(got: number, want: number, what: string, rel = 1e-5): void {
-  if (!(Math.abs(got - want) <= rel * Math.abs(want))) throw new Error(`${what}: ${got} vs ${want}`);
-}
 
 /** Deterministic pseudo-random numbers in [0, 1). */
 function rng(seed: number): () => number {
@@ -351,5 +338,29 @@ describe('issue #20 options through the pool', () => {
     const ghmc = new lib.GHMC({ momentum: 0.5 });
     await expect(pool.ghmc(ghmc, pred, Uint8Array.from([0, 1, 0, 1]), undefined, { reduction: 'none' } as never)).rejects.toThrow("pool.ghmc: options.reduction 'none' runs on the calling thread only");
     expect(ghmc.accSum).toEqual(new Float64Array(10));
+  });
+
+  it('classWeight, posWeight, ignoreIndex: the single-thread result, bit for bit; a class axis refused', async () => {
+    const r = rng(21);
+    const c = 4;
+    const n = c * 5000;
+    const x = new Float32Array(n).map(() => (r() - 0.5) * 6);
+    const labels = Int32Array.from({ length: n / c }, (_, i) => (i % 7 === 0 ? -1 : Math.floor(r() * (c + 1))));
+    const v = Float32Array.from({ length: c }, () => r());
+    for (const options of [
+      { classWeight: v, posWeight: v, grad: true, alpha: 'auto' as const },
+      { classWeight: v, grad: true, reduction: 'none' as const },
+      { posWeight: v, input: 'probabilities' as const },
+    ]) {
+      const xs = options.input ? x.map((v) => sigmoid(v)) : x;
+      const one = lib.sigmoidFocalLoss(xs, { labels, numClasses: c, ignoreIndex: -1 }, options);
+      const many = await pool.sigmoidFocalLoss(xs, { labels, numClasses: c, ignoreIndex: -1 }, options);
+      expect(many.loss).toEqual(one.loss);
+      expect(many.grad).toEqual(one.grad);
+      expect(many.alpha).toBe(one.alpha);
+    }
+    await expect(pool.sigmoidFocalLoss(x, { labels, numClasses: c, ignoreIndex: -1 }, { shape: [2, c, 2500], classAxis: 1 })).rejects.toThrow(
+      'pool.sigmoidFocalLoss: options.shape with class-index targets and a class axis before the last runs on the calling thread only',
+    );
   });
 });

@@ -181,8 +181,9 @@ describe('softmaxFocalLoss', () => {
     expectThrow(f(X, L, { numClasses: 3, reduction: 1 }), TypeError, /options\.reduction/);
     expectThrow(f(X, L, { numClasses: 3, lossWeight: NaN }), RangeError, /options\.lossWeight/);
     expectThrow(f(X, L, { numClasses: 3, grad: 'yes' }), TypeError, /options\.grad/);
-    expectThrow(f(X, L, { numClasses: 3, avgFactor: 2 }), TypeError, /avgFactor/);
-    expectThrow(f(X, L, { numClasses: 3, weight: new Float32Array(6) }), TypeError, /weight/);
+    // avgFactor and weight are options since issue #20: wrong types name them.
+    expectThrow(f(X, L, { numClasses: 3, avgFactor: '2' }), TypeError, /options\.avgFactor/);
+    expectThrow(f(X, L, { numClasses: 3, weight: new Float64Array(6) }), TypeError, /options\.weight must be a Float32Array/);
     expectThrow(f(X, L, { numClasses: 3, ignore_index: 1 }), TypeError, /ignore_index/);
     expectThrow(f(X, L, 3), TypeError, /options/);
   });

@@ -248,7 +248,9 @@ describe('loose validation (12, 15, 18)', () => {
   });
 
   it('class-index targets with another key, createBatch with a non-boolean grad or null targets: refused', () => {
-    expect(() => lib.sigmoidFocalLoss(new Float32Array(4), { labels: Int32Array.of(0, 2), numClasses: 2, ignoreIndex: 2 } as never)).toThrow(/unknown key in targets: 'ignoreIndex'/);
+    expect(() => lib.sigmoidFocalLoss(new Float32Array(4), { labels: Int32Array.of(0, 2), numClasses: 2, ignore_index: 2 } as never)).toThrow(/unknown key in targets: 'ignore_index'/);
+    // ignoreIndex is a key since issue #20, and may not name a class or the background.
+    expect(() => lib.sigmoidFocalLoss(new Float32Array(4), { labels: Int32Array.of(0, 2), numClasses: 2, ignoreIndex: 2 })).toThrow(/targets.ignoreIndex is 2, a class or the background label/);
     expect(() => lib.createBatch({ length: 4, grad: 'yes' as never })).toThrow(/options\.grad must be a boolean/);
     expect(() => lib.createBatch({ length: 4, targets: null as never })).toThrow(/options\.targets must be 'u8', 'f32' or \{ numClasses \}, got null/);
     expect(() => lib.createBatch({ length: 4, targets: { numClasses: 2, x: 1 } as never })).toThrow(/unknown key in options\.targets: 'x'/);

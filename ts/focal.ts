@@ -11,9 +11,10 @@ import {
   expectOptions,
   expectPositive,
 } from './errors';
-import { checkLabels, layoutTargets, layoutWeights, softLayout, TargetRange, type WeightKind, type Layout, type Targets } from './inputs';
+import { checkLabels, foldClassWeights, layoutTargets, layoutWeights, softLayout, TargetKind, TargetRange, WeightKind, type Layout, type Targets } from './inputs';
 import { CHUNK_ELEMENTS, runChunked, type ChunkInput } from './memory';
 import { liveView } from './views';
+import { expectAxisClasses, parseClassAxis, runClassAxis, type ClassAxis } from './axes';
 import { workspace, type Workspace } from './workspace';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -107,13 +108,21 @@ export interface SigmoidFocalOptions<
   input?: SigmoidInput;
   /** Label smoothing ε in [0, 1] (Keras): targets become `t·(1 - ε) + ε/2` before everything else. Default 0. */
   labelSmoothing?: number;
+  /** Per-class weights (length C, kornia's `weight`): multiply every element of class c. C is `numClasses`, `shape[classAxis]`, or this length (targets `[N, C]`, class last). */
+  classWeight?: Float32Array;
+  /** Per-class weights of positives (length C, kornia's `pos_weight`): multiply the loss where t = 1. Needs 0/1 targets. */
+  posWeight?: Float32Array;
+  /** The logits' dimensions, e.g. `[B, C, H, W]`; with `classAxis`, class-index labels are `shape` without that axis. */
+  shape?: readonly number[];
+  /** The axis of `shape` that holds the classes (PyTorch/kornia: 1). Default: the last. Outputs keep the logits' layout. */
+  classAxis?: number;
 }
 
 /** What the first argument of {@link sigmoidFocalLoss} holds. */
 export type SigmoidInput = 'logits' | 'probabilities';
 const SIGMOID_INPUTS: readonly SigmoidInput[] = ['logits', 'probabilities'];
 
-const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out', 'input', 'labelSmoothing'] as const;
+const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out', 'input', 'labelSmoothing', 'classWeight', 'posWeight', 'shape', 'classAxis'] as const;
 
 /** Caller-provided outputs (e.g. a batch's buffers in wasm memory, written in place). */
 export interface OutputBuffers {
@@ -185,6 +194,21 @@ export function sigmoidPass(
   return sum;
 }
 
+/** {@link sigmoidPass} for class-index rows gathered from another class axis (ts/axes.ts). */
+function sigmoidClassAxis(
+  ws: Workspace, x: Float32Array, lay: Layout, wkind: WeightKind, w: ChunkInput, ax: ClassAxis,
+  aPos: number, aNeg: number, gamma: number,
+  lossArr: Float32Array | undefined, lossScale: number, gradArr: Float32Array | undefined, gradScale: number,
+): number {
+  const infoPtr = ws.params.reserve(48);
+  let sum = 0;
+  runClassAxis(ws, ax, unitsPerChunk(lay.perUnit), x, [lay.targets, w], [], [lossArr, gradArr], (u, xp, [tp, wp], _, [lp, gp]) => {
+    ws.k.fg_sigmoid_focal(xp, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr);
+    sum += ws.heap.views().f64[infoPtr / 8]!;
+  });
+  return sum;
+}
+
 /**
  * The largest accepted γ. The kernels raise a float32 pt to γ, so pt's rounding error grows by γ
  * in pt^γ: about 1.5e-7·γ relative, measured, against docs/SPEC.md §5's 1e-5. Up to 32 that keeps
@@ -249,32 +273,69 @@ export function unitsPerChunk(perUnit: number): number {
  * throw the same errors): the validated arrays, their layout, and the resolved options.
  */
 export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, options: unknown) {
-  const x = expectArray(fn, 'logits', logits, Float32Array);
+  const given = expectArray(fn, 'logits', logits, Float32Array);
+  let x: Float32Array = given;
   const o = expectOptions(fn, options, SIGMOID_OPTIONS);
-  let lay = layoutTargets(fn, x.length, targets);
+  let lay = layoutTargets(fn, x.length, targets, 'targets', true);
   let { wkind, input: w } = layoutWeights(fn, 'options.weight', o.weight, lay);
   // Checked only when given: a call without them pays nothing (small batches feel every check).
   const probs = o.input !== undefined && expectOneOf(fn, 'options.input', o.input, SIGMOID_INPUTS) === 'probabilities';
   const smoothing = o.labelSmoothing === undefined ? 0 : expectInRange(fn, 'options.labelSmoothing', o.labelSmoothing, 0, 1);
+  let count = x.length;
+  let ax: ClassAxis | undefined;
+  if (o.shape !== undefined || o.classAxis !== undefined || o.classWeight !== undefined || o.posWeight !== undefined || lay.ignored) {
+    ({ x, lay, wkind, w, count, ax } = classOptions(fn, x, lay, wkind, w, o, probs || smoothing > 0));
+  }
   const alphaOpt = (o.alpha === undefined ? 0.25 : o.alpha) as number | null | 'auto';
   if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
   const gamma = resolveGamma(fn, o.gamma);
   const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
   const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
   const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
-  const { denom, gradScale } = scales(fn, reduction, x.length, o.avgFactor, lossWeight);
+  const { denom, gradScale } = scales(fn, reduction, count, o.avgFactor, lossWeight);
   const out = resolveOut(fn, o.out, x.length, reduction);
   if (out.loss || out.grad) {
     expectDisjoint(
       fn,
       [['options.out.loss', out.loss], ['options.out.grad', out.grad]],
-      [['logits', x], ['targets', lay.targets.array], ['options.weight', w.array]],
+      [['logits', given], ['targets', lay.targets.array], ['options.weight', w.array]],
     );
   }
   // Probabilities and smoothed targets go to the kernels as soft floats (see softLayout); the
   // plain logit path keeps the arrays as given.
   if (probs || smoothing > 0) ({ lay, wkind, w } = softLayout(fn, 'targets', lay, wkind, w, smoothing));
-  return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs };
+  return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax };
+}
+
+/**
+ * `classWeight`, `posWeight`, `shape`/`classAxis` and ignored rows (docs/SPEC.md §1): checked,
+ * then folded into the weights (see {@link foldClassWeights}). `ax` is returned when class-index
+ * rows must be gathered from another class axis; `soft`: the targets reach the kernel as soft
+ * floats (probabilities, label smoothing).
+ */
+function classOptions(
+  fn: string, x: Float32Array, lay: Layout, wkind: WeightKind, w: ChunkInput,
+  o: { shape?: unknown; classAxis?: unknown; classWeight?: unknown; posWeight?: unknown; labelSmoothing?: unknown }, soft: boolean,
+) {
+  const labels = lay.tkind === TargetKind.Labels;
+  let ax = o.shape === undefined && o.classAxis === undefined ? undefined : parseClassAxis(fn, o.shape, o.classAxis, x.length);
+  if (ax && labels) expectAxisClasses(fn, ax, lay.numClasses, 'targets.numClasses');
+  const classWeight = o.classWeight === undefined ? undefined : expectArray(fn, 'options.classWeight', o.classWeight, Float32Array);
+  const posWeight = o.posWeight === undefined ? undefined : expectArray(fn, 'options.posWeight', o.posWeight, Float32Array);
+  if (posWeight && (lay.tkind === TargetKind.Soft || o.labelSmoothing)) {
+    throw new RangeError(`${fn}: options.posWeight needs 0/1 targets (Uint8Array or class indices, without labelSmoothing): with soft targets kornia's pos_weight and this loss's formula disagree (docs/SPEC.md §10)`);
+  }
+  const transposed = labels && ax !== undefined && ax.inner > 1;
+  if (transposed && soft) {
+    throw new RangeError(`${fn}: options.shape with a class axis before the last and class-index targets does not combine with options.input 'probabilities' or options.labelSmoothing`);
+  }
+  let count = x.length;
+  if (classWeight || posWeight || lay.ignored || (transposed && wkind === WeightKind.Elements)) {
+    ({ x, lay, wkind, w, count } = foldClassWeights(fn, x, lay, wkind, w, { classWeight, posWeight }, ax));
+  }
+  // Only class-index rows need gathering: 0/1 and soft targets are laid out as the logits.
+  if (!transposed) ax = undefined;
+  return { x, lay, wkind, w, count, ax };
 }
 
 /**
@@ -313,12 +374,14 @@ export function sigmoidFocalLoss<R extends Reduction = 'mean', G extends boolean
 export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options?: SigmoidFocalOptions): SigmoidFocalResult {
   const fn = 'sigmoidFocalLoss';
   const ws = workspace(fn);
-  const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs } = parseSigmoidCall(fn, logits, targets, options);
+  const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax } = parseSigmoidCall(fn, logits, targets, options);
   const alpha = alphaOpt === 'auto' ? autoAlpha(ws, lay, wkind, w) : alphaOpt;
   const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(x.length)) : undefined;
   const gradArr = wantGrad || out.grad ? (out.grad ?? new Float32Array(x.length)) : undefined;
   const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];
-  const sum = sigmoidPass(ws, fn, x, lay, wkind, w, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale, probs);
+  const sum = ax
+    ? sigmoidClassAxis(ws, x, lay, wkind, w, ax, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale)
+    : sigmoidPass(ws, fn, x, lay, wkind, w, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale, probs);
   // Batch views given as outputs come back usable even if the call grew (and so detached) memory.
   const loss = lossArr ? liveView(lossArr, ws.heap.buffer) : (lossWeight * sum) / denom;
   return gradArr ? { loss, grad: liveView(gradArr, ws.heap.buffer), alpha } : { loss, alpha };
@@ -329,7 +392,7 @@ export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options
  * carry the reduction and whether the gradient is asked for.
  */
 export interface SoftmaxFocalOptions<R extends Reduction = Reduction, G extends boolean = boolean> {
-  /** Number of classes C; logits are `[N, C]` row-major. */
+  /** Number of classes C; logits are `[N, C]` row-major (or laid out as `shape`, see `classAxis`). */
   numClasses: number;
   /** α for every class, a per-class `Float32Array` of length C, or `null` (1). Default 0.25. */
   alpha?: number | Float32Array | null;
@@ -343,9 +406,17 @@ export interface SoftmaxFocalOptions<R extends Reduction = Reduction, G extends 
   lossWeight?: number;
   /** Also return d loss / d logits (`grad` in the result). Default false. */
   grad?: G;
+  /** Per-row weights (length N): multiply each row's loss and gradient (mmdetection's `weight`). */
+  weight?: Float32Array;
+  /** With `'mean'`: divide the sum by this instead of the non-ignored row count (must be > 0; not with `'sum'`). */
+  avgFactor?: number;
+  /** The logits' dimensions, e.g. `[B, C, H, W]`; with `classAxis`, labels are `shape` without that axis. */
+  shape?: readonly number[];
+  /** The axis of `shape` that holds the classes (PyTorch/kornia: 1). Default: the last. `grad` keeps the logits' layout. */
+  classAxis?: number;
 }
 
-const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight', 'grad'] as const;
+const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight', 'grad', 'weight', 'avgFactor', 'shape', 'classAxis'] as const;
 
 /**
  * Softmax (multi-class) focal loss, as kornia's `focal_loss` computes it (docs/SPEC.md §2):
@@ -360,6 +431,8 @@ const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreInd
  * const logits = new Float32Array([2, 0.5, -1, 0, 0, 0]);
  * const { loss, grad } = softmaxFocalLoss(logits, new Int32Array([0, -100]), { numClasses: 3, gamma: 2, grad: true });
  * const perRow: Float32Array = softmaxFocalLoss(logits, new Int32Array([0, 1]), { numClasses: 3, reduction: 'none' }).loss;
+ * // A [B, C, H, W] segmentation map (PyTorch layout) with [B, H, W] labels:
+ * softmaxFocalLoss(new Float32Array(2 * 3 * 4 * 4), new Int32Array(2 * 4 * 4), { numClasses: 3, shape: [2, 3, 4, 4], classAxis: 1 });
  * ```
  * @throws TypeError for arrays of the wrong type; RangeError for wrong lengths or values out of range.
  */
@@ -377,8 +450,16 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
   const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
   const c = expectInteger(fn, 'options.numClasses', o.numClasses, 1, 1 << 24);
   if (x.length % c !== 0) throw new RangeError(`${fn}: options.numClasses (${c}) does not divide the logits length ${x.length}`);
+  // Checked only when given, as every new option: small calls feel each check.
+  let ax = o.shape === undefined && o.classAxis === undefined ? undefined : parseClassAxis(fn, o.shape, o.classAxis, x.length);
+  if (ax) {
+    expectAxisClasses(fn, ax, c, 'options.numClasses');
+    if (ax.inner === 1) ax = undefined; // already class-last
+  }
   const rows = x.length / c;
   if (y.length !== rows) throw new RangeError(`${fn}: labels has length ${y.length}, expected ${rows} (one per row of ${c} logits)`);
+  const rowW = o.weight === undefined ? undefined : expectArray(fn, 'options.weight', o.weight, Float32Array);
+  if (rowW && rowW.length !== rows) throw new RangeError(`${fn}: options.weight has length ${rowW.length}, expected ${rows} (one per row)`);
   const ignoreIndex = expectInteger(fn, 'options.ignoreIndex', o.ignoreIndex ?? -100, -(2 ** 31), 2 ** 31 - 1);
   checkLabels(fn, 'labels', y, 0, c - 1, ignoreIndex);
   const alpha = new Float32Array(c);
@@ -396,10 +477,11 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
   const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
   let counted = 0;
   for (let i = 0; i < rows; i++) if (y[i] !== ignoreIndex) counted++;
-  const denom = reduction === 'mean' ? Math.max(counted, 1) : 1;
+  const { denom } = scales(fn, reduction, Math.max(counted, 1), o.avgFactor, lossWeight);
 
   const lossArr = reduction === 'none' ? new Float32Array(rows) : undefined;
   const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
+  if (rowW || ax) return softmaxWeighted(ws, x, y, c, alpha, gamma, ignoreIndex, lossWeight, denom, lossArr, gradArr, rowW, ax);
   // Params: info words, then the α table.
   const params = ws.params.reserve(32 + c * 4);
   ws.heap.views().f32.set(alpha, (params + 32) / 4);
@@ -419,6 +501,60 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
       sum += ws.heap.views().f64[params / 8]!;
     },
   );
+  const loss = lossArr ?? (lossWeight * sum) / denom;
+  return gradArr ? { loss, grad: gradArr } : { loss };
+}
+
+/**
+ * {@link softmaxFocalLoss} with row weights or another class axis: the same kernel, with the
+ * logits gathered class-last (see ts/axes.ts), and with weights, the kernel's unscaled row
+ * losses and gradient rows each scaled once (in float64, rounded once), the sum in float64.
+ */
+function softmaxWeighted(
+  ws: Workspace, x: Float32Array, y: Int32Array, c: number, alpha: Float32Array, gamma: number, ignoreIndex: number,
+  lossWeight: number, denom: number, lossArr: Float32Array | undefined, gradArr: Float32Array | undefined,
+  rowW: Float32Array | undefined, ax: ClassAxis | undefined,
+): LossResult {
+  const rows = y.length;
+  const chunkRows = unitsPerChunk(c);
+  // Params: info words, the α table, and with weights but no 'none' output, a chunk's row losses.
+  const alphaAt = 32;
+  const rowLossAt = alphaAt + Math.ceil(c / 4) * 16;
+  const params = ws.params.reserve(rowLossAt + (rowW && !lossArr ? Math.min(rows, chunkRows) * 4 : 0));
+  ws.heap.views().f32.set(alpha, (params + alphaAt) / 4);
+  let sum = 0;
+  const rowInputs: ChunkInput[] = [{ array: y, perUnit: 1 }, { array: rowW, perUnit: 1 }];
+  const rowOutputs = [{ array: lossArr, perUnit: 1 }];
+  const kernel = (u: number, xp: number, yp: number, wp: number, lp: number, gp: number) => {
+    if (!rowW) {
+      ws.k.fg_softmax_focal(xp, u, c, yp, params + alphaAt, gamma, ignoreIndex, lp, lossWeight, gp, lossWeight / denom, params);
+      sum += ws.heap.views().f64[params / 8]!;
+      return;
+    }
+    const rl = lp || params + rowLossAt;
+    ws.k.fg_softmax_focal(xp, u, c, yp, params + alphaAt, gamma, ignoreIndex, rl, 1, gp, 1, params);
+    const { f32, i32 } = ws.heap.views();
+    const k = lossWeight / denom;
+    for (let r = 0; r < u; r++) {
+      // Ignored rows stay 0, whatever their weight (a NaN one too).
+      if (i32[yp / 4 + r] === ignoreIndex) continue;
+      const wr = f32[wp / 4 + r]!;
+      const wl = wr * f32[rl / 4 + r]!;
+      sum += wl;
+      if (lp) f32[rl / 4 + r] = wl * lossWeight;
+      if (gp) {
+        const s = wr * k;
+        for (let j = 0, g = gp / 4 + r * c; j < c; j++, g++) f32[g] = f32[g]! * s;
+      }
+    }
+  };
+  if (ax) {
+    runClassAxis(ws, ax, chunkRows, x, rowInputs, rowOutputs, [gradArr], (u, xp, [yp, wp], [lp], [gp]) => kernel(u, xp, yp!, wp!, lp!, gp!));
+  } else {
+    runChunked(ws.heap, ws.scratch, rows, chunkRows, [{ array: x, perUnit: c }, ...rowInputs], [...rowOutputs, { array: gradArr, perUnit: c }], (u, [xp, yp, wp], [lp, gp]) =>
+      kernel(u, xp!, yp!, wp!, lp!, gp!),
+    );
+  }
   const loss = lossArr ?? (lossWeight * sum) / denom;
   return gradArr ? { loss, grad: gradArr } : { loss };
 }

@@ -28,7 +28,7 @@ export interface SigmoidFocalStream {
 }
 
 /** Options of {@link sigmoidFocalStream}: those of {@link SigmoidFocalOptions} that apply to a stream. */
-export type SigmoidFocalStreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out' | 'weight' | 'reduction'> & {
+export type SigmoidFocalStreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out' | 'weight' | 'reduction' | 'classWeight' | 'posWeight' | 'shape' | 'classAxis'> & {
   /** Default `'mean'`. */
   reduction?: 'mean' | 'sum';
 };

@@ -298,3 +298,55 @@ export function ghmcTerms(logits, targets, bins = 10, out = new Float32Array(log
   for (let i = 0; i < n; i++) out[i] *= tot / num[bin[i]] / nonEmpty / tot;
   return out;
 }
+
+/** Softmax focal loss with per-row weights, mean over non-ignored rows, the plain way (SPEC §2). */
+export function softmaxFocalWeighted(logits, labels, c, weight, alpha = 0.25, gamma = 2, ignoreIndex = -100) {
+  let sum = 0;
+  let count = 0;
+  for (let r = 0; r < labels.length; r++) {
+    const y = labels[r];
+    if (y === ignoreIndex) continue;
+    count++;
+    let m = -Infinity;
+    for (let j = 0; j < c; j++) m = Math.max(m, logits[r * c + j]);
+    let s = 0;
+    for (let j = 0; j < c; j++) s += Math.exp(logits[r * c + j] - m);
+    const logp = logits[r * c + y] - m - Math.log(s);
+    const omp = 1 - Math.exp(logp);
+    sum += -alpha * weight[r] * (gamma === 2 ? omp * omp : Math.pow(omp, gamma)) * logp;
+  }
+  return sum / Math.max(count, 1);
+}
+
+/** kornia's binary focal loss with per-class weight and pos_weight, targets [N, C], mean (SPEC §1). */
+export function sigmoidFocalClassWeighted(logits, targets, v, q, alpha = 0.25, gamma = 2) {
+  const n = logits.length;
+  const c = v.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const t = targets[i];
+    const e = Math.exp(-Math.abs(x));
+    const p = x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    const logPos = -(Math.max(-x, 0) + Math.log1p(e));
+    const logNeg = -(Math.max(x, 0) + Math.log1p(e));
+    const pos = -alpha * (gamma === 2 ? (1 - p) * (1 - p) : Math.pow(1 - p, gamma)) * t * logPos;
+    const neg = -(1 - alpha) * (gamma === 2 ? p * p : Math.pow(p, gamma)) * (1 - t) * logNeg;
+    sum += v[i % c] * (q[i % c] * pos + neg);
+  }
+  return n > 0 ? sum / n : 0;
+}
+
+/** `[B, C, …]` logits to class-last rows `[B·…, C]`: the full transposed copy a user would make. */
+export function toClassLast(x, outer, c, inner) {
+  const out = new Float32Array(x.length);
+  for (let o = 0; o < outer; o++) for (let j = 0; j < c; j++) for (let i = 0; i < inner; i++) out[(o * inner + i) * c + j] = x[(o * c + j) * inner + i];
+  return out;
+}
+
+/** Class-last rows `[B·…, C]` back to `[B, C, …]` (the gradient, after a call on the copy). */
+export function fromClassLast(x, outer, c, inner) {
+  const out = new Float32Array(x.length);
+  for (let o = 0; o < outer; o++) for (let j = 0; j < c; j++) for (let i = 0; i < inner; i++) out[(o * c + j) * inner + i] = x[(o * inner + i) * c + j];
+  return out;
+}

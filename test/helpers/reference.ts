@@ -13,6 +13,8 @@ export type Reduction = 'mean' | 'sum' | 'none';
 export interface LabelTargets {
   labels: Int32Array;
   numClasses: number;
+  /** Rows with this label add nothing, and are not counted by 'mean' (SPEC §1). */
+  ignoreIndex?: number;
 }
 
 export type SigmoidTargets = Uint8Array | Float32Array | LabelTargets;
@@ -103,6 +105,7 @@ export function expandTargets(numel: number, targets: SigmoidTargets): Float64Ar
   const t = new Float64Array(numel);
   for (let i = 0; i < labels.length; i++) {
     const c = labels[i]!;
+    if (c === targets.ignoreIndex) continue;
     if (c < 0 || c > numClasses) {
       throw new RangeError(`labels[${i}] = ${c} outside [0, ${numClasses}]`);
     }
@@ -190,6 +193,14 @@ export interface RefSigmoidFocalOptions {
   reduction?: Reduction;
   avgFactor?: number | null;
   lossWeight?: number;
+  /**
+   * kornia's `weight` and `pos_weight` (SPEC §1), length C: the element's loss is
+   * v_c·(q_c·pos_term + neg_term), pos_term the t part of the loss and neg_term the 1 − t part.
+   */
+  classWeight?: ArrayLike<number>;
+  posWeight?: ArrayLike<number>;
+  /** The class of element i (default i mod C, C the weights' length or numClasses). */
+  classOf?: (i: number) => number;
 }
 
 export interface RefSigmoidFocalResult {
@@ -274,14 +285,38 @@ export function refSigmoidFocal(
   const numel = logits.length;
   const t = expandTargets(numel, targets);
   const w = expandWeights(numel, targets, opts.weight);
+  // Ignored rows: weight 0 (logits unread), and left out of the mean's count.
+  let counted = numel;
+  const ignored = new Uint8Array(numel);
+  if (isLabelTargets(targets) && targets.ignoreIndex !== undefined) {
+    const c = targets.numClasses;
+    targets.labels.forEach((l, r) => {
+      if (l !== targets.ignoreIndex) return;
+      w.fill(0, r * c, r * c + c);
+      ignored.fill(1, r * c, r * c + c);
+      counted -= c;
+    });
+  }
+  const { classWeight: v, posWeight: q } = opts;
+  if (v || q) {
+    const c = isLabelTargets(targets) ? targets.numClasses : (v ?? q)!.length;
+    const classOf = opts.classOf ?? ((i: number) => i % c);
+    for (let i = 0; i < numel; i++) {
+      const k = classOf(i);
+      if (q && t[i] !== 0 && t[i] !== 1) throw new RangeError('posWeight needs 0/1 targets');
+      // t = 1: only pos_term, times v·q; t = 0: only neg_term, times v.
+      w[i]! *= (v ? v[k]! : 1) * (q && t[i] === 1 ? q[k]! : 1);
+    }
+  }
   const alpha = resolveAlpha(opts.alpha === undefined ? 0.25 : opts.alpha, t, w);
-  const scale = lossWeight * reductionScale(reduction, numel, opts.avgFactor);
+  const scale = lossWeight * reductionScale(reduction, counted, opts.avgFactor);
 
   const losses = new Float64Array(numel);
   const grad = new Float64Array(numel);
   const el: FocalElement = { loss: 0, grad: 0 };
   for (let i = 0; i < numel; i++) {
     const ti = t[i]!;
+    if (ignored[i]) continue; // ignored rows: exactly 0, whatever the logit
     const aw = alpha === null ? 1 : alpha * ti + (1 - alpha) * (1 - ti);
     sigmoidFocalElement(logits[i]!, ti, gamma, el);
     const factor = aw * w[i]!;
@@ -313,6 +348,10 @@ export interface RefSoftmaxFocalOptions {
    * Default 1. (The library's softmax option; SPEC §2 does not name it.)
    */
   lossWeight?: number;
+  /** Per-row weights (length N): multiply each row's loss and gradient row. */
+  weight?: ArrayLike<number>;
+  /** 'mean' divides by this instead of the counted rows; an error with 'sum'. */
+  avgFactor?: number;
 }
 
 export interface RefSoftmaxFocalResult {
@@ -396,10 +435,16 @@ export function refSoftmaxFocal(
     counted++;
     const offset = i * numClasses;
     losses[i] = softmaxFocalRow(logits, offset, numClasses, y, classAlpha(alpha, y), gamma, grad);
+    if (opts.weight) {
+      const wi = opts.weight[i]!;
+      losses[i]! *= wi;
+      for (let j = 0; j < numClasses; j++) grad[offset + j]! *= wi;
+    }
   }
 
-  // mean divides by the non-ignored rows (at least 1); avgFactor is not part of SPEC §2.
-  const scale = lossWeight * (reduction === 'mean' ? 1 / Math.max(counted, 1) : 1);
+  // mean divides by the non-ignored rows (at least 1), or by avgFactor (mmdetection).
+  if (opts.avgFactor !== undefined && reduction === 'sum') throw new RangeError('avgFactor can not be used with reduction "sum"');
+  const scale = lossWeight / (reduction === 'mean' ? (opts.avgFactor ?? Math.max(counted, 1)) : 1);
   if (scale !== 1) for (let k = 0; k < grad.length; k++) grad[k]! *= scale;
   if (reduction === 'none' && lossWeight !== 1) for (let i = 0; i < rows; i++) losses[i]! *= lossWeight;
   return { loss: reduceLoss(losses, reduction, scale), grad };

@@ -120,6 +120,24 @@ expectType(probs.grad).toBe<Float32Array>();
 sigmoidFocalLoss(logits, binary, { input: 'probs' });
 // @ts-expect-error labelSmoothing is a number
 sigmoidFocalLoss(logits, binary, { labelSmoothing: '0.1' });
+// Per-class weights, ignored rows and a class axis (issue #20): the result's type as without them.
+{
+  const cw = new Float32Array(3);
+  const lab = new Int32Array([0, 255]);
+  const seg = sigmoidFocalLoss(logits, { labels: lab, numClasses: 3, ignoreIndex: 255 }, { classWeight: cw, posWeight: cw, shape: [1, 3, 2], classAxis: 1, reduction: 'none', grad: true });
+  expectType(seg.loss).toBe<Float32Array>();
+  expectType(seg.grad).toBe<Float32Array>();
+  expectType(sigmoidFocalLoss(logits, binary, { classWeight: cw }).loss).toBe<number>();
+  // @ts-expect-error classWeight is a Float32Array
+  sigmoidFocalLoss(logits, binary, { classWeight: [1, 2, 3] });
+  // @ts-expect-error ignoreIndex is a number
+  sigmoidFocalLoss(logits, { labels: lab, numClasses: 3, ignoreIndex: '255' });
+  const w = softmaxFocalLoss(logits, lab, { numClasses: 3, weight: new Float32Array(2), avgFactor: 4, shape: [1, 3, 2], classAxis: 1, grad: true });
+  expectType(w.loss).toBe<number>();
+  expectType(w.grad).toBe<Float32Array>();
+  // @ts-expect-error shape is an array of numbers
+  softmaxFocalLoss(logits, lab, { numClasses: 3, shape: 6 });
+}
 const outLoss = sigmoidFocalLoss(logits, binary, { reduction: 'none', out: { loss: new Float32Array(6) } });
 expectType(outLoss.loss).toBe<Float32Array>();
 expectType(outLoss.grad).toBe<undefined>();
