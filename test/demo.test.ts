@@ -86,11 +86,16 @@ function serve(): Promise<{ server: Server; origin: string }> {
     for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowRight'); // 0.25 → 0.5
     expect(await shown()).toEqual(expected(3.5, 0.5));
     await page.waitForFunction(() => document.querySelector('#chart-curve')?.textContent?.includes('γ = 3.5 (focal model)'), undefined, { timeout: 10_000 });
+    // The y axis follows α: up to 5α = 2.5 now (1.25 at α = 0.25).
+    await page.waitForFunction(() => /Y-axis[^"]* to 2\.5/.test(document.querySelector('#chart-curve')?.innerHTML ?? ''), undefined, { timeout: 10_000 });
   });
 
   it('training steps advance; losses, held-out metrics and the histogram are drawn; a screenshot', async () => {
     const before = Number(await text('step'));
+    const tensorsBefore = await page.getAttribute('#step', 'data-tensors');
     await page.waitForFunction((s) => Number(document.getElementById('step')?.textContent) >= s + 25, before, { timeout: 90_000 });
+    // The worker's loop leaks no tensor: as many alive after 25 more steps.
+    expect(await page.getAttribute('#step', 'data-tensors')).toBe(tensorsBefore);
     // Loss curves: one line per model; metrics after the first evaluation; histogram bars.
     expect(await page.locator('#chart-loss path[aria-roledescription="line mark"]').count()).toBe(3);
     expect(await page.locator('#chart-metrics path[aria-roledescription="line mark"]').count()).toBe(9);

@@ -484,6 +484,10 @@ describe('bad input: TypeError or RangeError naming the argument, nothing change
 
   it('softmax labels: not one-hot, soft rows, wrong shapes, out of range, numClasses is not an option', () => {
     expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 0, 0], [0, 0, 0]])), x()), RangeError, /softmaxFocalLoss: yTrue has yPred's shape, so rows must be one-hot .* row 1 is \[0, 0, 0\]/);
+    // A non-zero entry before the row's 1 (these were taken as the label of the 1).
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 0, 0], [0.5, 1, 0]])), x()), RangeError, /row 1 is \[0\.5, 1, 0\]/);
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[2, 1, 0], [0, 1, 0]])), x()), RangeError, /row 0 is \[2, 1, 0\]/);
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[-3, 1, 0], [0, 1, 0]])), x()), RangeError, /row 0 is \[-3, 1, 0\]/);
     expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[0.9, 0.1, 0], [0, 0, 1]])), x()), RangeError, /row 0 is \[0\.9/);
     expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 1, 0], [0, 0, 1]])), x()), RangeError, /row 0 is \[1, 1, 0\]/);
     expectThrow(() => softmaxFocalLoss(keep(tf.tensor1d([0, 1, 2], 'int32')), x()), RangeError, /yTrue has shape \[3\], expected one-hot rows of yPred's shape \[2, 3\], or one label per row: \[2\] or \[2, 1\]/);
@@ -512,8 +516,17 @@ describe('bad input: TypeError or RangeError naming the argument, nothing change
     const fresh = await import('../ts/tfjs');
     const n0 = tf.memory().numTensors;
     for (const f of [fresh.sigmoidFocalLoss, fresh.softmaxFocalLoss, new fresh.GHMCLoss().loss] as Loss[]) {
-      expectThrow(() => f(t(), x()), Error, /focal-ghm is not initialized; call `await init\(\)` \(import \{ init \} from 'focal-ghm'\)/);
+      expectThrow(() => f(t(), x()), Error, /focal-ghm is not initialized; call `await init\(\)` \(import \{ init \} from 'focal-ghm\/tfjs' or 'focal-ghm'\) .* two copies: take init from focal-ghm\/tfjs\)$/);
     }
     expect(tf.memory().numTensors - n0).toBe(6); // only the arguments
+  });
+});
+
+describe('one import for the adapter and its core', () => {
+  it('focal-ghm/tfjs re-exports the core’s init and isInitialized (the instance the adapter uses)', async () => {
+    const adapter = await import('../ts/tfjs');
+    const core = await import('../ts/index');
+    expect(adapter.init).toBe(core.init);
+    expect(adapter.isInitialized).toBe(core.isInitialized);
   });
 });

@@ -28,7 +28,12 @@ export interface SigmoidFocalStream {
 }
 
 /** Options of {@link sigmoidFocalStream}: those of {@link SigmoidFocalOptions} that apply to a stream. */
-export type SigmoidFocalStreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out' | 'weight' | 'reduction' | 'classWeight' | 'posWeight' | 'shape' | 'classAxis'> & {
+// Streams take logits and targets as given: probabilities, label smoothing and the class options
+// are options of the call (a stream refuses them at run time, so its type leaves them out too).
+export type SigmoidFocalStreamOptions = Omit<
+  SigmoidFocalOptions,
+  'grad' | 'out' | 'weight' | 'reduction' | 'classWeight' | 'posWeight' | 'shape' | 'classAxis' | 'input' | 'labelSmoothing'
+> & {
   /** Default `'mean'`. */
   reduction?: 'mean' | 'sum';
 };

@@ -13,8 +13,7 @@
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs';
- * import { init } from 'focal-ghm';
- * import { sigmoidFocalLoss } from 'focal-ghm/tfjs';
+ * import { init, sigmoidFocalLoss } from 'focal-ghm/tfjs';
  * await init();
  * model.compile({ optimizer: 'adam', loss: (yTrue, yPred) => sigmoidFocalLoss(yTrue, yPred, { gamma: 2 }) });
  * ```
@@ -40,6 +39,12 @@ import {
   type Targets,
 } from 'focal-ghm';
 import { describeValue, expectOptions } from './errors';
+
+/**
+ * The core's `init` (and `isInitialized`), re-exported so that one import gives the adapter and
+ * the very instance it uses, whether the program loads focal-ghm as ES module or CommonJS.
+ */
+export { init, isInitialized } from 'focal-ghm';
 
 /** What a loss returns: a `tf.Scalar`, or for `reduction: 'none'` a tensor of the losses. */
 export type LossTensor<R extends Reduction> = R extends 'none' ? Tensor : Scalar;
@@ -268,7 +273,10 @@ function expectTensor(fn: string, name: string, v: unknown): Tensor {
 /** `yPred` checked (float32), after the check that the kernels are loaded. */
 function logitsTensor(fn: string, yPred: unknown): Tensor {
   if (!isInitialized()) {
-    throw new Error(`${fn} (focal-ghm/tfjs): focal-ghm is not initialized; call \`await init()\` (import { init } from 'focal-ghm') once before the first loss`);
+    throw new Error(
+      `${fn} (focal-ghm/tfjs): focal-ghm is not initialized; call \`await init()\` (import { init } from 'focal-ghm/tfjs' or 'focal-ghm') once before the first loss` +
+        ' (a program that both imports and requires focal-ghm has two copies: take init from focal-ghm/tfjs)',
+    );
   }
   const t = expectTensor(fn, 'yPred', yPred);
   if (t.dtype !== 'float32') throw new TypeError(`${fn}: yPred must be a float32 tensor (logits or probabilities), got dtype ${t.dtype}`);
@@ -380,7 +388,8 @@ function oneHotLabels(fn: string, yTrue: Tensor, c: number): Int32Array {
     let label = -1;
     for (let j = 0; j < c; j++, i++) {
       const v = t[i]!;
-      if (v === 1 && label < 0) label = j;
+      // -1: no 1 yet; -2: not one-hot (a second 1, or any other non-zero value), for good.
+      if (v === 1 && label === -1) label = j;
       else if (v !== 0) label = -2;
     }
     if (label < 0) {
@@ -451,7 +460,9 @@ function lossOp(yPred: Tensor, loss: number | Float32Array, grad: Float32Array |
       const g = saved[0];
       // Not reachable through TF.js: it records the gradient exactly when it saves tensors.
       if (!g) throw new Error('focal-ghm/tfjs: the loss was computed while TF.js recorded no gradient');
-      if (dy.rank === 0 && dy.dataSync()[0] === 1) return g.clone();
+      // A scalar dy of 1 needs no multiplication; reading dy is free on the cpu and wasm
+      // backends only (on webgl/webgpu it would be a second GPU stall per step).
+      if (dy.rank === 0 && (getBackend() === 'cpu' || getBackend() === 'wasm') && dy.dataSync()[0] === 1) return g.clone();
       return mul(perRow && dy.rank > 0 ? expandDims(dy, -1) : dy, g);
     };
     return { value, gradFunc };

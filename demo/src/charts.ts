@@ -31,7 +31,7 @@ export const metricsSpec = (): Spec => ({
     x: { field: 'step', type: 'quantitative', title: 'step' },
     y: { field: 'value', type: 'quantitative', title: null, scale: { domain: [0, 1] } },
     color: { field: 'model', type: 'nominal', title: null, scale: LOSS_COLORS },
-    strokeDash: { field: 'metric', type: 'nominal', title: null, sort: ['average precision', 'precision at 0.5', 'recall at 0.5'], legend: { symbolType: 'stroke', symbolStrokeColor: '#555' } },
+    strokeDash: { field: 'metric', type: 'nominal', title: null, sort: ['average precision', 'precision at 0.5', 'recall at 0.5'], legend: { symbolType: 'stroke', symbolStrokeColor: '#555', symbolStrokeWidth: 2 } },
   },
 });
 

@@ -34,18 +34,25 @@ export function makeDataset(n: number, seed: number, positiveRate = 0.01): Datas
   return { x, y, n };
 }
 
-/** Average precision (area under the precision-recall curve, step-wise) of scores against 0/1 labels. */
+/**
+ * Average precision (area under the step-wise precision-recall curve) of scores against 0/1
+ * labels; equal scores are one threshold (as scikit-learn's average_precision_score), so the
+ * order of ties does not matter.
+ */
 export function averagePrecision(scores: Float32Array, labels: Float32Array): number {
   const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!);
   const positives = labels.reduce((a, b) => a + b, 0);
   if (positives === 0) return NaN;
   let tp = 0;
+  let seen = 0;
   let ap = 0;
-  order.forEach((i, rank) => {
-    if (labels[i] === 1) {
-      tp++;
-      ap += tp / (rank + 1);
-    }
-  });
-  return ap / positives;
+  for (let k = 0; k < order.length; ) {
+    // One threshold per distinct score: take the whole group of ties at once.
+    const s = scores[order[k]!]!;
+    let groupTp = 0;
+    for (; k < order.length && scores[order[k]!] === s; k++, seen++) groupTp += labels[order[k]!]!;
+    tp += groupTp;
+    ap += (groupTp / positives) * (tp / seen);
+  }
+  return ap;
 }

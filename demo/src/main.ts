@@ -21,27 +21,37 @@ async function start(): Promise<void> {
   const alpha = $<HTMLInputElement>('alpha');
   const settings = () => ({ gamma: Number(gamma.value), alpha: Number(alpha.value) });
   const emptyBins = { bins: 10, edges: Array.from({ length: 11 }, (_, i) => i / 10), positives: new Array(10).fill(0), negatives: new Array(10).fill(0), weights: new Array(10).fill(0) };
-  const [lossView, metricsView, histView, curveView] = await Promise.all([
+  const [lossView, metricsView, histView, firstCurveView] = await Promise.all([
     show('#chart-loss', lossSpec()),
     show('#chart-metrics', metricsSpec()),
     show('#chart-histogram', { ...histogramPanel(emptyBins), width: 'container', title: null }),
     show('#chart-curve', { ...curvePanel(settings().gamma, settings().alpha, 'focal model'), width: 'container', title: null }),
   ]);
 
+  let curveView = firstCurveView;
   const worker = new Worker(new URL('./train.worker.ts', import.meta.url), { type: 'module' });
   const send = (m: ToWorker) => worker.postMessage(m);
+  // A worker that cannot load (no module workers: Firefox < 114; a CSP; a missing asset) says so.
+  worker.addEventListener('error', (e) => ($('backend').textContent = `failed: the training worker did not start (${e.message || 'no details'})`));
 
-  const onSliders = () => {
+  let curveAlpha = settings().alpha;
+  const onSliders = async () => {
     const s = settings();
     $('gamma-value').textContent = String(s.gamma);
     $('alpha-value').textContent = String(s.alpha);
     focalReadouts(s.gamma, s.alpha).forEach((v, i) => ($(`fl-${[0.1, 0.5, 0.9][i]}`).textContent = v.toPrecision(6)));
-    void setRows(curveView, 'curves', curveData(s.gamma, s.alpha, 'focal model'));
     send({ type: 'focal', ...s });
+    // γ changes the data; α also the y axis (the panel's domain follows α), so it redraws.
+    if (s.alpha === curveAlpha) void setRows(curveView, 'curves', curveData(s.gamma, s.alpha, 'focal model'));
+    else {
+      curveAlpha = s.alpha;
+      curveView.finalize();
+      curveView = await show('#chart-curve', { ...curvePanel(s.gamma, s.alpha, 'focal model'), width: 'container', title: null });
+    }
   };
-  gamma.addEventListener('input', onSliders);
-  alpha.addEventListener('input', onSliders);
-  onSliders();
+  gamma.addEventListener('input', () => void onSliders());
+  alpha.addEventListener('input', () => void onSliders());
+  void onSliders();
 
   const toggle = $<HTMLButtonElement>('toggle');
   let running = false;
@@ -66,6 +76,7 @@ async function start(): Promise<void> {
     } else if (m.type === 'step') {
       $('step').textContent = String(m.step);
       $('throughput').textContent = `${Math.round(m.throughput).toLocaleString('en-US')} examples/s`;
+      $('step').dataset.tensors = String(m.tensors);
       for (const model of MODELS) lossRows.push({ step: m.step, model, loss: m.losses[model as ModelName] });
       dirty = true;
     } else if (m.type === 'eval') {

@@ -20,6 +20,8 @@ export type FromWorker =
       losses: Record<ModelName, number>;
       /** Examples per second through forward, loss, gradient and Adam, per model. */
       throughput: number;
+      /** TF.js tensors alive after the step: constant when nothing leaks. */
+      tensors: number;
     }
   | {
       type: 'eval';

@@ -98,11 +98,11 @@ async function main(): Promise<void> {
       cost.dispose();
     }
     const throughput = (BATCH * MODELS.length) / ((performance.now() - t0) / 1000);
-    post({ type: 'step', step, losses: stepLosses, throughput });
     postHistogram(step, stats, ghm, ghmLogits.dataSync() as Float32Array, yb.dataSync() as Float32Array);
     ghmLogits.dispose();
     xb.dispose();
     yb.dispose();
+    post({ type: 'step', step, losses: stepLosses, throughput, tensors: tf.memory().numTensors });
     if (step % EVAL_EVERY === 0) post({ type: 'eval', step, metrics: evaluate(models, xTest, test.y) });
     // Let messages (pause, γ and α) in between steps.
     await new Promise((r) => setTimeout(r, 0));

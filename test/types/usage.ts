@@ -188,6 +188,8 @@ expectType(streamed.alpha).toBe<number | null>();
 expectType(sigmoidFocalStream().finish().length).toBe<number>();
 // @ts-expect-error a stream has no elementwise losses
 sigmoidFocalLoss.stream({ reduction: 'none' });
+// @ts-expect-error streams take no label smoothing (refused at run time too)
+sigmoidFocalLoss.stream({ labelSmoothing: 0.1 });
 // @ts-expect-error nor a gradient
 sigmoidFocalStream({ grad: true });
 
