@@ -260,9 +260,23 @@ abstract class GHMBase {
     return this.advance(stats, this.acc);
   }
 
+  /** The state before the last {@link checkpoint}; reused, so that a forward allocates nothing for it. */
+  private backup: Float64Array | undefined;
+
+  /** Keeps a copy of the EMA state for {@link rollback} (with momentum 0 a step leaves it as it is). */
+  protected checkpoint(): void {
+    if (this.momentum > 0) (this.backup ??= new Float64Array(this.bins)).set(this.acc);
+  }
+
+  /** Puts back the state of the last {@link checkpoint}: a call that failed after its step. */
+  protected rollback(): void {
+    if (this.momentum > 0) this.acc.set(this.backup!);
+  }
+
   /**
-   * @internal The step on a copy of the state, which `commit()` makes the state: for calls that
-   * can still fail after the step (the gradient pass; the thread pool's workers).
+   * @internal The step on a copy of the state, which `commit()` makes the state: for the thread
+   * pool, whose calls can still fail after the step (in the workers' gradient pass) and wait
+   * in between, so that other calls may run.
    */
   pendingStep(stats: GHMStats): { step: GHMStep; commit(): void } {
     const acc = this.acc.slice();
@@ -513,13 +527,17 @@ export class GHMC extends GHMBase {
     const ws = workspace(fn);
     const { wantGrad, none } = forwardOptions(fn, options, false);
     const a = this.inputs(fn, logits, targets, labelWeight);
-    // The EMA state changes only once the whole call has succeeded (the passes after the step
-    // allocate, and can fail).
-    const { step, commit } = this.pendingStep(this.collectInputs(fn, ws, a));
-    const loss = none ? this.terms(fn, ws, step, a) : step.loss;
-    const result = wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
-    commit();
-    return result;
+    const stats = this.collectInputs(fn, ws, a);
+    // The passes after the step allocate and can fail: the state then goes back to what it was.
+    this.checkpoint();
+    const step = this.step(stats);
+    try {
+      const loss = none ? this.terms(fn, ws, step, a) : step.loss;
+      return wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
+    } catch (e) {
+      this.rollback();
+      throw e;
+    }
   }
 
   /** Reduction 'none': each element's `factor_bin · bce` (docs/SPEC.md §3), the BCE from the focal kernel (γ = 0, no α). */
@@ -658,11 +676,16 @@ export class GHMR extends GHMBase {
     const ws = workspace(fn);
     const { wantGrad, none } = forwardOptions(fn, options, true);
     const a = this.inputs(fn, pred, target, labelWeight);
-    const { step, commit } = this.pendingStep(this.collectInputs(ws, a)); // as in GHMC.forward
-    const loss = none ? this.terms(ws, step, a) : step.loss;
-    const result = wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
-    commit();
-    return result;
+    const stats = this.collectInputs(ws, a);
+    this.checkpoint(); // as in GHMC.forward
+    const step = this.step(stats);
+    try {
+      const loss = none ? this.terms(ws, step, a) : step.loss;
+      return wantGrad ? { loss, grad: this.gradInputs(ws, step, a) } : { loss };
+    } catch (e) {
+      this.rollback();
+      throw e;
+    }
   }
 
   /** Reduction 'none': each element's `factor_bin · (sqrt(d² + μ²) − μ)` (docs/SPEC.md §4), the latter in float64. */
