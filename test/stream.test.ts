@@ -56,6 +56,32 @@ describe('sigmoidFocalLoss.stream', () => {
     expectReducedClose(s.finish().loss, lib.sigmoidFocalLoss(logits, { labels, numClasses: c }, { reduction: 'sum' }).loss as number, 1e-6);
   });
 
+  it('probabilities and label smoothing, any split, α number and auto: as one call', () => {
+    const n = 4001;
+    const { logits, targets, weight } = data(n, 5);
+    const probs = logits.map((x) => 1 / (1 + Math.exp(-x)));
+    const soft = Float32Array.from(targets, (t, i) => (i % 3 === 0 ? 0.3 : t));
+    fc.assert(
+      fc.property(cuts(n), fc.constantFrom<number | 'auto'>(0.25, 'auto'), fc.constantFrom(0, 0.1), fc.boolean(), (cs, alpha, labelSmoothing, p) => {
+        const x = p ? probs : logits;
+        const opts = { alpha, gamma: 2, labelSmoothing, ...(p ? { input: 'probabilities' as const } : {}) };
+        const s = lib.sigmoidFocalLoss.stream(opts);
+        for (let i = 0; i + 1 < cs.length; i++) s.push(x.subarray(cs[i], cs[i + 1]), soft.subarray(cs[i], cs[i + 1]), weight.subarray(cs[i], cs[i + 1]));
+        const got = s.finish();
+        const want = lib.sigmoidFocalLoss(x, soft, { ...opts, weight });
+        expectReducedClose(got.loss, want.loss as number, 1e-6);
+        if (alpha === 'auto') expect(got.alpha).toBe(want.alpha);
+      }),
+      { numRuns: 30, seed: 2 },
+    );
+    // Out-of-range probabilities are refused by the push, which keeps the sums so far.
+    const s = lib.sigmoidFocalLoss.stream({ input: 'probabilities' });
+    s.push(probs.subarray(0, 10), targets.subarray(0, 10));
+    expect(() => s.push(Float32Array.of(0.5, 1.5), Uint8Array.of(0, 1))).toThrow(/probabilities/);
+    expectReducedClose(s.finish().loss, lib.sigmoidFocalLoss(probs.subarray(0, 10), targets.subarray(0, 10), { input: 'probabilities' }).loss as number, 1e-6);
+    expect(() => lib.sigmoidFocalLoss.stream({ classWeight: new Float32Array(1) } as never)).toThrow(/unknown option 'classWeight'/);
+  });
+
   it('a throwing push keeps the sums so far; finish twice throws', () => {
     const { logits, targets } = data(100, 5);
     const s = lib.sigmoidFocalLoss.stream({ reduction: 'sum' });

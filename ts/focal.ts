@@ -120,7 +120,7 @@ export interface SigmoidFocalOptions<
 
 /** What the first argument of {@link sigmoidFocalLoss} holds. */
 export type SigmoidInput = 'logits' | 'probabilities';
-const SIGMOID_INPUTS: readonly SigmoidInput[] = ['logits', 'probabilities'];
+export const SIGMOID_INPUTS: readonly SigmoidInput[] = ['logits', 'probabilities'];
 
 const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out', 'input', 'labelSmoothing', 'classWeight', 'posWeight', 'shape', 'classAxis'] as const;
 

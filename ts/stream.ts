@@ -3,9 +3,9 @@
 // with the stream; finish() turns the sums into the loss of the whole batch.
 
 import { describeValue, expectArray, expectFinite, expectInRange, expectOneOf, expectOptions, expectPositive } from './errors';
-import { alphaOf, countPosNeg, resolveGamma, sigmoidPass, type SigmoidFocalOptions } from './focal';
+import { alphaOf, countPosNeg, resolveGamma, SIGMOID_INPUTS, sigmoidPass, type SigmoidFocalOptions } from './focal';
 import { GHMC, GHMR, type GHMStreamResult } from './ghm';
-import { layoutTargets, layoutWeights, type Targets } from './inputs';
+import { layoutTargets, layoutWeights, softLayout, type Targets } from './inputs';
 import { workspace } from './workspace';
 
 /** What {@link SigmoidFocalStream.finish} gives. */
@@ -28,15 +28,14 @@ export interface SigmoidFocalStream {
 }
 
 /** Options of {@link sigmoidFocalStream}: those of {@link SigmoidFocalOptions} that apply to a stream. */
-// Streams take logits and targets as given: probabilities, label smoothing and the class options
-// are options of the call (a stream refuses them at run time, so its type leaves them out too).
-export type SigmoidFocalStreamOptions = Omit<
-  SigmoidFocalOptions,
-  'grad' | 'out' | 'weight' | 'reduction' | 'classWeight' | 'posWeight' | 'shape' | 'classAxis' | 'input' | 'labelSmoothing'
-> & {
+// The class options (classWeight, posWeight, shape/classAxis) are options of the call only: a
+// stream refuses them at run time, so its type leaves them out too.
+export type SigmoidFocalStreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out' | 'weight' | 'reduction' | 'classWeight' | 'posWeight' | 'shape' | 'classAxis'> & {
   /** Default `'mean'`. */
   reduction?: 'mean' | 'sum';
 };
+
+const STREAM_OPTIONS = ['alpha', 'gamma', 'reduction', 'avgFactor', 'lossWeight', 'input', 'labelSmoothing'] as const;
 
 /**
  * A stream of the sigmoid focal loss: push pieces, then `finish()`. Reductions `'mean'` and
@@ -53,7 +52,9 @@ export type SigmoidFocalStreamOptions = Omit<
 export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): SigmoidFocalStream {
   const fn = 'sigmoidFocalLoss.stream';
   workspace(fn);
-  const o = expectOptions(fn, options, ['alpha', 'gamma', 'reduction', 'avgFactor', 'lossWeight'] as const);
+  const o = expectOptions(fn, options, STREAM_OPTIONS);
+  const probs = o.input !== undefined && expectOneOf(fn, 'options.input', o.input, SIGMOID_INPUTS) === 'probabilities';
+  const smoothing = o.labelSmoothing === undefined ? 0 : expectInRange(fn, 'options.labelSmoothing', o.labelSmoothing, 0, 1);
   const alphaOpt = o.alpha === undefined ? 0.25 : o.alpha;
   if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
   const gamma = resolveGamma(fn, o.gamma);
@@ -76,12 +77,14 @@ export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): Sigmoid
       if (done) throw new Error(`${pfn}: the stream has finished`);
       const ws = workspace(pfn);
       const x = expectArray(pfn, 'logits', logits, Float32Array);
-      const lay = layoutTargets(pfn, x.length, targets);
-      const { wkind, input: w } = layoutWeights(pfn, 'weight', weight, lay);
+      let lay = layoutTargets(pfn, x.length, targets);
+      let { wkind, input: w } = layoutWeights(pfn, 'weight', weight, lay);
+      // As in the call (parseSigmoidCall): probabilities and smoothed targets go as soft floats.
+      if (probs || smoothing > 0) ({ lay, wkind, w } = softLayout(pfn, 'targets', lay, wkind, w, smoothing));
       // All passes first, state after: a throwing push leaves the sums as they were.
       if (split) {
-        const sp = sigmoidPass(ws, pfn, x, lay, wkind, w, 1, 0, gamma, undefined, 1, undefined, 1);
-        const sn = sigmoidPass(ws, pfn, x, lay, wkind, w, 0, 1, gamma, undefined, 1, undefined, 1);
+        const sp = sigmoidPass(ws, pfn, x, lay, wkind, w, 1, 0, gamma, undefined, 1, undefined, 1, probs);
+        const sn = sigmoidPass(ws, pfn, x, lay, wkind, w, 0, 1, gamma, undefined, 1, undefined, 1, probs);
         const [p, f] = countPosNeg(ws, lay, wkind, w);
         sumPos += sp;
         sumNeg += sn;
@@ -89,7 +92,7 @@ export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): Sigmoid
         neg += f;
       } else {
         const a = alphaOpt as number | null;
-        sum += sigmoidPass(ws, pfn, x, lay, wkind, w, a === null ? 1 : a, a === null ? 1 : 1 - a, gamma, undefined, 1, undefined, 1);
+        sum += sigmoidPass(ws, pfn, x, lay, wkind, w, a === null ? 1 : a, a === null ? 1 : 1 - a, gamma, undefined, 1, undefined, 1, probs);
       }
       length += x.length;
     },

@@ -188,8 +188,9 @@ expectType(streamed.alpha).toBe<number | null>();
 expectType(sigmoidFocalStream().finish().length).toBe<number>();
 // @ts-expect-error a stream has no elementwise losses
 sigmoidFocalLoss.stream({ reduction: 'none' });
-// @ts-expect-error streams take no label smoothing (refused at run time too)
-sigmoidFocalLoss.stream({ labelSmoothing: 0.1 });
+sigmoidFocalLoss.stream({ labelSmoothing: 0.1, input: 'probabilities' });
+// @ts-expect-error class weights are options of the call only (refused at run time too)
+sigmoidFocalLoss.stream({ classWeight: new Float32Array(3) });
 // @ts-expect-error nor a gradient
 sigmoidFocalStream({ grad: true });
 
