@@ -371,31 +371,31 @@ const GHMR_FORWARD_OPTIONS = ['grad', 'reduction', 'avgFactor'] as const;
  * 1025). Where d = 0, g = 0: bin 0. Elements with label weight ≤ 0 get 0. No kernel of its own:
  * the wasm modules have no room left in their size budget for one.
  */
-function binFactors(step: GHMStep, bins: number, valid: (i: number) => boolean, grad: (factors: Float32Array) => Float32Array): Float32Array {
+function binFactors(step: GHMStep, bins: number, wkind: WeightKind, w: ChunkInput, perUnit: number, grad: (factors: Float32Array) => Float32Array): Float32Array {
   const ones = new Float32Array(bins + 2);
   const ids = new Float32Array(bins + 2);
   for (let k = 0; k < bins; k++) {
     ones[k] = 1;
     ids[k] = k + 1;
   }
-  const d = grad(ones);
+  const f = grad(ones); // d, overwritten in place by the factors
   const kd = grad(ids);
-  const f = new Float32Array(d.length);
-  for (let i = 0; i < d.length; i++) {
-    if (!valid(i)) continue;
-    const di = d[i]!;
+  const factors = step.factors;
+  const f0 = factors[0]!;
+  // One tight loop (no per-element closure; it is most of the call's time), then the invalid
+  // elements zeroed by weight layout.
+  for (let i = 0; i < f.length; i++) {
+    const di = f[i]!;
     // NaN d: a NaN input, whose term is NaN (as its share of the loss).
-    f[i] = di !== di ? NaN : di === 0 ? step.factors[0]! : step.factors[Math.round(kd[i]! / di) - 1]!;
+    f[i] = di !== di ? NaN : di === 0 ? f0 : factors[Math.round(kd[i]! / di) - 1]!;
+  }
+  const a = w.array as Float32Array | undefined;
+  if (a && wkind === WeightKind.Elements) {
+    for (let i = 0; i < f.length; i++) if (!(a[i]! > 0)) f[i] = 0;
+  } else if (a && wkind === WeightKind.Rows) {
+    for (let r = 0; r < a.length; r++) if (!(a[r]! > 0)) f.fill(0, r * perUnit, (r + 1) * perUnit);
   }
   return f;
-}
-
-/** Whether element i has label weight > 0 (GHM's `valid`), for each weight layout. */
-function validity(wkind: WeightKind, w: ChunkInput, perUnit: number): (i: number) => boolean {
-  const a = w.array as Float32Array | undefined;
-  if (wkind === WeightKind.None || !a) return () => true;
-  if (wkind === WeightKind.Rows) return (i) => a[Math.floor(i / perUnit)]! > 0;
-  return (i) => a[i]! > 0;
 }
 
 export interface GHMCOptions {
@@ -545,7 +545,7 @@ export class GHMC extends GHMBase {
     const n = a.x.length;
     const bce = new Float32Array(n);
     sigmoidPass(ws, fn, a.x, a.lay, WeightKind.None, { array: undefined, perUnit: 0 }, 1, 1, 0, bce, 1, undefined, 0);
-    const f = binFactors(step, this.bins, validity(a.wkind, a.w, a.lay.perUnit), (factors) => this.gradInputs(ws, { loss: 0, factors }, a));
+    const f = binFactors(step, this.bins, a.wkind, a.w, a.lay.perUnit, (factors) => this.gradInputs(ws, { loss: 0, factors }, a));
     for (let i = 0; i < n; i++) f[i] = f[i] === 0 ? 0 : f[i]! * bce[i]!;
     return f;
   }
@@ -690,7 +690,7 @@ export class GHMR extends GHMBase {
 
   /** Reduction 'none': each element's `factor_bin · (sqrt(d² + μ²) − μ)` (docs/SPEC.md §4), the latter in float64. */
   private terms(ws: Workspace, step: GHMStep, a: GHMRInputs): Float32Array {
-    const f = binFactors(step, this.bins, validity(a.wkind, a.w, 1), (factors) => this.gradInputs(ws, { loss: 0, factors }, a));
+    const f = binFactors(step, this.bins, a.wkind, a.w, 1, (factors) => this.gradInputs(ws, { loss: 0, factors }, a));
     const mu = this.mu;
     for (let i = 0; i < f.length; i++) {
       if (f[i] === 0) continue;
