@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { focalLossTensor, setupTf, softmaxFocalRowsTensor } from '../bench/peers/tfjs.mjs';
+import { focalElementwiseTensor, focalLossTensor, setupTf, softmaxFocalRowsTensor } from '../bench/peers/tfjs.mjs';
 import { GHMC, init } from '../ts/index';
 import { GHMCLoss, sigmoidFocalLoss, softmaxFocalLoss } from '../ts/tfjs';
 import { rng } from './helpers/random';
@@ -102,7 +102,7 @@ for (const backend of BACKENDS) {
       const n0 = tf.memory().numTensors;
       const { x, labels } = dataset(2);
       const y = tf.tensor2d(Float32Array.from(labels), [SAMPLES, 1]);
-      const fit = async (loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor) => {
+      const fit = async (loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor, classWeight?: Record<number, number>) => {
         const model = tl.sequential({
           layers: [
             tl.layers.dense({ units: HIDDEN, inputShape: [FEATURES], activation: 'relu', kernelInitializer: tl.initializers.glorotUniform({ seed: 1 }) }),
@@ -111,7 +111,7 @@ for (const backend of BACKENDS) {
         });
         const optimizer = tf.train.adam(LEARNING_RATE);
         model.compile({ optimizer, loss });
-        const h = await model.fit(x, y, { epochs: 20, batchSize: 250, shuffle: false, verbose: 0 });
+        const h = await model.fit(x, y, { epochs: 20, batchSize: 250, shuffle: false, verbose: 0, ...(classWeight ? { classWeight } : {}) });
         const weights = model.getWeights().map((w) => w.dataSync().slice() as Float32Array);
         model.dispose();
         optimizer.dispose(); // its moments: the model does not own the optimizer it was given
@@ -122,6 +122,14 @@ for (const backend of BACKENDS) {
       const diff = maxWeightDiff(ours.weights, composed.weights);
       expect(diff).toBeLessThanOrEqual(1e-5);
       expect(ours.losses.at(-1)!).toBeLessThan(0.5 * ours.losses[0]!);
+      // Keras classWeight weights per-sample losses: the README's per-sample form (the elementwise
+      // losses' mean over the class axis) trains as the composed per-sample loss does.
+      const classWeight = { 0: 1, 1: 20 };
+      const perSample = await fit((t, p) => tf.mean(sigmoidFocalLoss(t, p, { reduction: 'none' }), -1), classWeight);
+      const composedPerSample = await fit((t, p) => tf.mean(focalElementwiseTensor(tf, p, t, 0.25, 2), -1), classWeight);
+      expect(maxWeightDiff(perSample.weights, composedPerSample.weights)).toBeLessThanOrEqual(1e-5);
+      // … and differently from the scalar loss, which classWeight only scales (the trap documented).
+      expect(maxWeightDiff(perSample.weights, (await fit((t, p) => sigmoidFocalLoss(t, p), classWeight)).weights)).toBeGreaterThan(1e-3);
       const ghm = new GHMCLoss({ bins: 10, momentum: 0.75 });
       const g = await fit(ghm.loss);
       expect(g.losses.at(-1)!).toBeLessThan(g.losses[0]!);
