@@ -331,6 +331,31 @@ for (const backend of BACKENDS) {
         tf.dispose([x, loss]);
       });
 
+      it("ema 'training': calls without a gradient (evaluation, validation) use the state and leave it", () => {
+        const ours = new GHMCLoss({ bins: 6, momentum: 0.7, ema: 'training' });
+        const core = new GHMC({ bins: 6, momentum: 0.7 });
+        const shape = [30, 3];
+        const x = randomLogits(shape, 920);
+        const t = randomTargets(shape, 921, 'binary', 0.2);
+        const yTrue = tf.tensor(t, shape);
+        const xs = x.dataSync() as Float32Array;
+        const trained = valueAndGrad((p) => ours.loss(yTrue, p), x); // a training call: one step
+        core.forward(xs, Uint8Array.from(t));
+        expect(ours.accSum).toEqual(core.accSum);
+        const state = ours.state();
+        const evaluated = ours.loss(yTrue, x); // no tape: the loss from the state, which stays
+        const fromCopy = new GHMC({ bins: 6, momentum: 0.7 });
+        fromCopy.loadState(state);
+        expect(evaluated.dataSync()[0]).toBe(Math.fround(fromCopy.forward(xs, Uint8Array.from(t)).loss));
+        expect(ours.state()).toEqual(state);
+        // The default steps on every call, as mmdetection.
+        const always = new GHMCLoss({ bins: 6, momentum: 0.7 });
+        always.loss(yTrue, x).dispose();
+        expect(always.accSum.some((a) => a > 0)).toBe(true);
+        expectThrow(() => new GHMCLoss(bad({ ema: 'never' })), RangeError, /^GHMCLoss: options\.ema must be one of/);
+        tf.dispose([x, yTrue, trained.value, trained.grad, evaluated]);
+      });
+
       it("reduction 'none': the core's per-element terms, summing to the loss; gradient dy ⊙ the core's", () => {
         const ours = new GHMCLoss({ bins: 8, momentum: 0.6 });
         const core = new GHMC({ bins: 8, momentum: 0.6 });

@@ -38,13 +38,21 @@ import {
   type SoftmaxFocalOptions,
   type Targets,
 } from 'focal-ghm';
-import { describeValue, expectOptions } from './errors';
+import { describeValue, expectOneOf, expectOptions } from './errors';
 
 /**
  * The core's `init` (and `isInitialized`), re-exported so that one import gives the adapter and
  * the very instance it uses, whether the program loads focal-ghm as ES module or CommonJS.
  */
 export { init, isInitialized } from 'focal-ghm';
+
+/** Options of {@link GHMCLoss}: the core GHMC's, and when the EMA steps. */
+export interface GHMCLossOptions extends GHMCOptions {
+  /** `'always'` (default, mmdetection's behaviour) or `'training'`: only calls that record a gradient step the EMA. */
+  ema?: 'always' | 'training';
+}
+const GHMC_LOSS_OPTIONS = ['bins', 'momentum', 'lossWeight', 'ema'] as const;
+const EMA_MODES = ['always', 'training'] as const;
 
 /** What a loss returns: a `tf.Scalar`, or for `reduction: 'none'` a tensor of the losses. */
 export type LossTensor<R extends Reduction> = R extends 'none' ? Tensor : Scalar;
@@ -201,13 +209,20 @@ export function softmaxFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfSoftm
  */
 export class GHMCLoss {
   private readonly core: GHMC;
+  /** Whether calls without a gradient (evaluation, validation in `model.fit`) step the EMA. */
+  private readonly stepOnEvaluation: boolean;
 
   /**
    * @param options `bins` (1..1024, default 10), `momentum` in [0, 1) (default 0: no EMA),
-   * `lossWeight` (default 1), as the core `GHMC`.
+   * `lossWeight` (default 1), as the core `GHMC`; `ema`: `'always'` (default: every call is one
+   * EMA step, as mmdetection's GHMC forward) or `'training'` (only calls while TF.js records a
+   * gradient step it; evaluation calls, such as `model.fit`'s validation batches, use the state
+   * as it is and leave it so).
    */
-  constructor(options: GHMCOptions = {}) {
-    this.core = renamed('GHMC', 'GHMCLoss', () => new GHMC(options));
+  constructor(options: GHMCLossOptions = {}) {
+    const { ema, ...core } = expectOptions('GHMCLoss', options, GHMC_LOSS_OPTIONS);
+    this.stepOnEvaluation = expectOneOf('GHMCLoss', 'options.ema', ema ?? 'always', EMA_MODES) === 'always';
+    this.core = renamed('GHMC', 'GHMCLoss', () => new GHMC(core as GHMCOptions));
   }
 
   /**
@@ -226,9 +241,18 @@ export class GHMCLoss {
     const w = weightArray(fn, 'labelWeight', labelWeight, pred, perRow);
     const x = valuesOf(pred) as Float32Array;
     const grad = engine().isTapeOn();
-    const r = renamed('GHMC.forward', fn, () => this.core.forward(x, targets, w, { ...o, grad } as GHMCForwardOptions));
+    // With ema 'training', a call without a gradient runs on a copy of the state.
+    const ghm = grad || this.stepOnEvaluation ? this.core : this.evaluationCopy();
+    const r = renamed('GHMC.forward', fn, () => ghm.forward(x, targets, w, { ...o, grad } as GHMCForwardOptions));
     return lossOp(pred, r.loss, r.grad, pred.shape, false) as LossTensor<R>;
   };
+
+  /** A GHMC with this one's options and state, whose steps do not reach this one. */
+  private evaluationCopy(): GHMC {
+    const copy = new GHMC({ bins: this.core.bins, momentum: this.core.momentum, lossWeight: this.core.lossWeight });
+    copy.loadState(this.core.state());
+    return copy;
+  }
 
   /** Number of gradient-norm bins. */
   get bins(): number {

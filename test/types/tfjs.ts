@@ -39,6 +39,8 @@ grads[v.name];
 tf.train.adam(0.01).minimize(() => softmaxFocalLoss(labels, v));
 
 const ghm = new GHMCLoss({ bins: 30, momentum: 0.75, lossWeight: 1 });
+const validated: GHMCLoss = new GHMCLoss({ bins: 30, momentum: 0.75, ema: 'training' });
+validated.reset();
 const ghmLoss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor = ghm.loss;
 expectType(ghm.loss(yTrue, yPred, tf.ones([4, 3]))).toBe<tf.Scalar>();
 expectType(ghm.loss(yTrue, yPred, undefined, { reduction: 'none' })).toBe<tf.Tensor>();
@@ -61,6 +63,8 @@ sigmoidFocalLoss(yTrue, yPred, { reduction: 'avg' });
 sigmoidFocalLoss(new Float32Array(12), yPred);
 // @ts-expect-error GHM-C has no mu (that is GHM-R)
 new GHMCLoss({ mu: 0.02 });
+// @ts-expect-error ema is 'always' or 'training'
+new GHMCLoss({ ema: 'never' });
 // @ts-expect-error GHM-C's reductions are 'mean' and 'none'
 ghm.loss(yTrue, yPred, undefined, { reduction: 'sum' });
 // @ts-expect-error no such input
