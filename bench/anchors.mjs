@@ -1,24 +1,13 @@
 // Issue #20 options against scalar JS peers written the way a user would (bench/peers/scalar.mjs):
 // `node bench/anchors.mjs [--n 1e6]`. Alternating calls, median over rounds of peer time / our
 // time (> 1: focal-ghm is faster), so that this machine's drift cannot skew the ratio.
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getData } from './data.mjs';
 import { ghmcTerms, sigmoidFocalClassWeighted, sigmoidFocalProbForward, sigmoidFocalSmoothForward, softmaxFocalWeighted, fromClassLast, toClassLast } from './peers/scalar.mjs';
+import { arg, loadDist, median, time } from './util.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const i = argv.indexOf('--n');
-const N = i >= 0 ? Number(argv[i + 1]) : 1e6;
-const lib = await import(pathToFileURL(path.resolve(here, '../dist/index.js')).href);
-await lib.init();
+const N = arg('--n', 1e6);
+const lib = await loadDist();
 
-const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
-const time = (f) => {
-  const t0 = performance.now();
-  f();
-  return performance.now() - t0;
-};
 /** Median of peer/ours over `rounds` alternating rounds, after a warm-up; and the two losses. */
 function paired(ours, peer, rounds = 15) {
   const a = ours();

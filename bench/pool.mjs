@@ -20,16 +20,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getData } from './data.mjs';
+import { arg, argv, median } from './util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name, def) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : def;
-};
-const N = Number(arg('--n', 16e6));
-const REPS = Number(arg('--reps', 7));
-const THREADS = String(arg('--threads', '1,2')).split(',').map(Number);
+const N = arg('--n', 16e6);
+const REPS = arg('--reps', 7);
+const THREADS = (argv.includes('--threads') ? argv[argv.indexOf('--threads') + 1] : '1,2').split(',').map(Number);
 
 const distPath = process.env.FOCAL_GHM_DIST ? path.resolve(process.env.FOCAL_GHM_DIST) : path.resolve(here, '../dist/index.js');
 if (!existsSync(distPath)) {
@@ -44,7 +40,6 @@ if (typeof lib.createPool !== 'function') {
 await lib.init();
 
 const { logits, targets } = getData(N);
-const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 /**
  * Median ms per call of each function in `fs`, measured interleaved (f0, f1, …, f0, f1, …) after

@@ -6,27 +6,12 @@
 // 2. Memory: pushes `--elements` (default 10^9) through `sigmoidFocalLoss.stream` in 10^6-element
 //    pieces and prints the growth of resident memory over the run (issue target < 64 MB) and the
 //    throughput.
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getData } from './data.mjs';
+import { arg, loadDist, median, time } from './util.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name, def) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? Number(argv[i + 1]) : def;
-};
 const N = arg('--n', 16e6);
 const ELEMENTS = arg('--elements', 1e9);
-const lib = await import(pathToFileURL(path.resolve(here, '../dist/index.js')).href);
-await lib.init();
-
-const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
-const time = (f) => {
-  const t0 = performance.now();
-  f();
-  return performance.now() - t0;
-};
+const lib = await loadDist();
 
 // 1. Zero copy vs ordinary arrays.
 const { logits, targets } = getData(N);

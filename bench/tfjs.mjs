@@ -18,13 +18,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getData } from './data.mjs';
 import { focalLossTensor, setupTf, tfBackendInfo, useBackendSync } from './peers/tfjs.mjs';
+import { arg, argv, median } from './util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const argv = process.argv.slice(2);
-const arg = (name, def) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? Number(argv[i + 1]) : def;
-};
 const QUICK = argv.includes('--quick');
 const N = arg('--n', 1e6);
 const ROUNDS = arg('--rounds', QUICK ? 3 : 15);
@@ -53,7 +49,6 @@ useBackendSync(tf, 'wasm');
 console.log(`  TF.js ${tf.version_core}: ${tfBackendInfo(tf)} / cpu; yTrue float32 0/1, 1% positive; ${ROUNDS} rounds (cpu: ${Math.ceil(ROUNDS / 3)})`);
 
 const { logits, targets } = getData(N);
-const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const now = () => performance.now();
 const warnings = [];
 

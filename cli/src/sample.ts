@@ -7,6 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { npyBytes } from './npy.js';
+import { gaussian, rng } from './random.js';
 
 export interface SampleOptions {
   anchors: number;
@@ -18,20 +19,9 @@ export interface SampleOptions {
 
 export const SAMPLE_DEFAULTS: SampleOptions = { anchors: 100_000, classes: 80, positiveRate: 0.01, seed: 42 };
 
-/** mulberry32: a small seeded PRNG, so every run writes the same batch. */
-function rng(seed: number): () => number {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function sampleBatch(o: SampleOptions): { logits: Float32Array; labels: BigInt64Array } {
   const rand = rng(o.seed);
-  const gauss = (): number => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const gauss = gaussian(rand);
   const logits = new Float32Array(o.anchors * o.classes);
   const labels = new BigInt64Array(o.anchors);
   for (let a = 0; a < o.anchors; a++) {

@@ -1,5 +1,7 @@
 // Synthetic imbalanced data: 1% positives, most negatives easy, some hard (near the positives).
 
+import { gaussian, rng } from '../../cli/src/random';
+
 export interface Dataset {
   x: Float32Array; // [n, FEATURES]
   y: Float32Array; // [n, 1], 0 or 1
@@ -8,20 +10,9 @@ export interface Dataset {
 
 export const FEATURES = 8;
 
-/** mulberry32: seeded, so every run trains on the same data. */
-export function rng(seed: number): () => number {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function makeDataset(n: number, seed: number, positiveRate = 0.01): Dataset {
   const rand = rng(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const gauss = gaussian(rand);
   const x = new Float32Array(n * FEATURES);
   const y = new Float32Array(n);
   for (let i = 0; i < n; i++) {

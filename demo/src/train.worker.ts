@@ -12,7 +12,8 @@ import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { GHMC, init } from 'focal-ghm';
 import { GHMCLoss, sigmoidFocalLoss } from 'focal-ghm/tfjs';
-import { averagePrecision, FEATURES, makeDataset, rng } from './data';
+import { rng } from '../../cli/src/random';
+import { averagePrecision, FEATURES, makeDataset } from './data';
 import { MODELS, type FocalSettings, type FromWorker, type ModelName, type ToWorker } from './protocol';
 
 const BATCH = 2048;

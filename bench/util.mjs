@@ -1,0 +1,29 @@
+// What the benchmark scripts share: command-line numbers, timing, medians, the built package.
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export const argv = process.argv.slice(2);
+
+/** The number after `name` on the command line (`--n 1e6`), or `def`. */
+export function arg(name, def) {
+  const i = argv.indexOf(name);
+  return i >= 0 ? Number(argv[i + 1]) : def;
+}
+
+/** The upper median (the middle element; of two, the larger). */
+export const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+
+/** Milliseconds one call of `f` takes. */
+export function time(f) {
+  const t0 = performance.now();
+  f();
+  return performance.now() - t0;
+}
+
+/** The package as built (dist/index.js), initialized. */
+export async function loadDist() {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const lib = await import(pathToFileURL(path.resolve(here, '../dist/index.js')).href);
+  await lib.init();
+  return lib;
+}
