@@ -11,47 +11,8 @@ use crate::focal::prob;
 use crate::focal::sigmoid::{self, Alpha, Outputs};
 use crate::focal::softmax;
 use crate::ghm;
-use crate::source::{TargetRange, Targets, Weights};
+use crate::ffi_common::{sl, sl_mut, targets, weights, write_range};
 use core::slice;
-
-unsafe fn sl<'a, T>(p: *const T, len: usize) -> &'a [T] {
-    if len == 0 || p.is_null() {
-        &[]
-    } else {
-        slice::from_raw_parts(p, len)
-    }
-}
-
-unsafe fn sl_mut<'a, T>(p: *mut T, len: usize) -> Option<&'a mut [T]> {
-    if p.is_null() {
-        None
-    } else if len == 0 {
-        Some(&mut [])
-    } else {
-        Some(slice::from_raw_parts_mut(p, len))
-    }
-}
-
-unsafe fn targets<'a>(kind: u32, t: *const u8, n: usize, num_classes: usize) -> Targets<'a> {
-    match kind {
-        0 => Targets::Binary(sl(t, n)),
-        1 => Targets::Soft(sl(t as *const f32, n)),
-        _ => Targets::Labels { labels: sl(t as *const i32, if num_classes == 0 { 0 } else { n / num_classes }), num_classes },
-    }
-}
-
-unsafe fn weights<'a>(kind: u32, w: *const f32, n: usize, num_classes: usize) -> Weights<'a> {
-    match kind {
-        1 => Weights::Elements(sl(w, n)),
-        2 => Weights::Rows(sl(w, if num_classes == 0 { 0 } else { n / num_classes })),
-        _ => Weights::Ones,
-    }
-}
-
-unsafe fn write_range(info: *mut f64, r: TargetRange) {
-    *info = r.min as f64;
-    *info.add(1) = r.max as f64;
-}
 
 /// Sigmoid focal loss of `n` elements, positives weighted `alpha_pos` and negatives `alpha_neg`
 /// (both 1 when α is disabled). `info` receives `[Σ loss, min target, max target]`.

@@ -7,8 +7,10 @@
 //! - `xterms`: the sigmoid's x-only terms, staged per tile, and the pieces built on them, which
 //!   the sigmoid focal loss and GHM-C share;
 //! - [`focal`] and [`ghm`]: the losses of docs/SPEC.md §1–4 over raw slices;
+//! - [`extras`]: the losses of the second wasm module (SPEC §6–9 and the soft-target softmax);
 //! - `ffi` (wasm only): `extern "C"` exports the TypeScript loader calls with pointers into
-//!   linear memory.
+//!   linear memory; `ffi_extras` instead in the extras module (feature `extras`), which imports
+//!   the core module's memory.
 //!
 //! The SIMD wasm build is `no_std` (the shared-memory build needs it: a std built without atomics
 //! cannot link into shared memory). The portable backend uses std for `sqrt`, which core lacks
@@ -16,6 +18,7 @@
 
 #![cfg_attr(target_feature = "simd128", no_std)]
 
+pub mod extras;
 pub mod focal;
 pub mod ghm;
 pub mod math;
@@ -24,7 +27,11 @@ pub mod source;
 mod xterms;
 
 #[cfg(target_arch = "wasm32")]
+mod ffi_common;
+#[cfg(all(target_arch = "wasm32", not(feature = "extras")))]
 mod ffi;
+#[cfg(all(target_arch = "wasm32", feature = "extras"))]
+mod ffi_extras;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(test)))]
 #[panic_handler]
