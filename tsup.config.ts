@@ -16,8 +16,10 @@ export default defineConfig([
     ...common,
     // dist/index.js, the core (SIMD build embedded), and dist/workerd.js (the `workerd` export
     // condition: the module file instead). Code splitting: the API they share is one chunk, and
-    // the pool's shared-memory build another, loaded only when a pool starts.
-    entry: { index: 'ts/index.ts', workerd: 'ts/workerd.ts' },
+    // the pool's shared-memory build another, loaded only when a pool starts. dist/extras.js and
+    // dist/extras-workerd.js (`focal-ghm/extras`) hold only the extras module's builds: data, no
+    // state, so a page that imports them twice (ESM and CJS) still has one runtime.
+    entry: { index: 'ts/index.ts', workerd: 'ts/workerd.ts', extras: 'ts/extras.ts', 'extras-workerd': 'ts/extras-workerd.ts' },
     format: ['esm'],
     splitting: true,
     clean: true,
@@ -26,7 +28,7 @@ export default defineConfig([
     ...common,
     // dist/index.cjs for require(); no import.meta there, so the scalar build's URL comes from
     // __dirname (ts/index.ts).
-    entry: { index: 'ts/index.ts' },
+    entry: { index: 'ts/index.ts', extras: 'ts/extras.ts' },
     format: ['cjs'],
     define: { __FOCAL_GHM_CJS__: 'true' },
   },

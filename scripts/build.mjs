@@ -1,20 +1,22 @@
 #!/usr/bin/env node
-// Builds the package: Rust kernels → three wasm flavours → embedded TS modules → dist/ via tsup.
+// Builds the package: Rust kernels → six wasm flavours (three of the core module, three of the
+// extras module) → embedded TS modules → dist/ via tsup.
 //
 //   node scripts/build.mjs            (npm run build)
 //   node scripts/build.mjs --force    rebuild wasm and dist/ even when they look up to date
 //   node scripts/build.mjs --wasm-only   stop after ts/wasm/*.generated.ts (skip tsup)
 //
 // Steps:
-//   1. wasm, per flavour (simd, scalar, shared), in parallel, skipped when its .build/wasm output
-//      is newer than every input (crates/, Cargo.toml, Cargo.lock, lib/wasm.mjs, lib/toolchain.mjs):
+//   1. wasm, per flavour (simd, scalar, shared; extras_simd, extras_scalar, extras_shared), in
+//      parallel, skipped when its .build/wasm output is newer than every input (crates/, Cargo.toml, Cargo.lock, lib/wasm.mjs, lib/toolchain.mjs):
 //        cargo build (wasm32-unknown-unknown, release, target/wasm-<flavour>) → wasm-opt -O3
 //        → .build/wasm/focal_ghm_<flavour>.wasm
-//      simd and scalar must succeed; shared (threads, for a later issue) only warns.
+//      simd, scalar and their extras must succeed; the shared ones (threads) only warn.
 //   2. ts/wasm/focal_ghm_<flavour>.wasm, and ts/wasm/<flavour>.generated.ts with the module as
-//      base64 for the embedded flavours (simd, shared); each rewritten only when changed.
+//      base64 for the embedded flavours (simd, shared, extras_simd, extras_shared); each rewritten
+//      only when changed.
 //   3. tsup (tsup.config.ts) → dist/, then a check that the core bundle has no Node imports,
-//      and the simd and scalar .wasm files copied to dist/wasm/ (the scalar fallback, workerd);
+//      and the required flavours' .wasm files copied to dist/wasm/ (the scalar fallbacks, workerd);
 //      skipped when the last successful bundle is newer than ts/, the configs and package*.json.
 //   4. the command: tsup in cli/ (cli/tsup.config.ts) → cli/dist/cli.js, with the core of step 3
 //      bundled in; skipped when newer than cli/src, its config and dist/index.js.
@@ -113,7 +115,7 @@ async function bundle({ force }) {
   }
   const ms = await runTsup();
   checkPortability();
-  copyWasmFiles(FLAVOURS.filter((f) => f.name === 'simd' || f.name === 'scalar').map(sourceWasm));
+  copyWasmFiles(FLAVOURS.filter((f) => f.required).map(sourceWasm));
   markBundleFresh();
   console.log(`dist/: tsup ${seconds(ms)}`);
 }

@@ -1,7 +1,7 @@
 // The public API of every entry point except `init`, whose default builds differ per entry point
 // (ts/index.ts, ts/workerd.ts).
 
-export { isInitialized, simdSupported, type InitOptions, type InitResult, type WasmModule } from './loader';
+export { isInitialized, simdSupported, type Extras, type InitOptions, type InitResult, type WasmModule } from './loader';
 import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
 import { sigmoidFocalStream } from './stream';
 

@@ -12,24 +12,17 @@
 
 import { compileUrl, decodeBase64, initRuntime, useBuilds, type Builds, type InitOptions, type InitResult } from './loader';
 import { wasmBase64 as simdBase64 } from './wasm/simd.generated';
+import { cjsAssetUrl } from './asset';
 
 export * from './api';
 
-// Set by tsup for the CommonJS bundle, which has no import.meta (see tsup.config.ts).
-declare const __FOCAL_GHM_CJS__: boolean | undefined;
-declare const __dirname: string;
-
 /**
  * The scalar build, shipped beside the bundle as a file (never embedded: engines without SIMD
- * are rare, and it is the larger build). Written as `new URL('…', import.meta.url)` so that
+ * are rare, and it is the larger build). The literal `new URL('…', import.meta.url)` lets
  * bundlers that handle assets (Vite, webpack, Parcel) copy the file and rewrite the URL.
  */
 function scalarUrl(): URL {
-  if (typeof __FOCAL_GHM_CJS__ !== 'undefined' && __FOCAL_GHM_CJS__) {
-    const path = `${__dirname.replace(/\\/g, '/')}/wasm/focal_ghm_scalar.wasm`;
-    return new URL(`file://${path.startsWith('/') ? '' : '/'}${encodeURI(path).replace(/[?#]/g, encodeURIComponent)}`);
-  }
-  return new URL('./wasm/focal_ghm_scalar.wasm', import.meta.url);
+  return cjsAssetUrl('focal_ghm_scalar.wasm') ?? new URL('./wasm/focal_ghm_scalar.wasm', import.meta.url);
 }
 
 const builds: Builds = {

@@ -6,6 +6,7 @@
 // shipped module file. This module holds none of them, so a bundle carries only what its entry
 // point loads.
 
+import { HEAP_START } from './memory';
 import { fetchBytes, g } from './platform';
 
 /** The raw exports of the kernel module (see crates/kernels/src/ffi.rs for the contract). */
@@ -34,6 +35,47 @@ export interface Kernels {
 }
 
 /**
+ * The raw exports of the extras module (crates/kernels/src/ffi_extras.rs), which imports the
+ * core module's memory: the same pointers, the same heap.
+ */
+export interface ExtrasKernels {
+  __heap_base: WebAssembly.Global;
+  fg_sigmoid_focal_poly(
+    x: number, n: number, tkind: number, t: number, numClasses: number, wkind: number, w: number,
+    alphaPos: number, alphaNeg: number, gamma: number, eps: number,
+    lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
+  ): void;
+  fg_softmax_focal_poly(
+    x: number, rows: number, numClasses: number, labels: number, alpha: number, gamma: number, ignoreIndex: number, eps: number,
+    lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
+  ): void;
+  fg_softmax_focal_soft(
+    x: number, rows: number, numClasses: number, tkind: number, t: number, eps: number, ignoreIndex: number,
+    alpha: number, gamma: number, rw: number,
+    lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
+  ): void;
+  fg_quality_focal(
+    x: number, rows: number, numClasses: number, labels: number, scores: number, rw: number, beta: number,
+    lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
+  ): void;
+  fg_varifocal(
+    x: number, n: number, q: number, w: number, alpha: number, gamma: number, iouWeighted: number,
+    lossOut: number, lossScale: number, gradOut: number, gradScale: number, info: number,
+  ): void;
+}
+
+/**
+ * The extras module's builds: what `import { extras } from 'focal-ghm/extras'` gives, to pass to
+ * `init({ extras })`. Each function compiles its build when called.
+ */
+export interface Extras {
+  /** The SIMD build. */
+  simd(): Promise<WasmModule>;
+  /** The scalar build, for engines without SIMD (absent in the workerd entry: every version has SIMD). */
+  scalar?(): Promise<WasmModule>;
+}
+
+/**
  * A compiled kernel module: a `WebAssembly.Module`. Declared structurally (as any object) so that
  * the package's types need neither the DOM nor the Node typings; pass the module itself.
  */
@@ -52,17 +94,27 @@ export interface InitOptions {
   url?: string | { readonly href: string };
   /** Force the SIMD (`true`) or scalar (`false`) bundled build; default: SIMD where supported. */
   simd?: boolean;
+  /**
+   * Also load the extras module: the focal family (`qualityFocalLoss`, `varifocalLoss`,
+   * `distributionFocalLoss`, the `poly1` option) and softmax soft targets. Pass `extras` from
+   * `focal-ghm/extras`; it may come with a later `init` call than the first.
+   */
+  extras?: Extras;
 }
 
 /** What {@link init} resolves to. */
 export interface InitResult {
   /** Whether the running build is the SIMD one; `null` for a build passed in by the caller. */
   simd: boolean | null;
+  /** Whether the extras module is loaded (see {@link InitOptions.extras}). */
+  extras: boolean;
 }
 
 /** The loaded kernels (internal: the public type of what `init` gives is {@link InitResult}). */
 export interface Runtime extends InitResult {
   kernels: Kernels;
+  /** The extras module's exports, once loaded. */
+  extrasKernels?: ExtrasKernels;
 }
 
 let runtime: Runtime | undefined;
@@ -176,12 +228,12 @@ export function useBuilds(builds: Builds): void {
  */
 export function initRuntime(opts: InitOptions = {}, builds = entryBuilds): Promise<Runtime> {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`init: options must be an object, got ${String(opts)}`);
-  if (runtime) return Promise.resolve(runtime);
+  if (opts.extras !== undefined) expectExtras(opts.extras);
   if (!pending) {
     pending = (async () => {
       if (!builds) throw new Error('focal-ghm init: no entry point registered its builds (import from "focal-ghm", not its internals)');
       const { module, simd } = await compile(opts, builds);
-      const rt: Runtime = { kernels: await instantiate(module), simd };
+      const rt: Runtime = { kernels: await instantiate(module), simd, extras: false };
       runtime = rt;
       return rt;
     })();
@@ -189,12 +241,67 @@ export function initRuntime(opts: InitOptions = {}, builds = entryBuilds): Promi
       pending = undefined;
     });
   }
-  return pending;
+  if (opts.extras === undefined) return pending;
+  const extras = opts.extras;
+  return pending.then((rt) => {
+    if (!pendingExtras) {
+      pendingExtras = loadExtras(rt, extras);
+      pendingExtras.catch(() => {
+        pendingExtras = undefined;
+      });
+    }
+    return pendingExtras.then(() => rt);
+  });
+}
+
+let pendingExtras: Promise<void> | undefined;
+
+function expectExtras(v: unknown): void {
+  const e = v as Partial<Extras> | null;
+  if (typeof e !== 'object' || e === null || typeof e.simd !== 'function') {
+    throw new TypeError("init: options.extras must be the `extras` export of 'focal-ghm/extras' (`import { extras } from 'focal-ghm/extras'`)");
+  }
+}
+
+/** What the extras module exports: checked before a module is taken for one. */
+const EXTRAS_EXPORTS = ['fg_sigmoid_focal_poly', 'fg_softmax_focal_poly', 'fg_softmax_focal_soft', 'fg_quality_focal', 'fg_varifocal'];
+
+/**
+ * Instantiates the extras build that matches the core's (SIMD or scalar) over the core's memory.
+ * Its stack and data lie below the heap (HEAP_START; scripts/lib/wasm.mjs links it so), so the
+ * instantiation writes nothing the heap holds; the memory is grown to the module's minimum first.
+ */
+async function loadExtras(rt: Runtime, extras: Extras): Promise<void> {
+  if (rt.extrasKernels) return;
+  const simd = rt.simd ?? simdSupported();
+  if (!simd && !extras.scalar) throw new Error("focal-ghm init: this engine has no WebAssembly SIMD and this entry point's extras ship only the SIMD build; pass a scalar one");
+  const module = (await (simd ? extras.simd() : extras.scalar!())) as WebAssembly.Module;
+  if (!(module instanceof WebAssembly.Module)) throw new TypeError('focal-ghm init: options.extras did not give a WebAssembly.Module');
+  const exported = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+  const missing = EXTRAS_EXPORTS.filter((name) => !exported.has(name));
+  const imports = WebAssembly.Module.imports(module);
+  if (missing.length || imports.length !== 1 || imports[0]!.kind !== 'memory') {
+    throw new TypeError(`focal-ghm init: options.extras gave a module that is not a focal-ghm extras build${missing.length ? ` (it lacks ${missing.slice(0, 3).join(', ')})` : ' (its imports differ)'}`);
+  }
+  const memory = rt.kernels.memory;
+  const pages = HEAP_START / 65536;
+  if (memory.buffer.byteLength < HEAP_START) memory.grow(pages - memory.buffer.byteLength / 65536);
+  const x = (await WebAssembly.instantiate(module, { env: { memory } })).exports as unknown as ExtrasKernels;
+  if ((x.__heap_base.value as number) > HEAP_START) throw new Error('focal-ghm init: the extras build does not fit below the heap (it was linked for another layout)');
+  rt.extrasKernels = x;
+  rt.extras = true;
 }
 
 /** Whether `init()` has completed. */
 export function isInitialized(): boolean {
   return runtime !== undefined;
+}
+
+/** The extras module's kernels, or a clear error when they are not loaded. */
+export function getExtras(fn: string): ExtrasKernels {
+  const x = getRuntime(fn).extrasKernels;
+  if (!x) throw new Error(`${fn}: needs the extras kernels: \`import { extras } from 'focal-ghm/extras'; await init({ extras });\``);
+  return x;
 }
 
 /** The loaded runtime, or a clear error when `init()` has not completed. */

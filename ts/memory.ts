@@ -11,6 +11,12 @@ import { checkBatchView } from './views';
 
 const ALIGN = 16;
 const PAGE = 65536;
+/**
+ * Where the heap starts, at the lowest: the extras module (imported into the same memory, see
+ * ts/extras-loader.ts) keeps its stack top and data below this address, as scripts/lib/wasm.mjs
+ * links it (EXTRAS_END there); so the heap never holds what its instantiation writes.
+ */
+export const HEAP_START = 18 * 65536;
 /** wasm32 addresses: no memory grows past 4 GiB. */
 const MAX_MEMORY = 2 ** 32;
 
@@ -40,7 +46,7 @@ export class Heap {
 
   constructor(k: Kernels) {
     this.memory = k.memory;
-    this.top = alignUp(k.__heap_base.value as number);
+    this.top = alignUp(Math.max(k.__heap_base.value as number, HEAP_START));
   }
 
   get buffer(): ArrayBuffer {

@@ -67,6 +67,54 @@ export const FLAVOURS = [
   },
 ];
 
+/**
+ * The extras module (feature `extras`: the focal family and the soft-target softmax) imports the
+ * core module's memory, whose layout is: the core's stack [0, 1 MiB), its data (panic metadata,
+ * ~1.3 KiB), then the heap the TypeScript side owns. The extras' own stack and data go above the
+ * core's data by linking them with a larger stack: its stack pointer starts at EXTRAS_STACK_TOP
+ * and only grows down into the free gap above the core's data (and over the core's stack, never
+ * in use at the same time: calls do not nest), and its data sits at [EXTRAS_STACK_TOP,
+ * __heap_base). The heap starts at EXTRAS_END (ts/memory.ts, same number) for both modules, so
+ * the extras' data never lands on anything the heap handed out; the build fails if it would not
+ * fit (see checkExtrasLayout).
+ */
+export const EXTRAS_STACK_TOP = 1114112; // 1 MiB + 64 KiB
+export const EXTRAS_END = 1179648; // 18 pages: ts/memory.ts HEAP_START
+const extrasLink = ['--import-memory', '-z', `stack-size=${EXTRAS_STACK_TOP}`, '--export=__heap_base'];
+
+/** The extras flavours: the same three, built with the `extras` feature against an imported memory. */
+FLAVOURS.push(
+  {
+    name: 'extras_simd',
+    required: true,
+    embedded: true,
+    extras: true,
+    rustflags: ['-C', 'target-feature=+simd128', ...linkArgs(...extrasLink)],
+    wasmOptFlags: ['--enable-simd', ...SIMD_ERA_FEATURES],
+  },
+  {
+    name: 'extras_scalar',
+    required: true,
+    extras: true,
+    rustflags: linkArgs(...extrasLink),
+    wasmOptFlags: [],
+    optLevel: '-O2',
+  },
+  {
+    name: 'extras_shared',
+    required: false,
+    embedded: true,
+    extras: true,
+    rustflags: [
+      '-C', 'target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals',
+      ...linkArgs(...extrasLink, '--shared-memory', '--max-memory=4294967296', '--export=__stack_pointer'),
+    ],
+    fallbackRustflags: linkArgs('--no-check-features'),
+    fallbackWhen: /--shared-memory is disallowed|Target feature '[^']+' used|Missing target feature/,
+    wasmOptFlags: ['--enable-simd', '--enable-threads', '--enable-bulk-memory', ...SIMD_ERA_FEATURES],
+  },
+);
+
 export const outputWasm = (flavour) => join(REPO_ROOT, '.build', 'wasm', `focal_ghm_${flavour.name}.wasm`);
 /** Marks "this flavour failed for the current inputs", so an optional failure is not retried every build. */
 const failedStamp = (flavour) => `${outputWasm(flavour)}.failed`;
@@ -112,6 +160,7 @@ function cargoArgs(flavour) {
     '-p', PACKAGE,
     '--manifest-path', join(REPO_ROOT, 'Cargo.toml'),
     '--target-dir', targetDir(flavour),
+    ...(flavour.extras ? ['--features', 'extras'] : []),
   ];
 }
 
@@ -196,6 +245,22 @@ async function inspect(path) {
   return { bytes: bytes.length, imports, exports };
 }
 
+/**
+ * Why an extras module would overwrite the heap (its data ends past EXTRAS_END), or '' when its
+ * layout is as EXTRAS_STACK_TOP describes. Read by instantiating it over a scratch memory.
+ */
+async function checkExtrasLayout(path, flavour) {
+  const module = await WebAssembly.compile(readFileSync(path));
+  const shared = flavour.name === 'extras_shared';
+  const memory = new WebAssembly.Memory({ initial: EXTRAS_END / 65536 + 1, maximum: 65536, shared });
+  const { exports } = await WebAssembly.instantiate(module, { env: { memory } });
+  const heapBase = exports.__heap_base?.value;
+  if (typeof heapBase !== 'number' || heapBase > EXTRAS_END || heapBase < EXTRAS_STACK_TOP) {
+    return `${flavour.name}: __heap_base is ${heapBase}, outside [${EXTRAS_STACK_TOP}, ${EXTRAS_END}]: its data would overlap the heap (see EXTRAS_STACK_TOP in scripts/lib/wasm.mjs)`;
+  }
+  return '';
+}
+
 /** The body sizes in bytes of a (valid) module's functions, from its code section. */
 function functionSizes(bytes) {
   let p = 8; // past the magic number and version
@@ -233,6 +298,14 @@ export async function buildFlavour(toolchain, flavour, { force = false } = {}) {
     rmSync(failedStamp(flavour), { force: true });
     result.rawBytes = readFileSync(cargoOutput(flavour)).length;
     Object.assign(result, await inspect(outputWasm(flavour)));
+    if (flavour.extras) {
+      const layout = await checkExtrasLayout(outputWasm(flavour), flavour);
+      if (layout) {
+        result.error = layout;
+        rmSync(outputWasm(flavour), { force: true });
+        return result;
+      }
+    }
     // Keep compiler warnings (minus cargo's progress lines) for the summary.
     const warnings = cargo.stderr.replace(/^\s*(Compiling|Finished|Blocking) .*\n?/gm, '');
     if (/^warning/m.test(warnings)) result.warnings = warnings;
