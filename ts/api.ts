@@ -4,6 +4,14 @@
 export { isInitialized, simdSupported, type Extras, type InitOptions, type InitResult, type WasmModule } from './loader';
 import { sigmoidFocalLoss as sigmoidFocalLossFn } from './focal';
 import { sigmoidFocalStream } from './stream';
+import {
+  distributionFocalLoss as distributionFocalLossFn,
+  distributionFocalStream,
+  qualityFocalLoss as qualityFocalLossFn,
+  qualityFocalStream,
+  varifocalLoss as varifocalLossFn,
+  varifocalStream,
+} from './family';
 
 /**
  * Sigmoid focal loss (docs/SPEC.md §1; mmdetection `py_sigmoid_focal_loss`, torchvision
@@ -42,3 +50,22 @@ export { Batch, createBatch, type BatchOptions } from './batch';
 export { scoreStream, sigmoidFocalStream, type ReadableStreamLike, type ScoreLoss, type ScoreResult, type ScoreSpec, type SigmoidFocalStream, type SigmoidFocalStreamOptions, type SigmoidFocalStreamResult, type StreamChunk } from './stream';
 export type { ClassTargets, Targets } from './inputs';
 export { createPool, Pool, type PoolOptions } from './pool';
+
+/** Quality Focal Loss (docs/SPEC.md §7), with `.stream(options)`; see {@link qualityFocalLossFn}. Needs `init({ extras })`. */
+export const qualityFocalLoss: typeof qualityFocalLossFn & { stream: typeof qualityFocalStream } = Object.assign(qualityFocalLossFn, { stream: qualityFocalStream });
+/** Varifocal Loss (docs/SPEC.md §8), with `.stream(options)`; see {@link varifocalLossFn}. Needs `init({ extras })`. */
+export const varifocalLoss: typeof varifocalLossFn & { stream: typeof varifocalStream } = Object.assign(varifocalLossFn, { stream: varifocalStream });
+/** Distribution Focal Loss (docs/SPEC.md §9), with `.stream(options)`; see {@link distributionFocalLossFn}. Needs `init({ extras })`. */
+export const distributionFocalLoss: typeof distributionFocalLossFn & { stream: typeof distributionFocalStream } = Object.assign(distributionFocalLossFn, {
+  stream: distributionFocalStream,
+});
+export type {
+  DistributionFocalOptions,
+  FamilyOptions,
+  FamilyStream,
+  FamilyStreamOptions,
+  FamilyStreamResult,
+  QualityFocalOptions,
+  QualityTargets,
+  VarifocalOptions,
+} from './family';

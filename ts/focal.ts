@@ -15,6 +15,7 @@ import { checkLabels, foldClassWeights, layoutTargets, layoutWeights, softLayout
 import { CHUNK_ELEMENTS, runChunked, type ChunkInput } from './memory';
 import { liveView } from './views';
 import { expectAxisClasses, parseClassAxis, runClassAxis, type ClassAxis } from './axes';
+import { getExtras, type ExtrasKernels } from './loader';
 import { workspace, type Workspace } from './workspace';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -116,13 +117,15 @@ export interface SigmoidFocalOptions<
   shape?: readonly number[];
   /** The axis of `shape` that holds the classes (PyTorch/kornia: 1). Default: the last. Outputs keep the logits' layout. */
   classAxis?: number;
+  /** Poly-1 ε (PolyLoss): adds `ε·(1 − p_t)^(γ+1)` per element. Default 0 (the plain loss). Other values need `init({ extras })`. */
+  poly1?: number;
 }
 
 /** What the first argument of {@link sigmoidFocalLoss} holds. */
 export type SigmoidInput = 'logits' | 'probabilities';
 export const SIGMOID_INPUTS: readonly SigmoidInput[] = ['logits', 'probabilities'];
 
-const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out', 'input', 'labelSmoothing', 'classWeight', 'posWeight', 'shape', 'classAxis'] as const;
+const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'grad', 'out', 'input', 'labelSmoothing', 'classWeight', 'posWeight', 'shape', 'classAxis', 'poly1'] as const;
 
 /** Caller-provided outputs (e.g. a batch's buffers in wasm memory, written in place). */
 export interface OutputBuffers {
@@ -158,8 +161,10 @@ export function sigmoidPass(
   ws: Workspace, fn: string, x: Float32Array, lay: Layout, wkind: WeightKind, w: ChunkInput,
   aPos: number, aNeg: number, gamma: number,
   lossArr: Float32Array | undefined, lossScale: number, gradArr: Float32Array | undefined, gradScale: number,
-  probs = false,
+  probs = false, poly1 = 0,
 ): number {
+  // Poly-1's kernel is the extras module's (the core's stays as it was: ε = 0 is the plain loss).
+  const xk = poly1 !== 0 ? getExtras(fn) : undefined;
   const infoPtr = ws.params.reserve(48);
   let sum = 0;
   const range = new TargetRange();
@@ -178,6 +183,11 @@ export function sigmoidPass(
       if (pRange) {
         ws.k.fg_sigmoid_focal_prob(xp!, u, tp!, wkind, wp!, aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr);
         pRange.add(ws.heap.views().f64, infoPtr / 8 + 3);
+      } else if (xk) {
+        xk.fg_sigmoid_focal_poly(
+          xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
+          aPos, aNeg, gamma, poly1, lp!, lossScale, gp!, gradScale, infoPtr,
+        );
       } else {
         ws.k.fg_sigmoid_focal(
           xp!, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!,
@@ -196,14 +206,16 @@ export function sigmoidPass(
 
 /** {@link sigmoidPass} for class-index rows gathered from another class axis (ts/axes.ts). */
 function sigmoidClassAxis(
-  ws: Workspace, x: Float32Array, lay: Layout, wkind: WeightKind, w: ChunkInput, ax: ClassAxis,
+  ws: Workspace, fn: string, x: Float32Array, lay: Layout, wkind: WeightKind, w: ChunkInput, ax: ClassAxis,
   aPos: number, aNeg: number, gamma: number,
-  lossArr: Float32Array | undefined, lossScale: number, gradArr: Float32Array | undefined, gradScale: number,
+  lossArr: Float32Array | undefined, lossScale: number, gradArr: Float32Array | undefined, gradScale: number, poly1: number,
 ): number {
+  const xk = poly1 !== 0 ? getExtras(fn) : undefined;
   const infoPtr = ws.params.reserve(48);
   let sum = 0;
   runClassAxis(ws, ax, unitsPerChunk(lay.perUnit), x, [lay.targets, w], [], [lossArr, gradArr], (u, xp, [tp, wp], _, [lp, gp]) => {
-    ws.k.fg_sigmoid_focal(xp, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr);
+    if (xk) xk.fg_sigmoid_focal_poly(xp, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, aPos, aNeg, gamma, poly1, lp!, lossScale, gp!, gradScale, infoPtr);
+    else ws.k.fg_sigmoid_focal(xp, u * lay.perUnit, lay.tkind, tp!, lay.numClasses, wkind, wp!, aPos, aNeg, gamma, lp!, lossScale, gp!, gradScale, infoPtr);
     sum += ws.heap.views().f64[infoPtr / 8]!;
   });
   return sum;
@@ -216,10 +228,10 @@ function sigmoidClassAxis(
  */
 export const MAX_GAMMA = 32;
 
-export function resolveGamma(fn: string, v: unknown): number {
-  const g = expectFinite(fn, 'options.gamma', v ?? 2);
+export function resolveGamma(fn: string, v: unknown, name = 'options.gamma'): number {
+  const g = expectFinite(fn, name, v ?? 2);
   if (!(g >= 0 && g <= MAX_GAMMA)) {
-    throw new RangeError(`${fn}: options.gamma must be in [0, ${MAX_GAMMA}], got ${g} (beyond ${MAX_GAMMA}, float32 rounding of p_t would exceed docs/SPEC.md §5's accuracy)`);
+    throw new RangeError(`${fn}: ${name} must be in [0, ${MAX_GAMMA}], got ${g} (beyond ${MAX_GAMMA}, float32 rounding of p_t would exceed docs/SPEC.md §5's accuracy)`);
   }
   return g;
 }
@@ -289,6 +301,7 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
   const alphaOpt = (o.alpha === undefined ? 0.25 : o.alpha) as number | null | 'auto';
   if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
   const gamma = resolveGamma(fn, o.gamma);
+  const poly1 = o.poly1 === undefined ? 0 : resolvePoly1(fn, o.poly1, probs ? "options.input 'probabilities'" : undefined);
   const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
   const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
   const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
@@ -304,7 +317,14 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
   // Probabilities and smoothed targets go to the kernels as soft floats (see softLayout); the
   // plain logit path keeps the arrays as given.
   if (probs || smoothing > 0) ({ lay, wkind, w } = softLayout(fn, 'targets', lay, wkind, w, smoothing));
-  return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax };
+  return { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax, poly1 };
+}
+
+/** Poly-1's ε: any finite number; `conflict` names an option it does not combine with. */
+export function resolvePoly1(fn: string, v: unknown, conflict?: string): number {
+  const eps = expectFinite(fn, 'options.poly1', v);
+  if (eps !== 0 && conflict) throw new RangeError(`${fn}: options.poly1 does not combine with ${conflict} (docs/SPEC.md §6 defines it on logits with 0/1 or class targets)`);
+  return eps;
 }
 
 /**
@@ -374,14 +394,14 @@ export function sigmoidFocalLoss<R extends Reduction = 'mean', G extends boolean
 export function sigmoidFocalLoss(logits: Float32Array, targets: Targets, options?: SigmoidFocalOptions): SigmoidFocalResult {
   const fn = 'sigmoidFocalLoss';
   const ws = workspace(fn);
-  const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax } = parseSigmoidCall(fn, logits, targets, options);
+  const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax, poly1 } = parseSigmoidCall(fn, logits, targets, options);
   const alpha = alphaOpt === 'auto' ? autoAlpha(ws, lay, wkind, w) : alphaOpt;
   const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(x.length)) : undefined;
   const gradArr = wantGrad || out.grad ? (out.grad ?? new Float32Array(x.length)) : undefined;
   const [aPos, aNeg] = alpha === null ? [1, 1] : [alpha, 1 - alpha];
   const sum = ax
-    ? sigmoidClassAxis(ws, x, lay, wkind, w, ax, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale)
-    : sigmoidPass(ws, fn, x, lay, wkind, w, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale, probs);
+    ? sigmoidClassAxis(ws, fn, x, lay, wkind, w, ax, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale, poly1)
+    : sigmoidPass(ws, fn, x, lay, wkind, w, aPos, aNeg, gamma, lossArr, lossWeight, gradArr, gradScale, probs, poly1);
   // Batch views given as outputs come back usable even if the call grew (and so detached) memory.
   const loss = lossArr ? liveView(lossArr, ws.heap.buffer) : (lossWeight * sum) / denom;
   return gradArr ? { loss, grad: liveView(gradArr, ws.heap.buffer), alpha } : { loss, alpha };
@@ -414,9 +434,13 @@ export interface SoftmaxFocalOptions<R extends Reduction = Reduction, G extends 
   shape?: readonly number[];
   /** The axis of `shape` that holds the classes (PyTorch/kornia: 1). Default: the last. `grad` keeps the logits' layout. */
   classAxis?: number;
+  /** Label smoothing ε in [0, 1] (PyTorch `cross_entropy(label_smoothing=ε)`): targets `(1 − ε)·onehot + ε/C`. Default 0; others need `init({ extras })`. */
+  labelSmoothing?: number;
+  /** Poly-1 ε (PolyLoss): adds `ε·(1 − p_y)^(γ+1)` per row. Default 0 (the plain loss); others need `init({ extras })`. */
+  poly1?: number;
 }
 
-const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight', 'grad', 'weight', 'avgFactor', 'shape', 'classAxis'] as const;
+const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight', 'grad', 'weight', 'avgFactor', 'shape', 'classAxis', 'labelSmoothing', 'poly1'] as const;
 
 /**
  * Softmax (multi-class) focal loss, as kornia's `focal_loss` computes it (docs/SPEC.md §2):
@@ -438,13 +462,15 @@ const SOFTMAX_OPTIONS = ['numClasses', 'alpha', 'gamma', 'reduction', 'ignoreInd
  */
 export function softmaxFocalLoss<R extends Reduction = 'mean', G extends boolean = false>(
   logits: Float32Array,
-  labels: Int32Array,
+  labels: Int32Array | Float32Array,
   options: SoftmaxFocalOptions<R, G>,
 ): LossResult<LossFor<R>, G>;
-export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, options: SoftmaxFocalOptions): LossResult {
+export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array | Float32Array, options: SoftmaxFocalOptions): LossResult {
   const fn = 'softmaxFocalLoss';
   const ws = workspace(fn);
   const x = expectArray(fn, 'logits', logits, Float32Array);
+  // A Float32Array: class-probability rows [N, C] (PyTorch `cross_entropy` with a probability target).
+  if (labels instanceof Float32Array) return softmaxSoft(fn, ws, x, labels, options);
   const y = expectArray(fn, 'labels', labels, Int32Array);
   if (options === undefined) throw new TypeError(`${fn}: options with numClasses are required`);
   const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
@@ -462,16 +488,10 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
   if (rowW && rowW.length !== rows) throw new RangeError(`${fn}: options.weight has length ${rowW.length}, expected ${rows} (one per row)`);
   const ignoreIndex = expectInteger(fn, 'options.ignoreIndex', o.ignoreIndex ?? -100, -(2 ** 31), 2 ** 31 - 1);
   checkLabels(fn, 'labels', y, 0, c - 1, ignoreIndex);
-  const alpha = new Float32Array(c);
-  const a = o.alpha === undefined ? 0.25 : o.alpha;
-  if (a === null) alpha.fill(1);
-  else if (a instanceof Float32Array) {
-    if (a.length !== c) throw new RangeError(`${fn}: options.alpha has length ${a.length}, expected numClasses = ${c}`);
-    a.forEach((v, i) => expectInRange(fn, `options.alpha[${i}]`, v, 0, 1));
-    alpha.set(a);
-  } else if (typeof a === 'number') alpha.fill(expectInRange(fn, 'options.alpha', a, 0, 1));
-  else throw new TypeError(`${fn}: options.alpha must be a number, a Float32Array or null`);
+  const alpha = softmaxAlpha(fn, o.alpha, c);
   const gamma = resolveGamma(fn, o.gamma);
+  const smoothing = o.labelSmoothing === undefined ? 0 : expectInRange(fn, 'options.labelSmoothing', o.labelSmoothing, 0, 1);
+  const poly1 = o.poly1 === undefined ? 0 : resolvePoly1(fn, o.poly1, smoothing > 0 ? 'options.labelSmoothing' : undefined);
   const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
   const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
   const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
@@ -481,7 +501,13 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
 
   const lossArr = reduction === 'none' ? new Float32Array(rows) : undefined;
   const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
-  if (rowW || ax) return softmaxWeighted(ws, x, y, c, alpha, gamma, ignoreIndex, lossWeight, denom, lossArr, gradArr, rowW, ax);
+  if (smoothing > 0) {
+    if (ax) throw new RangeError(`${fn}: options.labelSmoothing does not combine with options.shape's class axis before the last yet`);
+    const t = { array: y, perUnit: 1, tkind: SoftRows.SmoothedLabels };
+    return softPass(fn, ws, x, c, t, smoothing, ignoreIndex, alpha, gamma, rowW, lossWeight, denom, lossArr, gradArr);
+  }
+  const xk = poly1 !== 0 ? getExtras(fn) : undefined;
+  if (rowW || ax) return softmaxWeighted(ws, x, y, c, alpha, gamma, ignoreIndex, lossWeight, denom, lossArr, gradArr, rowW, ax, xk, poly1);
   // Params: info words, then the α table.
   const params = ws.params.reserve(32 + c * 4);
   ws.heap.views().f32.set(alpha, (params + 32) / 4);
@@ -497,7 +523,8 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
       { array: gradArr, perUnit: c },
     ],
     (u, [xp, yp], [lp, gp]) => {
-      ws.k.fg_softmax_focal(xp!, u, c, yp!, params + 32, gamma, ignoreIndex, lp!, lossWeight, gp!, lossWeight / denom, params);
+      if (xk) xk.fg_softmax_focal_poly(xp!, u, c, yp!, params + 32, gamma, ignoreIndex, poly1, lp!, lossWeight, gp!, lossWeight / denom, params);
+      else ws.k.fg_softmax_focal(xp!, u, c, yp!, params + 32, gamma, ignoreIndex, lp!, lossWeight, gp!, lossWeight / denom, params);
       sum += ws.heap.views().f64[params / 8]!;
     },
   );
@@ -513,7 +540,7 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array, optio
 function softmaxWeighted(
   ws: Workspace, x: Float32Array, y: Int32Array, c: number, alpha: Float32Array, gamma: number, ignoreIndex: number,
   lossWeight: number, denom: number, lossArr: Float32Array | undefined, gradArr: Float32Array | undefined,
-  rowW: Float32Array | undefined, ax: ClassAxis | undefined,
+  rowW: Float32Array | undefined, ax: ClassAxis | undefined, xk: ExtrasKernels | undefined, poly1: number,
 ): LossResult {
   const rows = y.length;
   const chunkRows = unitsPerChunk(c);
@@ -526,13 +553,17 @@ function softmaxWeighted(
   const rowInputs: ChunkInput[] = [{ array: y, perUnit: 1 }, { array: rowW, perUnit: 1 }];
   const rowOutputs = [{ array: lossArr, perUnit: 1 }];
   const kernel = (u: number, xp: number, yp: number, wp: number, lp: number, gp: number) => {
+    const run = (l: number, ls: number, gs: number) =>
+      xk
+        ? xk.fg_softmax_focal_poly(xp, u, c, yp, params + alphaAt, gamma, ignoreIndex, poly1, l, ls, gp, gs, params)
+        : ws.k.fg_softmax_focal(xp, u, c, yp, params + alphaAt, gamma, ignoreIndex, l, ls, gp, gs, params);
     if (!rowW) {
-      ws.k.fg_softmax_focal(xp, u, c, yp, params + alphaAt, gamma, ignoreIndex, lp, lossWeight, gp, lossWeight / denom, params);
+      run(lp, lossWeight, lossWeight / denom);
       sum += ws.heap.views().f64[params / 8]!;
       return;
     }
     const rl = lp || params + rowLossAt;
-    ws.k.fg_softmax_focal(xp, u, c, yp, params + alphaAt, gamma, ignoreIndex, rl, 1, gp, 1, params);
+    run(rl, 1, 1);
     const { f32, i32 } = ws.heap.views();
     const k = lossWeight / denom;
     for (let r = 0; r < u; r++) {
@@ -555,6 +586,95 @@ function softmaxWeighted(
       kernel(u, xp!, yp!, wp!, lp!, gp!),
     );
   }
+  const loss = lossArr ?? (lossWeight * sum) / denom;
+  return gradArr ? { loss, grad: gradArr } : { loss };
+}
+
+/** α of the softmax focal loss: one per class, from a number, a per-class array or null (1). */
+function softmaxAlpha(fn: string, a: unknown, c: number): Float32Array {
+  const alpha = new Float32Array(c);
+  if (a === undefined) a = 0.25;
+  if (a === null) alpha.fill(1);
+  else if (a instanceof Float32Array) {
+    if (a.length !== c) throw new RangeError(`${fn}: options.alpha has length ${a.length}, expected numClasses = ${c}`);
+    a.forEach((v, i) => expectInRange(fn, `options.alpha[${i}]`, v, 0, 1));
+    alpha.set(a);
+  } else if (typeof a === 'number') alpha.fill(expectInRange(fn, 'options.alpha', a, 0, 1));
+  else throw new TypeError(`${fn}: options.alpha must be a number, a Float32Array or null`);
+  return alpha;
+}
+
+/** Target rows of the extras' soft softmax kernel (`tkind` of fg_softmax_focal_soft). */
+export enum SoftRows {
+  Probabilities = 0,
+  SmoothedLabels = 1,
+  TwoHot = 2,
+}
+
+/** How far a probability row's sum may be from 1 (float32 rows of a softmax are within ~1e-6). */
+const ROW_SUM_TOLERANCE = 1e-3;
+
+/**
+ * {@link softmaxFocalLoss} with class-probability targets (docs/SPEC.md §2, soft targets): rows
+ * of values in [0, 1] summing to 1, every row counted.
+ */
+function softmaxSoft(fn: string, ws: Workspace, x: Float32Array, targets: Float32Array, options: SoftmaxFocalOptions): LossResult {
+  if (options === undefined) throw new TypeError(`${fn}: options with numClasses are required`);
+  const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
+  const c = expectInteger(fn, 'options.numClasses', o.numClasses, 1, 1 << 24);
+  if (x.length % c !== 0) throw new RangeError(`${fn}: options.numClasses (${c}) does not divide the logits length ${x.length}`);
+  const rows = x.length / c;
+  if (targets.length !== x.length) throw new RangeError(`${fn}: targets has length ${targets.length}, expected ${x.length} (class-probability rows [N, C], as the logits)`);
+  // ignoreIndex is accepted and unused: every probability row counts.
+  if (o.labelSmoothing !== undefined && o.labelSmoothing !== 0) throw new RangeError(`${fn}: options.labelSmoothing applies to class labels; smooth class-probability targets before passing them`);
+  if (o.poly1 !== undefined && o.poly1 !== 0) throw new RangeError(`${fn}: options.poly1 needs class labels (docs/SPEC.md §6 defines it on p_y)`);
+  const ax = o.shape === undefined && o.classAxis === undefined ? undefined : parseClassAxis(fn, o.shape, o.classAxis, x.length);
+  if (ax) {
+    expectAxisClasses(fn, ax, c, 'options.numClasses');
+    if (ax.inner > 1) throw new RangeError(`${fn}: class-probability targets need the class as the last axis (options.classAxis ${o.classAxis} is not)`);
+  }
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let j = r * c; j < (r + 1) * c; j++) {
+      const v = targets[j]!;
+      if (!(v >= 0 && v <= 1)) throw new RangeError(`${fn}: targets[${j}] is ${v}, expected a probability in [0, 1] (row ${r})`);
+      sum += v;
+    }
+    if (Math.abs(sum - 1) > ROW_SUM_TOLERANCE) throw new RangeError(`${fn}: targets row ${r} sums to ${sum}, expected 1 (class probabilities)`);
+  }
+  const rowW = o.weight === undefined ? undefined : expectArray(fn, 'options.weight', o.weight, Float32Array);
+  if (rowW && rowW.length !== rows) throw new RangeError(`${fn}: options.weight has length ${rowW.length}, expected ${rows} (one per row)`);
+  const alpha = softmaxAlpha(fn, o.alpha, c);
+  const gamma = resolveGamma(fn, o.gamma);
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+  const { denom } = scales(fn, reduction, Math.max(rows, 1), o.avgFactor, lossWeight);
+  const lossArr = reduction === 'none' ? new Float32Array(rows) : undefined;
+  const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
+  const t = { array: targets, perUnit: c, tkind: SoftRows.Probabilities };
+  return softPass(fn, ws, x, c, t, 0, 0, alpha, gamma, rowW, lossWeight, denom, lossArr, gradArr);
+}
+
+/** One chunked pass of the extras' soft softmax kernel (row weights applied by the kernel). */
+function softPass(
+  fn: string, ws: Workspace, x: Float32Array, c: number, t: ChunkInput & { tkind: SoftRows }, eps: number, ignoreIndex: number,
+  alpha: Float32Array, gamma: number, rowW: Float32Array | undefined,
+  lossWeight: number, denom: number, lossArr: Float32Array | undefined, gradArr: Float32Array | undefined,
+): LossResult {
+  const xk = getExtras(fn);
+  const params = ws.params.reserve(32 + c * 4);
+  ws.heap.views().f32.set(alpha, (params + 32) / 4);
+  let sum = 0;
+  runChunked(
+    ws.heap, ws.scratch, x.length / c, unitsPerChunk(c),
+    [{ array: x, perUnit: c }, t, { array: rowW, perUnit: 1 }],
+    [{ array: lossArr, perUnit: 1 }, { array: gradArr, perUnit: c }],
+    (u, [xp, tp, wp], [lp, gp]) => {
+      xk.fg_softmax_focal_soft(xp!, u, c, t.tkind, tp!, eps, ignoreIndex, params + 32, gamma, wp!, lp!, lossWeight, gp!, lossWeight / denom, params);
+      sum += ws.heap.views().f64[params / 8]!;
+    },
+  );
   const loss = lossArr ?? (lossWeight * sum) / denom;
   return gradArr ? { loss, grad: gradArr } : { loss };
 }

@@ -237,7 +237,8 @@ export class Pool {
     const pool = this.open('pool.sigmoidFocalLoss');
     if (!pool) return sigmoidFocalLoss(logits, targets, options);
     const fn = 'sigmoidFocalLoss';
-    const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax } = parseSigmoidCall(fn, logits, targets, options);
+    const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax, poly1 } = parseSigmoidCall(fn, logits, targets, options);
+    if (poly1 !== 0) throw new RangeError(`pool.sigmoidFocalLoss: options.poly1 runs on the calling thread only (the pool's workers load only the core kernels); call sigmoidFocalLoss`);
     if (ax) throw new RangeError(`pool.sigmoidFocalLoss: options.shape with class-index targets and a class axis before the last runs on the calling thread only; call sigmoidFocalLoss`);
     let alpha = alphaOpt as number | null;
     if (alphaOpt === 'auto') {

@@ -3,7 +3,8 @@
 // with the stream; finish() turns the sums into the loss of the whole batch.
 
 import { describeValue, expectArray, expectFinite, expectInRange, expectOneOf, expectOptions, expectPositive } from './errors';
-import { alphaOf, countPosNeg, resolveGamma, SIGMOID_INPUTS, sigmoidPass, type SigmoidFocalOptions } from './focal';
+import { alphaOf, countPosNeg, resolveGamma, resolvePoly1, SIGMOID_INPUTS, sigmoidPass, type SigmoidFocalOptions } from './focal';
+import { getExtras } from './loader';
 import { GHMC, GHMR, type GHMStreamResult } from './ghm';
 import { layoutTargets, layoutWeights, softLayout, type Targets } from './inputs';
 import { workspace } from './workspace';
@@ -35,7 +36,7 @@ export type SigmoidFocalStreamOptions = Omit<SigmoidFocalOptions, 'grad' | 'out'
   reduction?: 'mean' | 'sum';
 };
 
-const STREAM_OPTIONS = ['alpha', 'gamma', 'reduction', 'avgFactor', 'lossWeight', 'input', 'labelSmoothing'] as const;
+const STREAM_OPTIONS = ['alpha', 'gamma', 'reduction', 'avgFactor', 'lossWeight', 'input', 'labelSmoothing', 'poly1'] as const;
 
 /**
  * A stream of the sigmoid focal loss: push pieces, then `finish()`. Reductions `'mean'` and
@@ -58,11 +59,14 @@ export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): Sigmoid
   const alphaOpt = o.alpha === undefined ? 0.25 : o.alpha;
   if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
   const gamma = resolveGamma(fn, o.gamma);
+  const poly1 = o.poly1 === undefined ? 0 : resolvePoly1(fn, o.poly1, probs ? "options.input 'probabilities'" : undefined);
+  if (poly1 !== 0) getExtras(fn);
   const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', ['mean', 'sum'] as const);
   const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
   const avgFactor = o.avgFactor === undefined ? undefined : expectPositive(fn, 'options.avgFactor', o.avgFactor);
   if (avgFactor !== undefined && reduction === 'sum') throw new RangeError(`${fn}: options.avgFactor cannot be used with reduction 'sum'`);
   // Σ aw·rest = α·Σ t·rest + (1-α)·Σ (1-t)·rest: two sums cover every α, including 'auto'.
+  // (Poly-1's term carries no α: each of the two sums holds it once, and α + (1 − α) = 1.)
   const split = alphaOpt === 'auto';
   let sumPos = 0;
   let sumNeg = 0;
@@ -83,8 +87,8 @@ export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): Sigmoid
       if (probs || smoothing > 0) ({ lay, wkind, w } = softLayout(pfn, 'targets', lay, wkind, w, smoothing));
       // All passes first, state after: a throwing push leaves the sums as they were.
       if (split) {
-        const sp = sigmoidPass(ws, pfn, x, lay, wkind, w, 1, 0, gamma, undefined, 1, undefined, 1, probs);
-        const sn = sigmoidPass(ws, pfn, x, lay, wkind, w, 0, 1, gamma, undefined, 1, undefined, 1, probs);
+        const sp = sigmoidPass(ws, pfn, x, lay, wkind, w, 1, 0, gamma, undefined, 1, undefined, 1, probs, poly1);
+        const sn = sigmoidPass(ws, pfn, x, lay, wkind, w, 0, 1, gamma, undefined, 1, undefined, 1, probs, poly1);
         const [p, f] = countPosNeg(ws, lay, wkind, w);
         sumPos += sp;
         sumNeg += sn;
@@ -92,7 +96,7 @@ export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): Sigmoid
         neg += f;
       } else {
         const a = alphaOpt as number | null;
-        sum += sigmoidPass(ws, pfn, x, lay, wkind, w, a === null ? 1 : a, a === null ? 1 : 1 - a, gamma, undefined, 1, undefined, 1, probs);
+        sum += sigmoidPass(ws, pfn, x, lay, wkind, w, a === null ? 1 : a, a === null ? 1 : 1 - a, gamma, undefined, 1, undefined, 1, probs, poly1);
       }
       length += x.length;
     },

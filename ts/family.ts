@@ -1,0 +1,409 @@
+// The focal family of the extras module (docs/SPEC.md §7–9): Quality Focal, Varifocal and
+// Distribution Focal losses. Each call is parsed into a `FamilyCall` (every check first, as the
+// core losses do), which the one-shot function and the stream run through `familyPass`.
+
+import { expectArray, expectBoolean, expectFinite, expectInteger, expectOneOf, expectOptions, expectPositive } from './errors';
+import { REDUCTIONS, resolveGamma, scales, SoftRows, unitsPerChunk, type LossFor, type LossResult, type Reduction } from './focal';
+import { checkLabels } from './inputs';
+import { getExtras, type ExtrasKernels } from './loader';
+import { runChunked, type ChunkInput } from './memory';
+import { liveView } from './views';
+import { workspace, type Workspace } from './workspace';
+
+/** Options every loss of the family takes (mmdetection's `weight_reduce_loss` and `loss_weight`). */
+export interface FamilyOptions<R extends Reduction = Reduction, G extends boolean = boolean> {
+  /** Default `'mean'`; `'none'` makes `loss` a `Float32Array` (one per row, or per element for Varifocal). */
+  reduction?: R;
+  /** With `'mean'`: divide the sum by this instead of the count (must be > 0; not with `'sum'`). */
+  avgFactor?: number;
+  /** Multiplies the loss (and gradient). Default 1. */
+  lossWeight?: number;
+  /** Also return d loss / d logits (`grad` in the result). Default false. */
+  grad?: G;
+}
+
+/** A family call after every check. */
+interface FamilyCall {
+  /** Units (rows, or elements for Varifocal): `'none'`'s length and `'mean'`'s count. */
+  units: number;
+  /** Logits per unit. */
+  perUnit: number;
+  /** Inputs besides the logits, per unit. */
+  inputs: ChunkInput[];
+  /** One chunk: `u` units at `xp`, the inputs at `ins`; `info[0]` gets Σ loss, `info[1..2]` a target range. */
+  kernel(k: ExtrasKernels, u: number, xp: number, ins: number[], lp: number, lossScale: number, gp: number, gradScale: number, info: number): void;
+  /** The range check after the pass: throws naming the first bad unit (the kernels report only min and max). */
+  checkRange?: (min: number, max: number) => void;
+}
+
+/** Runs `call` over `x` in chunks; returns the unscaled Σ loss. */
+function familyPass(
+  ws: Workspace, k: ExtrasKernels, call: FamilyCall, x: Float32Array,
+  lossArr: Float32Array | undefined, lossScale: number, gradArr: Float32Array | undefined, gradScale: number,
+): number {
+  const info = ws.params.reserve(32);
+  let sum = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  runChunked(
+    ws.heap, ws.scratch, call.units, unitsPerChunk(call.perUnit),
+    [{ array: x, perUnit: call.perUnit }, ...call.inputs],
+    [{ array: lossArr, perUnit: 1 }, { array: gradArr, perUnit: call.perUnit }],
+    (u, [xp, ...ins], [lp, gp]) => {
+      call.kernel(k, u, xp!, ins, lp!, lossScale, gp!, gradScale, info);
+      const f64 = ws.heap.views().f64;
+      sum += f64[info / 8]!;
+      // NaN compares false both ways: NaN in a range makes it fail the check below.
+      const lo = f64[info / 8 + 1]!;
+      const hi = f64[info / 8 + 2]!;
+      min = lo < min || lo !== lo ? lo : min;
+      max = hi > max || hi !== hi ? hi : max;
+    },
+  );
+  if (call.units > 0) call.checkRange?.(min, max);
+  return sum;
+}
+
+/** The common options, checked; `count` is `'mean'`'s divisor without `avgFactor`. */
+function commonOptions(fn: string, o: Record<string, unknown>, count: number) {
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+  const { denom, gradScale } = scales(fn, reduction, count, o.avgFactor, lossWeight);
+  return { reduction, lossWeight, wantGrad, denom, gradScale };
+}
+
+/**
+ * A loss of the family: its option keys besides the common ones, `resolve` (its own options,
+ * checked once per call or stream) and `call` (the inputs of one call or one push, checked).
+ */
+interface FamilyLoss<Opts> {
+  keys: readonly string[];
+  resolve(fn: string, o: Record<string, unknown>): Opts;
+  call(fn: string, x: Float32Array, targets: unknown, opts: Opts, weight: unknown): FamilyCall;
+}
+
+/** Parses, runs and reduces one call of a family loss. */
+function runFamily<Opts>(fn: string, loss: FamilyLoss<Opts>, logits: unknown, targets: unknown, options: unknown): LossResult {
+  const ws = workspace(fn);
+  const k = getExtras(fn);
+  const x = expectArray(fn, 'logits', logits, Float32Array);
+  const o = expectOptions(fn, options, [...loss.keys, 'weight', ...COMMON_OPTIONS]) as Record<string, unknown>;
+  const call = loss.call(fn, x, targets, loss.resolve(fn, o), o.weight);
+  const { reduction, lossWeight, wantGrad, denom, gradScale } = commonOptions(fn, o, call.units);
+  const lossArr = reduction === 'none' ? new Float32Array(call.units) : undefined;
+  const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
+  const sum = familyPass(ws, k, call, x, lossArr, lossWeight, gradArr, gradScale);
+  const loss_ = lossArr ? liveView(lossArr, ws.heap.buffer) : (lossWeight * sum) / denom;
+  return gradArr ? { loss: loss_, grad: liveView(gradArr, ws.heap.buffer) } : { loss: loss_ };
+}
+
+const COMMON_OPTIONS = ['reduction', 'avgFactor', 'lossWeight', 'grad'] as const;
+
+/** Row weights (length `rows`) or none. */
+function rowWeights(fn: string, v: unknown, rows: number): Float32Array | undefined {
+  if (v === undefined) return undefined;
+  const w = expectArray(fn, 'options.weight', v, Float32Array);
+  if (w.length !== rows) throw new RangeError(`${fn}: options.weight has length ${w.length}, expected ${rows} (one per row)`);
+  return w;
+}
+
+/** Throws naming the first element of `a` outside [lo, hi) (or [lo, hi] when `closed`), NaN included. */
+function expectValuesIn(fn: string, name: string, a: Float32Array, lo: number, hi: number, closed: boolean, what = 'row'): void {
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i]!;
+    if (!(v >= lo && (closed ? v <= hi : v < hi))) {
+      throw new RangeError(`${fn}: ${name}[${i}] is ${v}, expected a number in [${lo}, ${hi}${closed ? ']' : ')'} (${what} ${i})`);
+    }
+  }
+}
+
+/** The logits' rows of `perRow`, or a RangeError. */
+function rowsOf(fn: string, x: Float32Array, perRow: number, what: string): number {
+  if (x.length % perRow !== 0) throw new RangeError(`${fn}: logits has length ${x.length}, not a multiple of ${what} (${perRow})`);
+  return x.length / perRow;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quality Focal Loss (§7)
+
+/** Targets of {@link qualityFocalLoss}: one label and one quality score per row. */
+export interface QualityTargets {
+  /** Class per row in [0, numClasses]; `numClasses` is the background. */
+  labels: Int32Array;
+  /** Quality (e.g. IoU) of each row's labelled class, in [0, 1]; not used on background rows. */
+  scores: Float32Array;
+  /** Classes C: logits are `[N, C]`. */
+  numClasses: number;
+}
+
+/** Options of {@link qualityFocalLoss}. */
+export interface QualityFocalOptions<R extends Reduction = Reduction, G extends boolean = boolean> extends FamilyOptions<R, G> {
+  /** β ≥ 0 of the modulating factor `|y − σ|^β`. Default 2. */
+  beta?: number;
+  /** Per-row weights (length N). */
+  weight?: Float32Array;
+}
+
+const QFL_OPTIONS = ['beta'] as const;
+
+const quality: FamilyLoss<{ beta: number }> = {
+  keys: QFL_OPTIONS,
+  resolve: (fn, o) => ({ beta: resolveGamma(fn, o.beta, 'options.beta') }),
+  call(fn, x, targets, { beta }, weight) {
+    if (typeof targets !== 'object' || targets === null) throw new TypeError(`${fn}: targets must be { labels: Int32Array, scores: Float32Array, numClasses }`);
+    const t = expectOptions(fn, targets, ['labels', 'scores', 'numClasses'] as const, 'targets');
+    const c = expectInteger(fn, 'targets.numClasses', t.numClasses, 1, 1 << 24);
+    const rows = rowsOf(fn, x, c, 'targets.numClasses');
+    const labels = expectArray(fn, 'targets.labels', t.labels, Int32Array);
+    const scores = expectArray(fn, 'targets.scores', t.scores, Float32Array);
+    if (labels.length !== rows) throw new RangeError(`${fn}: targets.labels has length ${labels.length}, expected ${rows} (one per row of ${c} logits)`);
+    if (scores.length !== rows) throw new RangeError(`${fn}: targets.scores has length ${scores.length}, expected ${rows} (one per row)`);
+    checkLabels(fn, 'targets.labels', labels, 0, c, null);
+    expectValuesIn(fn, 'targets.scores', scores, 0, 1, true);
+    const w = rowWeights(fn, weight, rows);
+    return {
+      units: rows,
+      perUnit: c,
+      inputs: [{ array: labels, perUnit: 1 }, { array: scores, perUnit: 1 }, { array: w, perUnit: 1 }],
+      kernel: (k, u, xp, [yp, sp, wp], lp, ls, gp, gs, info) => k.fg_quality_focal(xp, u, c, yp!, sp!, wp!, beta, lp, ls, gp, gs, info),
+    };
+  },
+};
+
+/**
+ * Quality Focal Loss (Li et al. 2020, "Generalized Focal Loss"; mmdetection `QualityFocalLoss`,
+ * docs/SPEC.md §7): the classification–quality loss of GFL, RTMDet and YOLOv8-style heads. Per
+ * element of row i, with y the row's score at its label column and 0 elsewhere:
+ * `bce(x, y) · |y − σ(x)|^β`, summed over the row; reduced over rows.
+ * Needs the extras kernels: `init({ extras })` with `extras` from `focal-ghm/extras`.
+ *
+ * @example
+ * ```ts
+ * import { init, qualityFocalLoss } from 'focal-ghm';
+ * import { extras } from 'focal-ghm/extras';
+ * await init({ extras });
+ * // 2 anchors × 3 classes: the first is class 1 with IoU 0.8, the second background (label 3).
+ * const logits = new Float32Array([-2, 1.5, -3, -1, -2, -4]);
+ * const { loss, grad } = qualityFocalLoss(logits, { labels: Int32Array.of(1, 3), scores: Float32Array.of(0.8, 0), numClasses: 3 }, { grad: true });
+ * ```
+ * @throws TypeError for arrays of the wrong type; RangeError for wrong lengths or values out of range (naming the row).
+ */
+export function qualityFocalLoss<R extends Reduction = 'mean', G extends boolean = false>(
+  logits: Float32Array,
+  targets: QualityTargets,
+  options?: QualityFocalOptions<R, G>,
+): LossResult<LossFor<R>, G>;
+export function qualityFocalLoss(logits: Float32Array, targets: QualityTargets, options?: QualityFocalOptions): LossResult {
+  const fn = 'qualityFocalLoss';
+  return runFamily(fn, quality, logits, targets, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Varifocal Loss (§8)
+
+/** Options of {@link varifocalLoss}. */
+export interface VarifocalOptions<R extends Reduction = Reduction, G extends boolean = boolean> extends FamilyOptions<R, G> {
+  /** Weight α of the negatives' focal term. Default 0.75. */
+  alpha?: number;
+  /** γ ≥ 0 of the negatives' `|σ − q|^γ`. Default 2. */
+  gamma?: number;
+  /** Weight positives by their target q (default true) or by 1. */
+  iouWeighted?: boolean;
+  /** Per-element weights (length of the logits). */
+  weight?: Float32Array;
+}
+
+const VFL_OPTIONS = ['alpha', 'gamma', 'iouWeighted'] as const;
+
+const varifocal: FamilyLoss<{ alpha: number; gamma: number; iou: number }> = {
+  keys: VFL_OPTIONS,
+  resolve: (fn, o) => ({
+    alpha: expectFinite(fn, 'options.alpha', o.alpha ?? 0.75),
+    gamma: resolveGamma(fn, o.gamma),
+    iou: expectBoolean(fn, 'options.iouWeighted', o.iouWeighted ?? true) ? 1 : 0,
+  }),
+  call(fn, x, targets, { alpha, gamma, iou }, weight) {
+    const q = expectArray(fn, 'targets', targets, Float32Array);
+    if (q.length !== x.length) throw new RangeError(`${fn}: targets has length ${q.length}, expected ${x.length} (one per logit)`);
+    let w: Float32Array | undefined;
+    if (weight !== undefined) {
+      w = expectArray(fn, 'options.weight', weight, Float32Array);
+      if (w.length !== x.length) throw new RangeError(`${fn}: options.weight has length ${w.length}, expected ${x.length} (one per logit)`);
+    }
+    return {
+      units: x.length,
+      perUnit: 1,
+      inputs: [{ array: q, perUnit: 1 }, { array: w, perUnit: 1 }],
+      kernel: (k, u, xp, [qp, wp], lp, ls, gp, gs, info) => k.fg_varifocal(xp, u, qp!, wp!, alpha, gamma, iou, lp, ls, gp, gs, info),
+      checkRange: (min, max) => {
+        if (!(min >= 0 && max <= 1)) expectValuesIn(fn, 'targets', q, 0, 1, true, 'element');
+      },
+    };
+  },
+};
+
+/**
+ * Varifocal Loss (Zhang et al. 2021, "VarifocalNet"; mmdetection `varifocal_loss`, docs/SPEC.md
+ * §8): targets are IoU-aware scores q (0 for negatives); positives weigh `q` (or 1 without
+ * `iouWeighted`), negatives `α·|σ(x) − q|^γ`, times the BCE. Reduced over elements.
+ * Needs the extras kernels: `init({ extras })` with `extras` from `focal-ghm/extras`.
+ *
+ * @example
+ * ```ts
+ * import { init, varifocalLoss } from 'focal-ghm';
+ * import { extras } from 'focal-ghm/extras';
+ * await init({ extras });
+ * const { loss } = varifocalLoss(Float32Array.of(1.2, -0.5, -3), Float32Array.of(0.9, 0, 0));
+ * ```
+ * @throws TypeError for arrays of the wrong type; RangeError for wrong lengths or targets outside [0, 1] (naming the element).
+ */
+export function varifocalLoss<R extends Reduction = 'mean', G extends boolean = false>(
+  logits: Float32Array,
+  targets: Float32Array,
+  options?: VarifocalOptions<R, G>,
+): LossResult<LossFor<R>, G>;
+export function varifocalLoss(logits: Float32Array, targets: Float32Array, options?: VarifocalOptions): LossResult {
+  const fn = 'varifocalLoss';
+  return runFamily(fn, varifocal, logits, targets, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Distribution Focal Loss (§9)
+
+/** Options of {@link distributionFocalLoss}. */
+export interface DistributionFocalOptions<R extends Reduction = Reduction, G extends boolean = boolean> extends FamilyOptions<R, G> {
+  /** n: each row is a distribution over 0…n (n + 1 logits). Default: from the lengths. */
+  bins?: number;
+  /** Per-row weights (length N). */
+  weight?: Float32Array;
+}
+
+const DFL_OPTIONS = ['bins'] as const;
+
+
+const distribution: FamilyLoss<{ bins: number | undefined }> = {
+  keys: DFL_OPTIONS,
+  resolve: (fn, o) => ({ bins: o.bins === undefined ? undefined : expectInteger(fn, 'options.bins', o.bins, 1, 1 << 24) }),
+  call(fn, x, targets, r, weight) {
+    const y = expectArray(fn, 'targets', targets, Float32Array);
+    let bins: number;
+    if (r.bins !== undefined) bins = r.bins;
+    else {
+      if (y.length === 0 || x.length % y.length !== 0 || x.length / y.length < 2) {
+        throw new RangeError(`${fn}: cannot tell options.bins from logits of length ${x.length} and ${y.length} targets; pass options.bins`);
+      }
+      bins = x.length / y.length - 1;
+    }
+    const rows = rowsOf(fn, x, bins + 1, 'options.bins + 1');
+    if (y.length !== rows) throw new RangeError(`${fn}: targets has length ${y.length}, expected ${rows} (one per row of ${bins + 1} logits)`);
+    expectValuesIn(fn, 'targets', y, 0, bins, false);
+    const w = rowWeights(fn, weight, rows);
+    const c = bins + 1;
+    return {
+      units: rows,
+      perUnit: c,
+      inputs: [{ array: y, perUnit: 1 }, { array: w, perUnit: 1 }],
+      kernel: (k, u, xp, [yp, wp], lp, ls, gp, gs, info) => k.fg_softmax_focal_soft(xp, u, c, SoftRows.TwoHot, yp!, 0, 0, 0, 0, wp!, lp, ls, gp, gs, info),
+    };
+  },
+};
+
+/**
+ * Distribution Focal Loss (Li et al. 2020, "Generalized Focal Loss"; mmdetection
+ * `DistributionFocalLoss`, docs/SPEC.md §9): each row's logits are a distribution over the
+ * integers 0…n, and a target y in [0, n) is matched by its two neighbours:
+ * `(⌈y⌉ − y)·CE(x, ⌊y⌋) + (y − ⌊y⌋)·CE(x, ⌊y⌋ + 1)`. Reduced over rows.
+ * Needs the extras kernels: `init({ extras })` with `extras` from `focal-ghm/extras`.
+ *
+ * @example
+ * ```ts
+ * import { init, distributionFocalLoss } from 'focal-ghm';
+ * import { extras } from 'focal-ghm/extras';
+ * await init({ extras });
+ * // 2 box sides, distributions over 0…16 (17 logits each); targets in [0, 16).
+ * const { loss, grad } = distributionFocalLoss(new Float32Array(2 * 17), Float32Array.of(3.4, 11), { grad: true });
+ * ```
+ * @throws TypeError for arrays of the wrong type; RangeError for wrong lengths or targets outside [0, bins) (naming the row).
+ */
+export function distributionFocalLoss<R extends Reduction = 'mean', G extends boolean = false>(
+  logits: Float32Array,
+  targets: Float32Array,
+  options?: DistributionFocalOptions<R, G>,
+): LossResult<LossFor<R>, G>;
+export function distributionFocalLoss(logits: Float32Array, targets: Float32Array, options?: DistributionFocalOptions): LossResult {
+  const fn = 'distributionFocalLoss';
+  return runFamily(fn, distribution, logits, targets, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+/** What a family stream's `finish()` gives. */
+export interface FamilyStreamResult {
+  /** The loss of the whole stream (reduced: streams have no `'none'`). */
+  loss: number;
+  /** Units pushed (rows; elements for Varifocal). */
+  length: number;
+}
+
+/** A batch that arrives in pieces, scored as one call over all of it. */
+export interface FamilyStream<T> {
+  /** Adds a piece (any length, including 0). Throws on bad input, keeping the sums so far. */
+  push(logits: Float32Array, targets: T, weight?: Float32Array): void;
+  /** Units pushed so far. */
+  readonly length: number;
+  /** The loss of everything pushed. */
+  finish(): FamilyStreamResult;
+}
+
+/** Stream options: the call's, without `grad` and `'none'`. */
+export type FamilyStreamOptions<O> = Omit<O, 'grad' | 'reduction' | 'weight'> & { reduction?: 'mean' | 'sum' };
+
+/** A stream of `loss`: each push is one call without outputs; finish() reduces the sum. */
+function familyStream<Opts, T>(fn: string, loss: FamilyLoss<Opts>, options: unknown): FamilyStream<T> {
+  workspace(fn);
+  getExtras(fn);
+  const o = expectOptions(fn, options, [...loss.keys, 'reduction', 'avgFactor', 'lossWeight']) as Record<string, unknown>;
+  const opts = loss.resolve(fn, o);
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', ['mean', 'sum'] as const);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const avgFactor = o.avgFactor === undefined ? undefined : expectPositive(fn, 'options.avgFactor', o.avgFactor);
+  if (avgFactor !== undefined && reduction === 'sum') throw new RangeError(`${fn}: options.avgFactor cannot be used with reduction 'sum'`);
+  let sum = 0;
+  let length = 0;
+  let done = false;
+  return {
+    push(logits, targets, weight) {
+      const pfn = `${fn}.push`;
+      if (done) throw new Error(`${pfn}: the stream has finished`);
+      const ws = workspace(pfn);
+      const k = getExtras(pfn);
+      const x = expectArray(pfn, 'logits', logits, Float32Array);
+      const call = loss.call(pfn, x, targets, opts, weight);
+      // The pass first, the sums after: a throwing push leaves them as they were.
+      sum += familyPass(ws, k, call, x, undefined, 1, undefined, 1);
+      length += call.units;
+    },
+    get length() {
+      return length;
+    },
+    finish() {
+      if (done) throw new Error(`${fn}.finish: the stream has already finished`);
+      done = true;
+      const denom = reduction === 'mean' ? (avgFactor ?? length) : 1;
+      return { loss: (lossWeight * sum) / denom, length };
+    },
+  };
+}
+
+export function qualityFocalStream(options?: FamilyStreamOptions<QualityFocalOptions>): FamilyStream<QualityTargets> {
+  return familyStream('qualityFocalLoss.stream', quality, options);
+}
+export function varifocalStream(options?: FamilyStreamOptions<VarifocalOptions>): FamilyStream<Float32Array> {
+  return familyStream('varifocalLoss.stream', varifocal, options);
+}
+export function distributionFocalStream(options?: FamilyStreamOptions<DistributionFocalOptions>): FamilyStream<Float32Array> {
+  return familyStream('distributionFocalLoss.stream', distribution, options);
+}
+
