@@ -5,3 +5,70 @@
 
 #[allow(unused_imports)]
 use crate::ffi_common::{sl, sl_mut, targets, weights, write_range};
+
+use crate::extras::{quality, varifocal};
+use crate::focal::sigmoid::Outputs;
+
+/// Quality Focal Loss (SPEC §7) of `rows` rows of `num_classes`: `labels` (C = background) and
+/// `scores` per row, row weights `rw` (null: none), row losses into `loss_out` and the gradient
+/// into `grad_out`. `info` receives `[Σ loss, min score, max score]`, the range over rows whose
+/// label is in [0, C) (NaN if a score there is NaN; +∞, −∞ if there is none).
+#[no_mangle]
+pub unsafe extern "C" fn fg_quality_focal(
+    x: *const f32,
+    rows: usize,
+    num_classes: usize,
+    labels: *const i32,
+    scores: *const f32,
+    rw: *const f32,
+    beta: f32,
+    loss_out: *mut f32,
+    loss_scale: f32,
+    grad_out: *mut f32,
+    grad_scale: f32,
+    info: *mut f64,
+) {
+    let n = rows * num_classes;
+    let s = quality::quality_focal(
+        sl(x, n),
+        num_classes,
+        sl(labels, rows),
+        sl(scores, rows),
+        if rw.is_null() { None } else { Some(sl(rw, rows)) },
+        beta,
+        sl_mut(loss_out, rows).map(|s| (s, loss_scale)),
+        sl_mut(grad_out, n).map(|s| (s, grad_scale)),
+    );
+    *info = s.sum;
+    write_range(info.add(1), s.targets);
+}
+
+/// Varifocal Loss (SPEC §8) of `n` elements against targets `q`, weights per element `w` (null:
+/// none), `iou_weighted` 0 or 1. `info` receives `[Σ loss, min q, max q]`.
+#[no_mangle]
+pub unsafe extern "C" fn fg_varifocal(
+    x: *const f32,
+    n: usize,
+    q: *const f32,
+    w: *const f32,
+    alpha: f32,
+    gamma: f32,
+    iou_weighted: u32,
+    loss_out: *mut f32,
+    loss_scale: f32,
+    grad_out: *mut f32,
+    grad_scale: f32,
+    info: *mut f64,
+) {
+    let s = varifocal::varifocal(
+        sl(x, n),
+        sl(q, n),
+        weights(if w.is_null() { 0 } else { 1 }, w, n, 1),
+        alpha,
+        gamma,
+        iou_weighted != 0,
+        Outputs { loss: sl_mut(loss_out, n).map(|s| (s, loss_scale)), grad: sl_mut(grad_out, n).map(|s| (s, grad_scale)) },
+    );
+    *info = s.sum;
+    write_range(info.add(1), s.targets);
+}
