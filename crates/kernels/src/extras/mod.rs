@@ -5,3 +5,4 @@
 
 pub mod quality;
 pub mod varifocal;
+pub mod soft;

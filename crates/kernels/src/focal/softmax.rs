@@ -43,12 +43,12 @@ pub fn softmax_focal(
 }
 
 #[inline(always)]
-fn lane0(v: F32x4) -> f32 {
+pub(crate) fn lane0(v: F32x4) -> f32 {
     v.to_array()[0]
 }
 
 #[inline(always)]
-fn row_max(row: &[f32]) -> f32 {
+pub(crate) fn row_max(row: &[f32]) -> f32 {
     let c = row.len();
     let mut m = F32x4::splat(f32::NEG_INFINITY);
     let mut j = 0;
@@ -66,7 +66,7 @@ fn row_max(row: &[f32]) -> f32 {
 
 /// Σ_j exp(x_j - m), in f64; optionally leaves the exps in `park`.
 #[inline(always)]
-fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 {
+pub(crate) fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 {
     let c = row.len();
     let mv = F32x4::splat(m);
     let mut s = SumF64::new();
