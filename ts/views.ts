@@ -83,3 +83,8 @@ export function detachedBatchView(a: ArrayBufferView & { length: number }): bool
   const h = homes.get(a);
   return h !== undefined && h.length !== a.length;
 }
+
+/** Where batch view `a` was made in wasm memory (its byte offset then; a detached view reads 0). */
+export function batchByteOffset(a: ArrayBufferView): number {
+  return homes.get(a)!.byteOffset;
+}
