@@ -179,7 +179,7 @@ withNumpy('score --loss quality-focal, varifocal, distribution-focal: the librar
     expect(threads.ghm.counts).toEqual(j.ghm.counts);
     for (const k of ['sigmoid-focal', 'softmax-focal', 'ghmc']) expectReducedClose(threads.losses[k], j.losses[k], REL, `${k}, 2 threads`);
     threads.ghm.lossByBin['sigmoid-focal'].forEach((v: number, i: number) => expectReducedClose(v, j.ghm.lossByBin['sigmoid-focal'][i], REL, `bin ${i}`));
-    const soft = await json(['score', '--logits', f('logits.npy'), '--targets', f('iou.npy'), '--poly1', '-0.5', '--alpha', 'none']);
+    const soft = await json(['score', '--logits', f('logits.npy'), '--targets', f('iou.npy'), '--poly1=-0.5', '--alpha', 'none']);
     expectReducedClose(soft.losses['sigmoid-focal'], sigmoidFocalLoss(x, floats('iou.npy'), { alpha: null, poly1: -0.5 }).loss, REL, 'soft targets');
     const table = await run(base);
     expect(table.stdout).toMatch(/^sigmoid-focal +\d\.\d+   α 0\.25, γ 2, poly-1 ε 1\.5, mean over elements$/m);
