@@ -123,6 +123,11 @@ export interface Runtime extends InitResult {
   extrasKernels?: ExtrasKernels;
 }
 
+/** What `init` resolves to: a snapshot of the public fields, not the runtime's internals. */
+export function initResult(rt: Runtime): InitResult {
+  return { simd: rt.simd, extras: rt.extras };
+}
+
 let runtime: Runtime | undefined;
 let pending: Promise<Runtime> | undefined;
 
