@@ -302,7 +302,9 @@ export class Pool {
     if (!pool) {
       // The threaded path's checks and refusal, in its order; a poly1 of 0 needs no extras.
       const eps = typeof options === 'object' && options !== null ? (options as { poly1?: unknown }).poly1 : undefined;
-      if (!this.extras && eps !== undefined && eps !== 0 && parseSigmoidCall(fn, logits, targets, options).poly1 !== 0) throw noExtras(name, 'options.poly1 needs the extras kernels: ');
+      if (!this.extras && eps !== undefined && eps !== 0 && parseSigmoidCall(fn, logits, targets, options).poly1 !== 0) {
+        throw noExtras(name, 'options.poly1 needs the extras kernels: ');
+      }
       return sigmoidFocalLoss(logits, targets, options);
     }
     const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax, poly1 } = parseSigmoidCall(fn, logits, targets, options);
