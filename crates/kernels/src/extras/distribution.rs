@@ -6,7 +6,7 @@
 
 use crate::focal::softmax::{lane0, row_exp_sum, row_max, Summary};
 use crate::math;
-use crate::simd::F32x4;
+use crate::simd::{F32x4, M32x4};
 
 /// Rows of at most this many classes go four at a time through [`four_rows`] (DFL's usual row
 /// is 17: `reg_max` 16); longer ones one at a time.
@@ -107,12 +107,18 @@ fn four_rows(x: &[f32], c: usize, grad: Option<(&mut [f32], f32)>, w: Option<&[f
         v[j] = xj;
         m = m.max(xj);
     }
-    // Σ in f32: at most 32 terms in [0, 1], one of them exactly 1.
-    let mut s = F32x4::ZERO;
+    // Σ in f32 of at most 32 terms in [0, 1], those at the max (exactly 1) counted apart (see
+    // `row_exp_sum`): `s − 1` stays accurate for a confident row.
+    let mut rest = F32x4::ZERO;
+    let mut at_max = F32x4::ZERO;
     for e in v.iter_mut().take(c) {
-        *e = math::exp(*e - m);
-        s = s + *e;
+        let d = *e - m;
+        *e = math::exp(d);
+        let top = d.eq(F32x4::ZERO);
+        rest = rest + M32x4::select(top, F32x4::ZERO, *e);
+        at_max = at_max + M32x4::select(top, F32x4::ONE, F32x4::ZERO);
     }
+    let s = at_max + rest;
     if let Some((g, k)) = grad {
         let wk = match w {
             Some(w) => F32x4::from_array([w[0], w[1], w[2], w[3]]) * F32x4::splat(k),
@@ -127,7 +133,7 @@ fn four_rows(x: &[f32], c: usize, grad: Option<(&mut [f32], f32)>, w: Option<&[f
             g[3 * c + j] = p[3];
         }
     }
-    (math::log1p(s - F32x4::ONE).to_array(), m.to_array())
+    (math::log1p((at_max - F32x4::ONE) + rest).to_array(), m.to_array())
 }
 
 #[cfg(test)]
