@@ -289,7 +289,10 @@ const distribution: FamilyLoss<{ bins: number | undefined }> = {
     const y = expectArray(fn, 'targets', targets, Float32Array);
     let bins: number;
     if (r.bins !== undefined) bins = r.bins;
-    else {
+    else if (x.length === 0 && y.length === 0) {
+      // Nothing to score (e.g. an empty piece of a stream): no row tells the bins, none needs them.
+      bins = 1;
+    } else {
       if (y.length === 0 || x.length % y.length !== 0 || x.length / y.length < 2) {
         throw new RangeError(`${fn}: cannot tell options.bins from logits of length ${x.length} and ${y.length} targets; pass options.bins`);
       }
