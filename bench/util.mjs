@@ -20,10 +20,11 @@ export function time(f) {
   return performance.now() - t0;
 }
 
-/** The package as built (dist/index.js), initialized. */
-export async function loadDist() {
+/** The package as built (dist/index.js), initialized; with `extras`, the extras module too. */
+export async function loadDist({ extras = false } = {}) {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const lib = await import(pathToFileURL(path.resolve(here, '../dist/index.js')).href);
-  await lib.init();
+  const dist = (file) => import(pathToFileURL(path.resolve(here, '../dist', file)).href);
+  const lib = await dist('index.js');
+  await lib.init(extras ? { extras: (await dist('extras.js')).extras } : {});
   return lib;
 }

@@ -350,3 +350,89 @@ export function fromClassLast(x, outer, c, inner) {
   for (let o = 0; o < outer; o++) for (let j = 0; j < c; j++) for (let i = 0; i < inner; i++) out[(o * c + j) * inner + i] = x[(o * inner + i) * c + j];
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The focal family (SPEC §6–9), each with an optional gradient (`grad`: a Float32Array of the
+// logits' length, scaled like the loss), reduction 'mean' as mmdetection's defaults.
+// ---------------------------------------------------------------------------------------------
+
+/** Softplus and sigmoid of x from one Math.exp. */
+function spSig(x) {
+  const e = Math.exp(-Math.abs(x));
+  const inv = 1 / (1 + e);
+  return [(x > 0 ? x : 0) + Math.log1p(e), x >= 0 ? inv : e * inv];
+}
+
+/** Quality Focal Loss (§7), β = 2, mean over rows: labels [N] (C = background), scores [N]. */
+export function qualityFocal(logits, labels, scores, c, grad) {
+  const rows = labels.length;
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < c; j++) {
+      const i = r * c + j;
+      const x = logits[i];
+      const y = labels[r] === j ? scores[r] : 0;
+      const [sp, p] = spSig(x);
+      const bce = sp - x * y;
+      const d = p - y; // |y − σ|² = d²
+      sum += bce * d * d;
+      if (grad) grad[i] = (d * d * d + bce * 2 * d * p * (1 - p)) / rows;
+    }
+  }
+  return sum / rows;
+}
+
+/** Varifocal Loss (§8), α 0.75, γ 2, IoU-weighted, mean over elements. */
+export function varifocal(logits, q, grad, alpha = 0.75) {
+  const n = logits.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const t = q[i];
+    const [sp, p] = spSig(x);
+    const bce = sp - x * t;
+    const d = p - t;
+    const w = t > 0 ? t : alpha * d * d;
+    sum += bce * w;
+    if (grad) grad[i] = (d * w + (t > 0 ? 0 : bce * alpha * 2 * d * p * (1 - p))) / n;
+  }
+  return sum / n;
+}
+
+/** Distribution Focal Loss (§9), mean over rows: logits [N, n + 1], targets y [N] in [0, n). */
+export function distributionFocal(logits, y, c, grad) {
+  const rows = y.length;
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * c;
+    let m = -Infinity;
+    for (let j = 0; j < c; j++) m = Math.max(m, logits[o + j]);
+    let s = 0;
+    for (let j = 0; j < c; j++) s += Math.exp(logits[o + j] - m);
+    const lse = m + Math.log(s);
+    const l = Math.floor(y[r]);
+    const wl = l + 1 - y[r];
+    const wr = y[r] - l;
+    sum += wl * (lse - logits[o + l]) + wr * (lse - logits[o + l + 1]);
+    if (grad) {
+      for (let j = 0; j < c; j++) grad[o + j] = Math.exp(logits[o + j] - lse) / rows;
+      grad[o + l] -= wl / rows;
+      grad[o + l + 1] -= wr / rows;
+    }
+  }
+  return sum / rows;
+}
+
+/** Poly-1 sigmoid focal loss (§6), binary targets, α 0.25, γ 2, mean. */
+export function poly1SigmoidFocal(logits, targets, eps) {
+  const n = logits.length;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const x = logits[i];
+    const [sp, p] = spSig(x);
+    const t = targets[i];
+    const q = t ? 1 - p : p;
+    sum += (t ? 0.25 : 0.75) * q * q * (sp - x * t) + eps * q * q * q;
+  }
+  return sum / n;
+}

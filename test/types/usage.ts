@@ -5,10 +5,17 @@
 // Only what a user imports: 'focal-ghm' and its subpaths; nothing newer than TypeScript 5.0.
 
 import wasm from 'focal-ghm/simd.wasm';
+import extrasWasm from 'focal-ghm/extras-simd.wasm';
+import { extras, type Extras } from 'focal-ghm/extras';
 import {
   Batch,
   createBatch,
   createPool,
+  distributionFocalLoss,
+  qualityFocalLoss,
+  varifocalLoss,
+  type FamilyStream,
+  type QualityTargets,
   GHMC,
   GHMR,
   GHMStats,
@@ -315,5 +322,24 @@ const noPoolGrad: Float32Array = (await pool.ghmc(ghmc, logits, binary)).grad;
 // @ts-expect-error pools come from createPool
 new Pool();
 await pool.close();
+
+// ---- The extras module: the focal family, poly1, softmax soft targets -------------------------------
+expectType(extras).toBe<Extras>();
+expectType((await init({ extras })).extras).toBe<boolean>();
+const custom: Extras = { simd: async () => extrasWasm };
+void custom;
+const qt: QualityTargets = { labels: new Int32Array(2), scores: new Float32Array(2), numClasses: 3 };
+expectType(qualityFocalLoss(logits, qt)).toBe<LossResult<number, false>>();
+expectType(qualityFocalLoss(logits, qt, { beta: 1, reduction: 'none', grad: true })).toBe<LossResult<Float32Array, true>>();
+expectType(varifocalLoss(logits, new Float32Array(6), { alpha: 0.75, gamma: 2, iouWeighted: false }).loss).toBe<number>();
+expectType(distributionFocalLoss(new Float32Array(8), Float32Array.of(1.5), { bins: 7, grad: true }).grad).toBe<Float32Array>();
+const qs = qualityFocalLoss.stream({ beta: 2 });
+expectType(qs).toBe<FamilyStream<QualityTargets>>();
+qs.push(logits, qt);
+expectType(qs.finish().loss).toBe<number>();
+expectType(sigmoidFocalLoss(logits, binary, { poly1: 1 }).loss).toBe<number>();
+expectType(softmaxFocalLoss(logits, new Float32Array(6), { numClasses: 3, labelSmoothing: 0, poly1: 0 }).loss).toBe<number>();
+// @ts-expect-error QFL targets need scores
+qualityFocalLoss(logits, { labels: new Int32Array(2), numClasses: 3 });
 
 export { asGeneral, asSigmoid, initOptions, maxBins, noGhmGrad, noGrad, noPoolGrad, noSoftmaxGrad, notSureNumber };
