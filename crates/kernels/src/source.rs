@@ -257,7 +257,7 @@ where
 }
 
 #[inline(always)]
-fn walk<T, L, W, K>(n: usize, load_t: T, load_w: W, f: &mut K)
+pub(crate) fn walk<T, L, W, K>(n: usize, load_t: T, load_w: W, f: &mut K)
 where
     T: Fn(usize, usize) -> L,
     L: TargetLanes,

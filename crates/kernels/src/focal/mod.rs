@@ -1,4 +1,5 @@
-//! Focal losses (docs/SPEC.md §1–2): sigmoid (binary, soft or class-index targets) and softmax.
+//! Focal losses (docs/SPEC.md §1–2): sigmoid (binary, soft or class-index targets) and softmax,
+//! and their Poly-1 form (§6, see [`Poly1`]).
 
 pub mod prob;
 pub mod sigmoid;
@@ -15,9 +16,22 @@ pub trait Focusing: Copy {
     /// all, rather than one of 0·…, which is NaN where the BCE is infinite (PyTorch's `pow`
     /// backward returns zeros for exponent 0, so its γ = 0 gradient stays finite there).
     const FOCUSES: bool = true;
+    /// Whether the loss has §6's Poly-1 term `ε·m^(γ+1)` (see [`Poly1`]). Every use of the term in
+    /// a kernel is behind this constant, so the plain losses compile as if it did not exist.
+    const POLY: bool = false;
     /// `(m^γ, γ·m^(γ-1))` for `m` in [0, 1]; the second is 0 where m = 0 and γ ≠ 1
     /// (SPEC §1: the term vanishes where pt = 0 and γ < 1; for γ > 1 it is 0 anyway).
     fn factors(self, m: F32x4) -> (F32x4, F32x4);
+    /// The Poly-1 term's ε (read only where [`Focusing::POLY`]).
+    #[inline(always)]
+    fn eps(self) -> f32 {
+        0.0
+    }
+    /// ε·(γ+1), the factor of `m^γ` in the term's derivative by m (read only where `POLY`).
+    #[inline(always)]
+    fn eps_g1(self) -> f32 {
+        0.0
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -59,6 +73,51 @@ impl Focusing for GammaAny {
         let pos = m.gt(F32x4::ZERO);
         let pw = math::exp_neg(F32x4::splat(-self.0) * math::ln(m)).keep(pos);
         (pw, (g * pw / m).keep(pos))
+    }
+}
+
+/// The focusing `G` with docs/SPEC.md §6's Poly-1 term `ε·m^(γ+1)` added to the loss (the extras
+/// module's `*_poly` kernels), where `m^γ` is `G`'s factor: the term costs a few multiplies.
+///
+/// A wrapper of the focusing rather than a type parameter of its own, so that the plain kernels'
+/// instances keep their type arguments, and so their symbol names: rustc orders a generic
+/// function's instances by symbol name, and with a separate parameter the scalar core module came
+/// out with the same functions in another order (same code, not the same bytes). Wrapped, the
+/// core module stays byte for byte what it was.
+///
+/// ε = 0 gives the plain loss bit for bit: the kernels subtract the term's negation, masked to +0
+/// where ε = 0 (`v - (+0)` is `v` for every `v`, -0 and infinities included, where adding a `w·0`
+/// could turn a -0 into +0, or make `∞·0 = NaN` for an infinite weight).
+#[derive(Clone, Copy)]
+pub struct Poly1<G> {
+    g: G,
+    eps: f32,
+    eps_g1: f32,
+}
+
+impl<G: Focusing> Poly1<G> {
+    /// `g` (the specialised focusing for γ) with the term `ε·m^(γ+1)`; ε·(γ+1) is formed in f64
+    /// and rounded once.
+    #[inline(always)]
+    pub fn new(g: G, gamma: f32, eps: f32) -> Poly1<G> {
+        Poly1 { g, eps, eps_g1: (eps as f64 * (gamma as f64 + 1.0)) as f32 }
+    }
+}
+
+impl<G: Focusing> Focusing for Poly1<G> {
+    const FOCUSES: bool = G::FOCUSES;
+    const POLY: bool = true;
+    #[inline(always)]
+    fn factors(self, m: F32x4) -> (F32x4, F32x4) {
+        self.g.factors(m)
+    }
+    #[inline(always)]
+    fn eps(self) -> f32 {
+        self.eps
+    }
+    #[inline(always)]
+    fn eps_g1(self) -> f32 {
+        self.eps_g1
     }
 }
 

@@ -2,8 +2,11 @@
 //! `sigmoid_focal_loss`), with its gradient, in one pass.
 //!
 //! Numerics: see [`Sided`].
+//!
+//! With a [`Poly1`] focusing, the same kernels give the Poly-1 focal loss of §6
+//! ([`sigmoid_focal_poly`]).
 
-use super::{with_focusing, Focusing};
+use super::{with_focusing, Focusing, Poly1};
 use crate::simd::{F32x4, I32x4, SumF64};
 use crate::source::{target_range, with_layout, Block, Layout, TargetLanes, TargetRange, Targets, Weights};
 use crate::xterms::{nan_where_nan, Binary, Sided, Staged, Tiles, XTerms, TILE};
@@ -58,22 +61,41 @@ pub struct Summary {
 }
 
 
+/// A Poly-1 term, negated, as +0 where ε = 0: the kernels subtract it, and `v - (+0)` is `v`
+/// bit for bit, so ε = 0 gives the plain loss (see [`Poly1`]). The splat and the compare are
+/// loop-invariant.
+#[inline(always)]
+fn poly_off_zero<G: Focusing>(g: G, neg_term: F32x4) -> F32x4 {
+    neg_term.keep(F32x4::splat(g.eps()).ne(F32x4::ZERO))
+}
+
 /// `(loss, dloss/dx)` per lane, unscaled, for targets `t` and weights `w`.
+///
+/// Poly-1 (`G::POLY`): `+ w·ε·pt^(γ+1)` (α_t on the focal term only), and its derivative
+/// `w·ε(γ+1)·pt^γ·p(1-p)·(1-2t)`.
 #[inline(always)]
 fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, t: F32x4, w: F32x4, a: Alpha, g: G) -> (F32x4, F32x4) {
     let omt = F32x4::ONE - t;
     let s = Sided::with(x, t, omt, xt);
     let bce = s.bce();
     let aw = a.weight(t, omt);
-    let (pw, dpw) = g.factors(s.pt());
+    let pt = s.pt();
+    let (pw, dpw) = g.factors(pt);
     let aww = aw * w;
-    let loss = aww * pw * bce;
+    let mut loss = aww * pw * bce;
+    if G::POLY {
+        loss = loss - poly_off_zero(g, w * F32x4::splat(-g.eps()) * (pw * pt));
+    }
     if !GRAD {
         return (loss, F32x4::ZERO);
     }
     let slope = pw * s.p_minus_t();
     // Without the BCE (γ = 0), NaN x must make the gradient NaN by itself.
-    let grad = if G::FOCUSES { aww * (dpw * s.pq() * (omt - t) * bce + slope) } else { aww * nan_where_nan(x, slope) };
+    let mut grad = if G::FOCUSES { aww * (dpw * s.pq() * (omt - t) * bce + slope) } else { aww * nan_where_nan(x, slope) };
+    if G::POLY {
+        // 1 - 2t last, as `lanes_binary` applies its sign: the two agree bit for bit.
+        grad = grad - poly_off_zero(g, w * F32x4::splat(-g.eps_g1()) * (pw * s.pq()) * (omt - t));
+    }
     (loss, grad)
 }
 
@@ -85,7 +107,10 @@ fn lanes_binary<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, tsign: I32x
     let aw = a.weight_binary(tsign);
     let (pw, dpw) = g.factors(pt);
     let aww = aw * w;
-    let loss = aww * pw * bce;
+    let mut loss = aww * pw * bce;
+    if G::POLY {
+        loss = loss - poly_off_zero(g, w * F32x4::splat(-g.eps()) * (pw * pt));
+    }
     if !GRAD {
         return (loss, F32x4::ZERO);
     }
@@ -95,7 +120,15 @@ fn lanes_binary<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, tsign: I32x
     } else {
         aww * nan_where_nan(x, pw * pt)
     };
-    (loss, F32x4::from_bits(grad.to_bits().xor(tsign)))
+    let mut grad = F32x4::from_bits(grad.to_bits().xor(tsign));
+    if G::POLY {
+        // The term's 1 - 2t is ±1, the sign of t, applied to the term before the difference (as
+        // `lanes` multiplies by it), so that a zero difference has `lanes`' sign too.
+        let r = F32x4::ONE / xt.d;
+        let neg_term = w * F32x4::splat(-g.eps_g1()) * (pw * (xt.e * (r * r)));
+        grad = grad - poly_off_zero(g, F32x4::from_bits(neg_term.to_bits().xor(tsign)));
+    }
+    (loss, grad)
 }
 
 /// Sigmoid focal loss over `x` (length n), writing the requested outputs and returning Σ loss.
@@ -110,6 +143,28 @@ pub fn sigmoid_focal(
     out: Outputs,
 ) -> Summary {
     let sum = with_focusing!(gamma, g => with_layout!(targets, l => run_outputs(x, l, weights, alpha, g, out)));
+    Summary { sum, targets: target_range(x.len(), targets) }
+}
+
+/// Poly-1 sigmoid focal loss, docs/SPEC.md §6: [`sigmoid_focal`]'s loss plus `w·ε·pt^(γ+1)` per
+/// element (α on the focal term only; the element weight `w` on the whole loss, as mmdetection's
+/// `weight_reduce_loss` applies it), and its gradient. ε = 0 gives [`sigmoid_focal`]'s results
+/// bit for bit.
+///
+/// At an infinite logit (the second pass, see `run_outputs`) pt is 1 - t at x = +∞ and t at
+/// x = -∞ (so 0 or 1 for 0/1 targets): the term `ε·pt^(γ+1)` is finite and its derivative 0
+/// (`p(1-p)` is 0 there), so the loss is the focal loss there (+∞ or NaN) plus a finite number,
+/// and the gradient the focal gradient, as autograd gives both.
+pub fn sigmoid_focal_poly(
+    x: &[f32],
+    targets: Targets,
+    weights: Weights,
+    alpha: Alpha,
+    gamma: f32,
+    eps: f32,
+    out: Outputs,
+) -> Summary {
+    let sum = with_focusing!(gamma, g => with_layout!(targets, l => run_outputs(x, l, weights, alpha, Poly1::new(g, gamma, eps), out)));
     Summary { sum, targets: target_range(x.len(), targets) }
 }
 
@@ -433,5 +488,325 @@ mod tests {
         assert_eq!((a.min, a.max), (0.0, 1.0));
         assert!(r(&[0.0, f32::NAN, 1.0]).max.is_nan());
         assert_eq!(r(&[0.0, 1.5]).max, 1.5);
+    }
+}
+
+/// Poly-1 (docs/SPEC.md §6): ε = 0 against the plain kernel bit for bit, ε ≠ 0 against a float64
+/// reference and finite differences, in every target layout, weight kind and γ path.
+#[cfg(test)]
+mod poly_tests {
+    use super::*;
+
+    /// A small deterministic generator (an LCG's high bits), uniform in [0, 1).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> f64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+        fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+            v[(self.next() * v.len() as f64) as usize % v.len()]
+        }
+    }
+
+    const GAMMAS: [f32; 4] = [0.0, 1.0, 2.0, 1.5];
+
+    /// One batch: logits, the three target layouts' data and both weight arrays.
+    struct Batch {
+        x: Vec<f32>,
+        soft: Vec<f32>,
+        bytes: Vec<u8>,
+        labels: Vec<i32>,
+        c: usize,
+        ew: Vec<f32>,
+        rw: Vec<f32>,
+    }
+
+    /// `n` elements (rounded down to whole rows of `c` for the labels), logits in [-12, 12] with
+    /// some large ones, and with `special` NaN, ±∞, ±0 and weights that are 0, negative or ∞.
+    fn batch(rng: &mut Rng, n: usize, c: usize, special: bool) -> Batch {
+        let mut x: Vec<f32> = (0..n).map(|_| (rng.next() * 24.0 - 12.0) as f32).collect();
+        let mut ew: Vec<f32> = (0..n).map(|_| rng.pick(&[1.0f32, 0.5, 2.5, 0.0, -1.5, 0.25])).collect();
+        let big = [30.0f32, -30.0, 88.0, -88.0, 1e4, -1e4, 0.0, -0.0];
+        let spec = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0];
+        for i in 0..n {
+            let r = rng.next();
+            if r < 0.1 {
+                x[i] = rng.pick(&big);
+            } else if special && r < 0.25 {
+                x[i] = rng.pick(&spec);
+            }
+            if special && rng.next() < 0.05 {
+                ew[i] = rng.pick(&[f32::INFINITY, -0.0, f32::NEG_INFINITY]);
+            }
+        }
+        // Exact 0, 1 and 0.5, and uniform ones (-1 stands for those).
+        let soft = (0..n)
+            .map(|_| {
+                let t = rng.pick(&[0.0f32, 1.0, 0.5, -1.0, 0.75, 0.01, 0.999]);
+                if t < 0.0 {
+                    rng.next() as f32
+                } else {
+                    t
+                }
+            })
+            .collect();
+        let bytes = (0..n).map(|_| (rng.next() < 0.3) as u8).collect();
+        let rows = n / c;
+        let labels = (0..rows).map(|_| (rng.next() * (c + 1) as f64) as i32).collect();
+        let rw = (0..rows).map(|_| rng.pick(&[1.0f32, 0.5, 0.0, -2.0, 3.0])).collect();
+        Batch { x, soft, bytes, labels, c, ew, rw }
+    }
+
+    impl Batch {
+        /// Every (targets, weights) combination the kernels take.
+        fn cases(&self) -> Vec<(&'static str, usize, Targets<'_>, Weights<'_>)> {
+            let n = self.x.len();
+            let m = n / self.c * self.c;
+            let mut v = Vec::new();
+            for (wn, w) in [("ones", Weights::Ones), ("elements", Weights::Elements(&self.ew))] {
+                v.push((wn, n, Targets::Soft(&self.soft), w));
+                v.push((wn, n, Targets::Binary(&self.bytes), w));
+                v.push((wn, m, Targets::Labels { labels: &self.labels, num_classes: self.c }, w));
+            }
+            v.push(("rows", m, Targets::Labels { labels: &self.labels, num_classes: self.c }, Weights::Rows(&self.rw)));
+            v
+        }
+    }
+
+    /// (Σ, loss, grad) of one call; `eps` None is the plain kernel. `outs`: bit 1 loss, bit 0 grad.
+    fn call(x: &[f32], t: Targets, w: Weights, alpha: Option<f64>, gamma: f32, eps: Option<f32>, outs: usize) -> (f64, Vec<f32>, Vec<f32>) {
+        let n = x.len();
+        let (mut l, mut g) = (vec![7.0f32; n], vec![7.0f32; n]);
+        let out = Outputs { loss: if outs & 2 != 0 { Some((&mut l[..], 0.5)) } else { None }, grad: if outs & 1 != 0 { Some((&mut g[..], 2.0)) } else { None } };
+        let s = match eps {
+            None => sigmoid_focal(x, t, w, Alpha::new(alpha), gamma, out),
+            Some(e) => sigmoid_focal_poly(x, t, w, Alpha::new(alpha), gamma, e, out),
+        };
+        (s.sum, l, g)
+    }
+
+    fn w_at(w: Weights, i: usize) -> f32 {
+        match w { Weights::Elements(e) => e[i], _ => 1.0 }
+    }
+
+    fn same_bits(a: &[f32], b: &[f32], what: &str) {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{what}[{i}]: {x:e} vs {y:e}");
+        }
+    }
+
+    /// Sizes 1..=70 (every tail), and some past a tile (TILE = 256) for the tiles' seams.
+    fn sizes() -> Vec<usize> {
+        let mut v: Vec<usize> = (1..=70).collect();
+        v.extend_from_slice(&[255, 257, 333, 600]);
+        v
+    }
+
+    #[test]
+    fn eps_zero_is_the_plain_kernel_bit_for_bit() {
+        let mut rng = Rng(1);
+        let mut calls = 0;
+        for n in sizes() {
+            for special in [false, true] {
+                let c = rng.pick(&[1usize, 3, 4, 5, 8, 13, 20]).min(n);
+                let b = batch(&mut rng, n, c, special);
+                for (wn, m, t, w) in b.cases() {
+                    let x = &b.x[..m];
+                    for gamma in GAMMAS {
+                        for alpha in [Some(0.25), None] {
+                            for outs in 0..4 {
+                                let (s0, l0, g0) = call(x, t, w, alpha, gamma, None, outs);
+                                for eps in [0.0f32, -0.0] {
+                                    let (s1, l1, g1) = call(x, t, w, alpha, gamma, Some(eps), outs);
+                                    let what = format!("n={n} C={c} {wn} γ={gamma} α={alpha:?} outs={outs} ε={eps}");
+                                    assert!(s0.to_bits() == s1.to_bits() || (s0.is_nan() && s1.is_nan()), "{what}: Σ {s0:e} vs {s1:e}");
+                                    same_bits(&l0, &l1, &format!("{what} loss"));
+                                    same_bits(&g0, &g1, &format!("{what} grad"));
+                                    calls += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(calls > 40_000, "{calls}");
+    }
+
+    /// §6 in f64 for one element: (loss, d loss/dx), the weight on the whole loss.
+    fn reference(x: f64, t: f64, w: f64, alpha: Option<f64>, gamma: f64, eps: f64) -> (f64, f64) {
+        let sig = |z: f64| if z >= 0.0 { 1.0 / (1.0 + (-z).exp()) } else { z.exp() / (1.0 + z.exp()) };
+        let (p, omp) = (sig(x), sig(-x));
+        let bce = x.max(0.0) - x * t + (-x.abs()).exp().ln_1p();
+        // q = p + t - 2pt, formed without cancellation.
+        let q = omp * t + p * (1.0 - t);
+        let aw = alpha.map_or(1.0, |a| a * t + (1.0 - a) * (1.0 - t));
+        let loss = w * (aw * q.powf(gamma) * bce + eps * q.powf(gamma + 1.0));
+        let pq = p * omp;
+        let first = if q == 0.0 && gamma < 1.0 { 0.0 } else { gamma * q.powf(gamma - 1.0) * pq * (1.0 - 2.0 * t) * bce };
+        let grad = w * (aw * (first + q.powf(gamma) * (p - t)) + eps * (gamma + 1.0) * q.powf(gamma) * (1.0 - 2.0 * t) * pq);
+        (loss, grad)
+    }
+
+    /// SPEC §5's per-element bound.
+    fn close(got: f64, want: f64) -> bool {
+        (got - want).abs() <= 1e-5 * want.abs().max(1.0)
+    }
+
+    #[test]
+    fn eps_matches_the_f64_reference() {
+        let mut rng = Rng(2);
+        let mut checked = 0u64;
+        for n in sizes() {
+            let c = rng.pick(&[1usize, 3, 4, 5, 8, 13, 20]).min(n);
+            let b = batch(&mut rng, n, c, false);
+            for (wn, m, t, w) in b.cases() {
+                let x = &b.x[..m];
+                // Each element's target and weight, as the layouts give them.
+                let (tt, ww): (Vec<f64>, Vec<f64>) = (0..m)
+                    .map(|i| {
+                        let ti = match t {
+                            Targets::Soft(s) => s[i] as f64,
+                            Targets::Binary(s) => s[i] as f64,
+                            Targets::Labels { labels, num_classes } => (labels[i / num_classes] == (i % num_classes) as i32) as u8 as f64,
+                        };
+                        let wi = match w {
+                            Weights::Ones => 1.0,
+                            Weights::Elements(e) => e[i] as f64,
+                            Weights::Rows(r) => r[i / c] as f64,
+                        };
+                        (ti, wi)
+                    })
+                    .unzip();
+                for gamma in [0.0f32, 1.0, 2.0, 1.5, 0.5, 3.0] {
+                    for alpha in [Some(0.25), None] {
+                        for eps in [-1.0f32, 0.5, 2.0, 1e3] {
+                            let (s, l, g) = call(x, t, w, alpha, gamma, Some(eps), 3);
+                            let (mut want_sum, mut abs_sum) = (0.0, 0.0);
+                            for i in 0..m {
+                                let (rl, rg) = reference(x[i] as f64, tt[i], ww[i], alpha, gamma as f64, eps as f64);
+                                want_sum += rl;
+                                abs_sum += rl.abs();
+                                let what = format!("n={n} {wn} x={} t={} w={} γ={gamma} α={alpha:?} ε={eps}", x[i], tt[i], ww[i]);
+                                assert!(close(l[i] as f64 / 0.5, rl), "{what}: loss {} vs {rl}", l[i] / 0.5);
+                                assert!(close(g[i] as f64 / 2.0, rg), "{what}: grad {} vs {rg}", g[i] / 2.0);
+                                checked += 1;
+                            }
+                            assert!((s - want_sum).abs() <= 1e-5 * abs_sum.max(1.0), "n={n} {wn} γ={gamma} ε={eps}: Σ {s} vs {want_sum}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1_000_000, "{checked}");
+    }
+
+    /// The reference's gradient, and the kernel's, against central differences of the
+    /// reference's loss.
+    #[test]
+    fn gradient_is_the_finite_difference_of_the_reference() {
+        let mut rng = Rng(3);
+        let mut checked = 0;
+        for _ in 0..4000 {
+            let x = rng.next() * 24.0 - 12.0;
+            let x = x as f32;
+            let u = rng.next() as f32;
+            let t = rng.pick(&[0.0f32, 1.0, 0.5, u]);
+            let w = rng.pick(&[1.0f32, 0.5, -2.0]);
+            let gamma = rng.pick(&[0.0f32, 1.0, 2.0, 1.5, 0.5]);
+            let eps = rng.pick(&[-1.0f32, 0.5, 2.0, 1e3]);
+            let alpha = rng.pick(&[Some(0.25), None]);
+            let (xf, tf, wf, gf, ef) = (x as f64, t as f64, w as f64, gamma as f64, eps as f64);
+            let h = 1e-5 * xf.abs().max(1.0);
+            let fd = (reference(xf + h, tf, wf, alpha, gf, ef).0 - reference(xf - h, tf, wf, alpha, gf, ef).0) / (2.0 * h);
+            let (_, rg) = reference(xf, tf, wf, alpha, gf, ef);
+            // Central differences: O(h²) truncation and the loss's rounding over 2h.
+            let tol = 1e-5 * fd.abs().max(1.0);
+            assert!((rg - fd).abs() <= tol, "x={x} t={t} γ={gamma} ε={eps}: reference {rg} vs fd {fd}");
+            let (_, _, g) = call(&[x], Targets::Soft(&[t]), Weights::Elements(&[w]), alpha, gamma, Some(eps), 1);
+            assert!((g[0] as f64 / 2.0 - fd).abs() <= tol, "x={x} t={t} γ={gamma} ε={eps}: kernel {} vs fd {fd}", g[0] / 2.0);
+            checked += 1;
+        }
+        assert_eq!(checked, 4000);
+    }
+
+    /// The binary path and the soft one agree bit for bit with ε ≠ 0 too (special values
+    /// included), and class indices equal their one-hot matrix.
+    #[test]
+    fn layouts_agree_with_eps() {
+        let mut rng = Rng(4);
+        for n in sizes() {
+            let b = batch(&mut rng, n, 1, true);
+            let ts: Vec<f32> = b.bytes.iter().map(|&v| v as f32).collect();
+            for gamma in GAMMAS {
+                for eps in [-1.0f32, 0.5, 2.0, 1e3] {
+                    for w in [Weights::Ones, Weights::Elements(&b.ew)] {
+                        let (sb, lb, gb) = call(&b.x, Targets::Binary(&b.bytes), w, Some(0.25), gamma, Some(eps), 3);
+                        let (ss, ls, gs) = call(&b.x, Targets::Soft(&ts), w, Some(0.25), gamma, Some(eps), 3);
+                        let what = format!("n={n} γ={gamma} ε={eps}");
+                        same_bits(&lb, &ls, &format!("{what} loss"));
+                        // `Binary` differs from `Sided` in the sign of a zero p - t at infinite x
+                        // (γ = 0 gradients there), as without the term.
+                        for i in 0..n {
+                            let zeros = gb[i] == 0.0 && gs[i] == 0.0 && b.x[i].is_infinite();
+                            assert!(zeros || gb[i].to_bits() == gs[i].to_bits() || (gb[i].is_nan() && gs[i].is_nan()), "{what} grad[{i}]: {} vs {} x={} t={} w={:?}", gb[i], gs[i], b.x[i], ts[i], w_at(w, i));
+                        }
+                        assert!(sb.to_bits() == ss.to_bits() || (sb.is_nan() && ss.is_nan()), "{what}: Σ {sb} vs {ss}");
+                    }
+                }
+            }
+        }
+        for c in [3usize, 4, 7, 80] {
+            let b = batch(&mut rng, 700 / c * c, c, false);
+            let (m, labels) = (b.x.len(), &b.labels);
+            let onehot: Vec<u8> = (0..m).map(|i| (labels[i / c] == (i % c) as i32) as u8).collect();
+            let ew: Vec<f32> = (0..m).map(|i| b.rw[i / c]).collect();
+            for gamma in GAMMAS {
+                let (_, l1, g1) = call(&b.x, Targets::Labels { labels, num_classes: c }, Weights::Rows(&b.rw), Some(0.25), gamma, Some(0.5), 3);
+                let (_, l2, g2) = call(&b.x, Targets::Binary(&onehot), Weights::Elements(&ew), Some(0.25), gamma, Some(0.5), 3);
+                same_bits(&l1, &l2, &format!("C={c} γ={gamma} loss"));
+                same_bits(&g1, &g2, &format!("C={c} γ={gamma} grad"));
+            }
+        }
+    }
+
+    /// At infinite logits: the focal loss's value there (PyTorch's, see `infinite_logits_as_pytorch`)
+    /// plus the finite `ε·q^(γ+1)`, q = 1 - t at +∞ and t at -∞; the gradient is the plain one (the
+    /// term's derivative has the factor p(1-p) = 0).
+    #[test]
+    fn infinite_logits() {
+        for gamma in [0.0f32, 0.5, 1.0, 1.5, 2.0] {
+            for &t in &[0.0f32, 1.0, 0.3, 0.5] {
+                for &inf in &[f32::INFINITY, f32::NEG_INFINITY] {
+                    for eps in [-1.0f32, 2.0] {
+                        let xs = [1.5, inf, -0.5, 0.0, inf, 3.0];
+                        let ts = [t; 6];
+                        let tb = [t as u8; 6];
+                        let mut targets = vec![Targets::Soft(&ts)];
+                        if t == 0.0 || t == 1.0 {
+                            targets.push(Targets::Binary(&tb));
+                        }
+                        for tg in targets {
+                            let (_, l0, g0) = call(&xs, tg, Weights::Ones, Some(0.25), gamma, None, 3);
+                            let (s, l, g) = call(&xs, tg, Weights::Ones, Some(0.25), gamma, Some(eps), 3);
+                            let q = if inf > 0.0 { 1.0 - t as f64 } else { t as f64 };
+                            let term = eps as f64 * q.powf(gamma as f64 + 1.0);
+                            for i in [1, 4] {
+                                let (want, got) = (l0[i] as f64 / 0.5 + term, l[i] as f64 / 0.5);
+                                assert!(got == want || (got.is_nan() && want.is_nan()), "x={inf} t={t} γ={gamma} ε={eps}: loss {got} vs {want}");
+                                assert!(g[i] == g0[i] || (g[i].is_nan() && g0[i].is_nan()), "x={inf} t={t} γ={gamma}: grad {} vs {}", g[i], g0[i]);
+                            }
+                            // The finite logits keep their values (the second pass rewrites every one).
+                            for i in [0, 2, 3, 5] {
+                                let (rl, rg) = reference(xs[i] as f64, t as f64, 1.0, Some(0.25), gamma as f64, eps as f64);
+                                assert!(close(l[i] as f64 / 0.5, rl) && close(g[i] as f64 / 2.0, rg), "x={} t={t} γ={gamma}", xs[i]);
+                            }
+                            assert!(!s.is_finite());
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! With a gradient asked for, the first pass parks `exp(x_j - m)` in the gradient row and the
 //! second pass scales it in place, so no exp is computed twice.
 
-use super::{with_focusing, Focusing};
+use super::{with_focusing, Focusing, Poly1};
 use crate::math;
 use crate::simd::{F32x4, SumF64};
 
@@ -43,12 +43,12 @@ pub fn softmax_focal(
 }
 
 #[inline(always)]
-fn lane0(v: F32x4) -> f32 {
+pub(crate) fn lane0(v: F32x4) -> f32 {
     v.to_array()[0]
 }
 
 #[inline(always)]
-fn row_max(row: &[f32]) -> f32 {
+pub(crate) fn row_max(row: &[f32]) -> f32 {
     let c = row.len();
     let mut m = F32x4::splat(f32::NEG_INFINITY);
     let mut j = 0;
@@ -66,7 +66,7 @@ fn row_max(row: &[f32]) -> f32 {
 
 /// Σ_j exp(x_j - m), in f64; optionally leaves the exps in `park`.
 #[inline(always)]
-fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 {
+pub(crate) fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 {
     let c = row.len();
     let mv = F32x4::splat(m);
     let mut s = SumF64::new();
@@ -129,14 +129,14 @@ fn run<G: Focusing>(
         let (pw, dpw) = g.factors(F32x4::splat(omp));
         let (pw, dpw) = (lane0(pw), lane0(dpw));
         let a_y = p.alpha[y];
-        let loss = -a_y * pw * log_p;
+        let loss = poly_add(g, -a_y * pw * log_p, g.eps(), pw * omp);
         sum += loss as f64;
         if let Some((lo, k)) = loss_out.as_mut() {
             lo[r] = loss * *k;
         }
         if let Some((go, k)) = grad_out.as_mut() {
             // d loss/dx_j = a_y·K·(p_j - δ_jy), K = (1-p_y)^γ - γ(1-p_y)^(γ-1)·p_y·log p_y.
-            let kk = a_y * (pw - dpw * p_y * log_p) * *k;
+            let kk = poly_add(g, a_y * (pw - dpw * p_y * log_p), g.eps_g1() * pw, p_y) * *k;
             let scale = F32x4::splat(kk * (1.0 / s) as f32);
             let gr = &mut go[r * c..(r + 1) * c];
             let mut j = 0;
@@ -153,6 +153,38 @@ fn run<G: Focusing>(
         }
     }
     Summary { sum, rows }
+}
+
+/// `v + k·term` with Poly-1 (`G::POLY`), `v` itself otherwise and where ε = 0 (where the sum
+/// could turn a -0 loss, at p_y = 1, into +0): so ε = 0 gives the plain loss bit for bit.
+///
+/// `run` calls this on the lines that had the plain expressions, adding none: its bounds checks'
+/// panic locations (line and column, in the module's data) and so the core module stay the same.
+/// In `run`: the loss gains `ε·(1-p_y)^(γ+1)`, and the gradient's coefficient of `p_j - δ_jy`
+/// gains `ε(γ+1)·(1-p_y)^γ·p_y` (SPEC §6: `-ε(γ+1)·q^γ·p_y·(δ_jy - p_j)`).
+#[inline(always)]
+fn poly_add<G: Focusing>(g: G, v: f32, k: f32, term: f32) -> f32 {
+    if G::POLY && g.eps() != 0.0 {
+        v + k * term
+    } else {
+        v
+    }
+}
+
+/// Poly-1 softmax focal loss, docs/SPEC.md §6 (the extras module): [`softmax_focal`]'s row loss
+/// plus `ε·(1 - p_y)^(γ+1)` (α_y on the focal term only), and its gradient, row j gaining
+/// `ε(γ+1)·(1 - p_y)^γ·p_y·(p_j - δ_jy)`. Ignored rows stay 0, loss and gradient; a caller's row
+/// weights multiply the whole row loss, as for [`softmax_focal`]. ε = 0 gives [`softmax_focal`]'s
+/// results bit for bit.
+pub fn softmax_focal_poly(
+    x: &[f32],
+    labels: &[i32],
+    p: &Params,
+    eps: f32,
+    loss_out: Option<(&mut [f32], f32)>,
+    grad_out: Option<(&mut [f32], f32)>,
+) -> Summary {
+    with_focusing!(p.gamma, g => run(x, labels, p, Poly1::new(g, p.gamma, eps), loss_out, grad_out))
 }
 
 #[cfg(test)]
@@ -201,5 +233,198 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+/// Poly-1 (docs/SPEC.md §6): ε = 0 against the plain kernel bit for bit, ε ≠ 0 against a float64
+/// reference and finite differences; ignored rows, per-class α, every γ path.
+#[cfg(test)]
+mod poly_tests {
+    use super::*;
+
+    /// A small deterministic generator (an LCG's high bits), uniform in [0, 1).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> f64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// `rows` rows of `c` logits in [-8, 8], labels with ignored (-100) and out-of-range ones, and
+    /// rows where the label's logit dominates (p_y = 1 exactly: a -0 loss); with `special`, some
+    /// logits -∞, +∞ or NaN.
+    fn batch(rng: &mut Rng, rows: usize, c: usize, special: bool) -> (Vec<f32>, Vec<i32>, Vec<f32>) {
+        let mut x: Vec<f32> = (0..rows * c).map(|_| (rng.next() * 16.0 - 8.0) as f32).collect();
+        let labels: Vec<i32> = (0..rows)
+            .map(|_| {
+                let r = rng.next();
+                if r < 0.15 {
+                    -100
+                } else if r < 0.2 {
+                    c as i32
+                } else {
+                    (rng.next() * c as f64) as i32
+                }
+            })
+            .collect();
+        for r in 0..rows {
+            if labels[r] >= 0 && (labels[r] as usize) < c && rng.next() < 0.2 {
+                x[r * c + labels[r] as usize] = 200.0;
+            }
+        }
+        if special {
+            for v in x.iter_mut() {
+                if rng.next() < 0.05 {
+                    *v = [f32::NEG_INFINITY, f32::INFINITY, f32::NAN][(rng.next() * 3.0) as usize];
+                }
+            }
+        }
+        let alpha = (0..c).map(|j| 0.1 + 0.8 * j as f32 / c as f32).collect();
+        (x, labels, alpha)
+    }
+
+    /// (Σ, rows, loss, grad); `eps` None is the plain kernel. `outs`: bit 1 loss, bit 0 grad.
+    fn call(x: &[f32], labels: &[i32], alpha: &[f32], gamma: f32, eps: Option<f32>, outs: usize) -> (f64, u64, Vec<f32>, Vec<f32>) {
+        let c = alpha.len();
+        let (mut l, mut g) = (vec![7.0f32; labels.len()], vec![7.0f32; labels.len() * c]);
+        let p = Params { num_classes: c, alpha, gamma, ignore_index: -100 };
+        let lo = if outs & 2 != 0 { Some((&mut l[..], 0.5)) } else { None };
+        let go = if outs & 1 != 0 { Some((&mut g[..], 2.0)) } else { None };
+        let s = match eps {
+            None => softmax_focal(x, labels, &p, lo, go),
+            Some(e) => softmax_focal_poly(x, labels, &p, e, lo, go),
+        };
+        (s.sum, s.rows, l, g)
+    }
+
+    fn same_bits(a: &[f32], b: &[f32], what: &str) {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()), "{what}[{i}]: {x:e} vs {y:e}");
+        }
+    }
+
+    const CLASSES: [usize; 10] = [1, 2, 3, 4, 5, 7, 8, 9, 21, 80];
+
+    #[test]
+    fn eps_zero_is_the_plain_kernel_bit_for_bit() {
+        let mut rng = Rng(11);
+        let mut calls = 0;
+        for c in CLASSES {
+            for rows in 1..=12 {
+                for special in [false, true] {
+                    let (x, labels, alpha) = batch(&mut rng, rows, c, special);
+                    for gamma in [0.0f32, 1.0, 2.0, 1.5] {
+                        for outs in 0..4 {
+                            let (s0, n0, l0, g0) = call(&x, &labels, &alpha, gamma, None, outs);
+                            for eps in [0.0f32, -0.0] {
+                                let (s1, n1, l1, g1) = call(&x, &labels, &alpha, gamma, Some(eps), outs);
+                                let what = format!("C={c} rows={rows} γ={gamma} outs={outs} ε={eps}");
+                                assert!(s0.to_bits() == s1.to_bits() || (s0.is_nan() && s1.is_nan()), "{what}: Σ {s0:e} vs {s1:e}");
+                                assert_eq!(n0, n1);
+                                same_bits(&l0, &l1, &format!("{what} loss"));
+                                same_bits(&g0, &g1, &format!("{what} grad"));
+                                calls += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(calls, 10 * 12 * 2 * 4 * 4 * 2);
+    }
+
+    /// §6 in f64 for one row: (loss, d loss/dx_j).
+    fn reference(row: &[f64], y: usize, a: f64, gamma: f64, eps: f64) -> (f64, Vec<f64>) {
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        let p: Vec<f64> = e.iter().map(|v| v / s).collect();
+        let logp = (row[y] - m) - s.ln();
+        // 1 - p_y without cancellation.
+        let q = (s - e[y]) / s;
+        let loss = -a * q.powf(gamma) * logp + eps * q.powf(gamma + 1.0);
+        let k = q.powf(gamma) - if q == 0.0 { 0.0 } else { gamma * q.powf(gamma - 1.0) * p[y] * logp };
+        let kp = eps * (gamma + 1.0) * q.powf(gamma) * p[y];
+        let grad = (0..row.len()).map(|j| (a * k + kp) * (p[j] - if j == y { 1.0 } else { 0.0 })).collect();
+        (loss, grad)
+    }
+
+    fn close(got: f64, want: f64) -> bool {
+        (got - want).abs() <= 1e-5 * want.abs().max(1.0)
+    }
+
+    #[test]
+    fn eps_matches_the_f64_reference() {
+        let mut rng = Rng(12);
+        let mut checked = 0u64;
+        for c in CLASSES {
+            for rows in [1usize, 2, 3, 5, 13, 40] {
+                let (x, labels, alpha) = batch(&mut rng, rows, c, false);
+                for gamma in [0.0f32, 1.0, 2.0, 1.5, 0.5, 3.3] {
+                    for eps in [-1.0f32, 0.5, 2.0, 1e3] {
+                        let (s, n, l, g) = call(&x, &labels, &alpha, gamma, Some(eps), 3);
+                        let (mut want, mut abs, mut counted) = (0.0, 0.0, 0);
+                        for r in 0..rows {
+                            let what = format!("C={c} row {r} γ={gamma} ε={eps}");
+                            let y = labels[r];
+                            if y < 0 || y as usize >= c {
+                                assert_eq!(l[r], 0.0, "{what}");
+                                assert!(g[r * c..(r + 1) * c].iter().all(|&v| v == 0.0), "{what}");
+                                continue;
+                            }
+                            counted += 1;
+                            let row: Vec<f64> = x[r * c..(r + 1) * c].iter().map(|&v| v as f64).collect();
+                            let (rl, rg) = reference(&row, y as usize, alpha[y as usize] as f64, gamma as f64, eps as f64);
+                            want += rl;
+                            abs += rl.abs();
+                            assert!(close(l[r] as f64 / 0.5, rl), "{what}: loss {} vs {rl}", l[r] / 0.5);
+                            for j in 0..c {
+                                let got = g[r * c + j] as f64 / 2.0;
+                                assert!(close(got, rg[j]), "{what} class {j}: grad {got} vs {}", rg[j]);
+                                checked += 1;
+                            }
+                        }
+                        assert_eq!(n, counted);
+                        assert!((s - want).abs() <= 1e-5 * abs.max(1.0), "C={c} γ={gamma} ε={eps}: Σ {s} vs {want}");
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
+    }
+
+    /// The reference's gradient, and the kernel's, against central differences of the
+    /// reference's loss, logit by logit.
+    #[test]
+    fn gradient_is_the_finite_difference_of_the_reference() {
+        let mut rng = Rng(13);
+        let mut checked = 0;
+        for c in [1usize, 2, 3, 5, 8] {
+            for k in 0..60 {
+                let (x, _, alpha) = batch(&mut rng, 1, c, false);
+                let y = k % c;
+                let gamma = [0.0f32, 1.0, 2.0, 1.5, 0.5][k % 5];
+                let eps = [-1.0f32, 0.5, 2.0, 1e3][k % 4];
+                let row: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                let (a, gf, ef) = (alpha[y] as f64, gamma as f64, eps as f64);
+                let (_, rg) = reference(&row, y, a, gf, ef);
+                let (_, _, _, g) = call(&x, &[y as i32], &alpha, gamma, Some(eps), 1);
+                for j in 0..c {
+                    let h = 1e-5 * row[j].abs().max(1.0);
+                    let at = |d: f64| {
+                        let mut r = row.clone();
+                        r[j] += d;
+                        reference(&r, y, a, gf, ef).0
+                    };
+                    let fd = (at(h) - at(-h)) / (2.0 * h);
+                    let tol = 1e-5 * fd.abs().max(1.0);
+                    assert!((rg[j] - fd).abs() <= tol, "C={c} y={y} j={j} γ={gamma} ε={eps}: reference {} vs fd {fd}", rg[j]);
+                    assert!((g[j] as f64 / 2.0 - fd).abs() <= tol, "C={c} y={y} j={j} γ={gamma} ε={eps}: kernel {} vs fd {fd}", g[j] / 2.0);
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 60 * (1 + 2 + 3 + 5 + 8));
     }
 }
