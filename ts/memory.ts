@@ -7,7 +7,7 @@
 // it from `heap.buffer`) when needed.
 
 import type { Kernels } from './loader';
-import { checkBatchView } from './views';
+import { batchViewOffset, checkBatchView, detachedBatchView } from './views';
 
 const ALIGN = 16;
 const PAGE = 65536;
@@ -209,6 +209,12 @@ export function planStreams(
     } else if (a.buffer === memory || (owns !== undefined && owns(a))) {
       checkBatchView('focal-ghm', a);
       p = a.byteOffset;
+    } else if (a.length === 0 && detachedBatchView(a)) {
+      // A batch view that this call's own allocations detached (the caller took it before the
+      // call, which checked it live; then a parameter region or the workspace grew the memory):
+      // the same bytes, at the same place, in the grown memory.
+      checkBatchView('focal-ghm', a);
+      p = batchViewOffset(a)!;
     } else {
       p = -1 - need;
       need += alignUp(chunkUnits * streams[i]!.perUnit * elementBytes(a));

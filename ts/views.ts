@@ -83,3 +83,11 @@ export function detachedBatchView(a: ArrayBufferView & { length: number }): bool
   const h = homes.get(a);
   return h !== undefined && h.length !== a.length;
 }
+
+/**
+ * Where batch view `a` starts in wasm memory, also once the memory's growth has detached it (its
+ * own `byteOffset` then reads 0); undefined for an array no batch handed out.
+ */
+export function batchViewOffset(a: ArrayBufferView): number | undefined {
+  return homes.get(a)?.byteOffset;
+}
