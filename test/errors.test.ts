@@ -137,7 +137,10 @@ describe('softmaxFocalLoss', () => {
     expectThrow(f(Array.from(X), L, { numClasses: 3 }), TypeError, /logits/);
     expectThrow(f(X, Uint8Array.of(0, 2), { numClasses: 3 }), TypeError, /labels/);
     expectThrow(f(X, [0, 2], { numClasses: 3 }), TypeError, /labels/);
-    expectThrow(f(X, Float32Array.of(0, 2), { numClasses: 3 }), TypeError, /labels/);
+    expectThrow(f(X, Float64Array.of(0, 2), { numClasses: 3 }), TypeError, /labels/);
+    // A Float32Array is class-probability rows [N, C] (the extras' soft targets): labels given as
+    // floats have the wrong length for those, and the error says what a Float32Array means.
+    expectThrow(f(X, Float32Array.of(0, 2), { numClasses: 3 }), RangeError, /targets has length 2, expected 6 \(class-probability rows/);
   });
 
   it('numClasses: missing, wrong type → TypeError; ≤ 0, fractional, not dividing → RangeError', () => {
