@@ -138,9 +138,8 @@ describe('softmaxFocalLoss', () => {
     expectThrow(f(X, Uint8Array.of(0, 2), { numClasses: 3 }), TypeError, /labels/);
     expectThrow(f(X, [0, 2], { numClasses: 3 }), TypeError, /labels/);
     expectThrow(f(X, Float64Array.of(0, 2), { numClasses: 3 }), TypeError, /labels/);
-    // A Float32Array is class-probability rows [N, C] (the extras' soft targets): labels given as
-    // floats have the wrong length for those, and the error says what a Float32Array means.
-    expectThrow(f(X, Float32Array.of(0, 2), { numClasses: 3 }), RangeError, /targets has length 2, expected 6 \(class-probability rows/);
+    // A Float32Array is class-probability rows [N, C] (docs/SPEC.md §2): float labels say so.
+    expectThrow(f(X, Float32Array.of(0, 2), { numClasses: 3 }), RangeError, /class-probability rows.*class labels are an Int32Array/);
   });
 
   it('numClasses: missing, wrong type → TypeError; ≤ 0, fractional, not dividing → RangeError', () => {

@@ -9,7 +9,6 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { binaryTargets, logits, regression, rng, sigmoidLabels, softmaxLabels, softTargets, weights } from './helpers/random';
-import type { Runtime } from '../ts/loader';
 import { BUILDS, loadLib, type Lib } from './support/lib';
 
 const MB = 1 << 20;
@@ -41,8 +40,8 @@ describe.each(BUILDS)('%s build: wasm memory', (build) => {
 
   beforeAll(async () => {
     lib = await loadLib(build);
-    // init() resolves to the whole Runtime; its public type (InitResult) shows only `simd`.
-    memory = ((await lib.init()) as Runtime).kernels.memory;
+    // The runtime of the same module registry as the `lib` just loaded (init's result is public fields only).
+    memory = (await import('../ts/loader')).getRuntime('memory.test').kernels.memory;
     // Same module registry as the `lib` just loaded: its workspace, not a new one.
     const ws = await import('../ts/workspace');
     allocated = () => ws.workspace('memory.test').heap.allocated;
@@ -99,7 +98,7 @@ describe('many calls (simd build)', () => {
 
   beforeAll(async () => {
     lib = await loadLib('simd');
-    memory = ((await lib.init()) as Runtime).kernels.memory;
+    memory = (await import('../ts/loader')).getRuntime('memory.test').kernels.memory;
     const ws = await import('../ts/workspace');
     allocated = () => ws.workspace('memory.test').heap.allocated;
   });

@@ -32,6 +32,10 @@ const BUDGET = {
   workerUpload: 400 * 1024,
   simdWasm: 270_000,
   scalarWasm: 450_000,
+  // The extras module (focal-ghm/extras), loaded only by init({ extras }): issue #21's family,
+  // most of it Poly-1's copy of the sigmoid kernel's variants.
+  extrasSimdWasm: 310_000,
+  extrasScalarWasm: 510_000,
 };
 
 /** Each TypeScript we type-check against, with an @types/node it supports. */
@@ -83,12 +87,41 @@ describe('a page that calls init and sigmoidFocalLoss (esbuild, minified)', () =
     expect(gz).toBeLessThanOrEqual(BUDGET.pageGzip);
   });
 
+  it('holds none of the extras module (focal-ghm/extras is imported only by pages that use it)', () => {
+    expect(Buffer.from(code).toString()).not.toContain('focal_ghm_extras');
+  });
+
   it('runs (in Node, as an ES module)', async () => {
     const file = projectFile('page.bundle.mjs', Buffer.from(code).toString());
     const { stdout } = await run(process.execPath, [file]);
     const r = JSON.parse(stdout) as { simd: boolean; loss: number };
     expect(r.simd).toBe(true);
     expect(r.loss).toBeCloseTo(0.011445936, 7);
+  });
+});
+
+describe('a page that loads the extras and calls qualityFocalLoss (esbuild, minified)', () => {
+  it('runs (in Node, as an ES module), and says how large the extras make it', async () => {
+    const entry = projectFile(
+      'page-extras.js',
+      `import { init, qualityFocalLoss } from 'focal-ghm';
+import { extras } from 'focal-ghm/extras';
+const rt = await init({ extras });
+const r = qualityFocalLoss(Float32Array.of(-2, 1.5, -3, -1, -2, -4), { labels: Int32Array.of(1, 3), scores: Float32Array.of(0.8, 0), numClasses: 3 });
+console.log(JSON.stringify({ extras: rt.extras, loss: r.loss }));
+`,
+    );
+    const out = await build({ entryPoints: [entry], bundle: true, minify: true, format: 'esm', platform: 'browser', write: false, logLevel: 'silent' });
+    const code = out.outputFiles[0]!.contents;
+    console.log(`page bundle with the extras: ${code.length} B, ${gzipSync(code).length} B gzip`);
+    const { stdout } = await run(process.execPath, [projectFile('page-extras.bundle.mjs', Buffer.from(code).toString())]);
+    const r = JSON.parse(stdout) as { extras: boolean; loss: number };
+    expect(r.extras).toBe(true);
+    // Σ over the 6 elements of bce(x, y)·|y − σ(x)|² (float64), over 2 rows.
+    const sig = (x: number) => 1 / (1 + Math.exp(-x));
+    const ys = [0, 0.8, 0, 0, 0, 0];
+    const ref = [-2, 1.5, -3, -1, -2, -4].reduce((s, x, i) => s + (Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x))) - x * ys[i]!) * (ys[i]! - sig(x)) ** 2, 0) / 2;
+    expect(r.loss).toBeCloseTo(ref, 7);
   });
 });
 
@@ -130,10 +163,44 @@ export default {
   });
 });
 
+describe('a Worker with the extras (the workerd condition of focal-ghm/extras)', () => {
+  let w: WorkerBundle;
+  beforeAll(async () => {
+    const entry = projectFile(
+      'worker-extras.js',
+      `import { init, varifocalLoss } from 'focal-ghm';
+import { extras } from 'focal-ghm/extras';
+export default {
+  async fetch() {
+    const rt = await init({ extras });
+    const r = varifocalLoss(Float32Array.of(1.2, -0.5, -3), Float32Array.of(0.9, 0, 0), { grad: true });
+    return Response.json({ extras: rt.extras, loss: r.loss, grad: Array.from(r.grad) });
+  },
+};
+`,
+    );
+    w = await bundleWorker({ entryPoints: [entry] }, project);
+  });
+
+  it('imports both modules as module files and embeds no base64 build', () => {
+    expect(w.wasm.map((m) => m.name).sort()).toEqual(['focal_ghm_extras_simd.wasm', 'focal_ghm_simd.wasm']);
+    expect(w.js.length, 'the bundle holds no embedded wasm').toBeLessThan(100_000);
+  });
+
+  it.skipIf(workerdMissing)('runs in workerd', async () => {
+    const r = JSON.parse(await runWorker(w)) as { extras: boolean; loss: number; grad: number[] };
+    expect(r.extras).toBe(true);
+    expect(r.loss).toBeGreaterThan(0);
+    expect(r.grad).toHaveLength(3);
+  });
+});
+
 describe('the wasm builds', () => {
   it.each([
     ['focal_ghm_simd.wasm', BUDGET.simdWasm],
     ['focal_ghm_scalar.wasm', BUDGET.scalarWasm],
+    ['focal_ghm_extras_simd.wasm', BUDGET.extrasSimdWasm],
+    ['focal_ghm_extras_scalar.wasm', BUDGET.extrasScalarWasm],
   ])('%s is at most %i bytes', (file, budget) => {
     const size = statSync(join(project, 'node_modules', 'focal-ghm', 'dist', 'wasm', file)).size;
     console.log(`${file}: ${size} B (budget ${budget})`);

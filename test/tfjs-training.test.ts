@@ -7,13 +7,16 @@
 //   trains to the weights the composed loss gives it.
 // - With GHMCLoss its loss falls, and its EMA state and per-step losses are exactly those of the
 //   core GHMC fed the same logits.
+// - With the focal family of the extras (qualityFocalLoss, varifocalLoss, distributionFocalLoss,
+//   poly1) it ends at the weights the composed loss reaches, and its loss falls.
 
 import * as tf from '@tensorflow/tfjs-core';
 import * as tl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { focalElementwiseTensor, focalLossTensor, setupTf, softmaxFocalRowsTensor } from '../bench/peers/tfjs.mjs';
+import { extras } from '../ts/extras';
 import { GHMC, init } from '../ts/index';
-import { GHMCLoss, sigmoidFocalLoss, softmaxFocalLoss } from '../ts/tfjs';
+import { distributionFocalLoss, GHMCLoss, qualityFocalLoss, sigmoidFocalLoss, softmaxFocalLoss, varifocalLoss } from '../ts/tfjs';
 import { rng } from './helpers/random';
 
 const BACKENDS = ['cpu', 'wasm'] as const;
@@ -24,7 +27,7 @@ const STEPS = 100;
 const LEARNING_RATE = 0.01;
 
 beforeAll(async () => {
-  await init();
+  await init({ extras });
   for (const b of BACKENDS) await setupTf(b);
 });
 
@@ -54,12 +57,12 @@ function mlp(outputs: number): { params: tf.Variable[]; forward: (x: tf.Tensor) 
   return { params, forward: (x) => tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1), b1)), w2), b2) };
 }
 
-/** 100 Adam steps of `loss(logits)`; the final weights and the first and last losses. */
-function train(outputs: number, x: tf.Tensor, loss: (logits: tf.Tensor) => tf.Scalar): { weights: Float32Array[]; first: number; last: number } {
+/** `steps` (100) Adam steps of `loss(logits)`; the final weights and the first and last losses. */
+function train(outputs: number, x: tf.Tensor, loss: (logits: tf.Tensor) => tf.Scalar, steps = STEPS): { weights: Float32Array[]; first: number; last: number } {
   const { params, forward } = mlp(outputs);
   const adam = tf.train.adam(LEARNING_RATE);
   const losses: number[] = [];
-  for (let step = 0; step < STEPS; step++) {
+  for (let step = 0; step < steps; step++) {
     const l = adam.minimize(() => loss(forward(x)), true)!;
     losses.push(l.dataSync()[0]!);
     l.dispose();
@@ -67,7 +70,7 @@ function train(outputs: number, x: tf.Tensor, loss: (logits: tf.Tensor) => tf.Sc
   const weights = params.map((p) => p.dataSync() as Float32Array);
   tf.dispose(params);
   adam.dispose();
-  return { weights, first: losses[0]!, last: losses[STEPS - 1]! };
+  return { weights, first: losses[0]!, last: losses[steps - 1]! };
 }
 
 /** The largest |a - b| over all weights. */
@@ -151,6 +154,88 @@ for (const backend of BACKENDS) {
       expect(ours.last).toBeLessThan(0.5 * ours.first);
       tf.dispose([x, oneHot, sparse]);
       expect(tf.memory().numTensors).toBe(n0);
+    });
+
+    describe('the focal family (extras): 60 Adam steps end at the weights the composed loss reaches', () => {
+      const FAMILY_STEPS = 60;
+      /** Stable BCE with logits. */
+      const bce = (x: tf.Tensor, t: tf.Tensor) => tf.add(tf.sub(tf.relu(x), tf.mul(x, t)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
+      /** The positives' quality scores (a pseudo-IoU in [0.3, 1)) at their class's column: [N, classes - 1]. */
+      const qualityScores = (labels: Int32Array, classes: number) => {
+        const r = rng(5);
+        const y = new Float32Array(SAMPLES * (classes - 1));
+        labels.forEach((l, i) => {
+          if (l > 0) y[i * (classes - 1) + l - 1] = 0.3 + 0.7 * r();
+        });
+        return tf.tensor2d(y, [SAMPLES, classes - 1]);
+      };
+      const compare = (name: string, ours: ReturnType<typeof train>, composed: ReturnType<typeof train>) => {
+        const diff = maxWeightDiff(ours.weights, composed.weights);
+        console.log(`${backend} ${name}: loss ${ours.first.toPrecision(5)} → ${ours.last.toPrecision(5)} (composed → ${composed.last.toPrecision(5)}), max |Δw| ${diff.toExponential(2)}`);
+        expect(diff).toBeLessThanOrEqual(1e-5);
+        expect(ours.last).toBeLessThan(0.8 * ours.first);
+      };
+
+      it('qualityFocalLoss (2 classes + background; soft targets y)', () => {
+        const n0 = tf.memory().numTensors;
+        const { x, labels } = dataset(3);
+        const y = qualityScores(labels, 3);
+        const ours = train(2, x, (logits) => qualityFocalLoss(y, logits, { beta: 2 }), FAMILY_STEPS);
+        const composed = train(2, x, (logits) => tf.mean(tf.sum(tf.mul(bce(logits, y), tf.square(tf.sub(y, tf.sigmoid(logits)))), -1)) as tf.Scalar, FAMILY_STEPS);
+        compare('QFL', ours, composed);
+        tf.dispose([x, y]);
+        expect(tf.memory().numTensors).toBe(n0);
+      });
+
+      it('varifocalLoss (one class, IoU-aware targets)', () => {
+        const n0 = tf.memory().numTensors;
+        const { x, labels } = dataset(2);
+        const q = qualityScores(labels, 2);
+        const ours = train(1, x, (logits) => varifocalLoss(q, logits), FAMILY_STEPS);
+        const composed = train(
+          1,
+          x,
+          (logits) => tf.mean(tf.mul(bce(logits, q), tf.where(tf.greater(q, 0), q, tf.mul(0.75, tf.square(tf.sub(tf.sigmoid(logits), q)))))) as tf.Scalar,
+          FAMILY_STEPS,
+        );
+        compare('VFL', ours, composed);
+        tf.dispose([x, q]);
+        expect(tf.memory().numTensors).toBe(n0);
+      });
+
+      it('distributionFocalLoss (a distribution over 0…8 per sample)', () => {
+        const n0 = tf.memory().numTensors;
+        const { x } = dataset(2);
+        // A target the features tell: 4 + 1.5·(x0 + x1), kept in [0, 8).
+        const y = tf.tidy(() => tf.clipByValue(tf.add(4, tf.mul(1.5, tf.sum(tf.slice(x, [0, 0], [SAMPLES, 2]), -1))), 0, 7.99));
+        const l = tf.floor(y);
+        const twoHot = tf.tidy(() => tf.add(tf.mul(tf.oneHot(tf.cast(l, 'int32'), 9), tf.expandDims(tf.sub(tf.add(l, 1), y), -1)), tf.mul(tf.oneHot(tf.cast(tf.add(l, 1), 'int32'), 9), tf.expandDims(tf.sub(y, l), -1))));
+        const ours = train(9, x, (logits) => distributionFocalLoss(y, logits), FAMILY_STEPS);
+        const composed = train(9, x, (logits) => tf.mean(tf.neg(tf.sum(tf.mul(twoHot, tf.logSoftmax(logits)), -1))) as tf.Scalar, FAMILY_STEPS);
+        compare('DFL', ours, composed);
+        tf.dispose([x, y, l, twoHot]);
+        expect(tf.memory().numTensors).toBe(n0);
+      });
+
+      it('sigmoidFocalLoss with poly1', () => {
+        const n0 = tf.memory().numTensors;
+        const { x, labels } = dataset(2);
+        const y = tf.tensor2d(Float32Array.from(labels), [SAMPLES, 1]);
+        const ours = train(1, x, (logits) => sigmoidFocalLoss(y, logits, { poly1: 1 }), FAMILY_STEPS);
+        const composed = train(
+          1,
+          x,
+          (logits) => {
+            const p = tf.sigmoid(logits);
+            const q = tf.sub(tf.add(p, y), tf.mul(tf.mul(2, p), y));
+            return tf.mean(tf.add(focalElementwiseTensor(tf, logits, y, 0.25, 2), tf.pow(q, 3))) as tf.Scalar;
+          },
+          FAMILY_STEPS,
+        );
+        compare('poly-1 sigmoid', ours, composed);
+        tf.dispose([x, y]);
+        expect(tf.memory().numTensors).toBe(n0);
+      });
     });
 
     it('GHMCLoss: the loss falls, and the EMA state evolves exactly as the core GHMC on the same logits', () => {

@@ -507,14 +507,18 @@ describe('bad input: TypeError or RangeError naming the argument, nothing change
     expectThrow(() => sigmoidFocalLoss(t(), x(), { labelSmoothing: 1.5 }), RangeError, /options\.labelSmoothing/);
   });
 
-  it('softmax labels: not one-hot, soft rows, wrong shapes, out of range, numClasses is not an option', () => {
-    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 0, 0], [0, 0, 0]])), x()), RangeError, /softmaxFocalLoss: yTrue has yPred's shape, so rows must be one-hot .* row 1 is \[0, 0, 0\]/);
-    // A non-zero entry before the row's 1 (these were taken as the label of the 1).
-    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 0, 0], [0.5, 1, 0]])), x()), RangeError, /row 1 is \[0\.5, 1, 0\]/);
-    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[2, 1, 0], [0, 1, 0]])), x()), RangeError, /row 0 is \[2, 1, 0\]/);
-    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[-3, 1, 0], [0, 1, 0]])), x()), RangeError, /row 0 is \[-3, 1, 0\]/);
-    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[0.9, 0.1, 0], [0, 0, 1]])), x()), RangeError, /row 0 is \[0\.9/);
-    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 1, 0], [0, 0, 1]])), x()), RangeError, /row 0 is \[1, 1, 0\]/);
+  it('softmax labels: not one-hot, not probabilities, wrong shapes, out of range, numClasses is not an option', () => {
+    // float32 rows of yPred's shape that are not all one-hot are class probabilities (checked as such).
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 0, 0], [0, 0, 0]])), x()), RangeError, /^softmaxFocalLoss: yTrue row 1 sums to 0, expected 1 \(class probabilities\)$/);
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 0, 0], [0.5, 1, 0]])), x()), RangeError, /^softmaxFocalLoss: yTrue row 1 sums to 1\.5/);
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[2, 1, 0], [0, 1, 0]])), x()), RangeError, /^softmaxFocalLoss: yTrue\[0\] is 2, expected a probability in \[0, 1\] \(row 0\)$/);
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[-3, 1, 0], [0, 1, 0]])), x()), RangeError, /yTrue\[0\] is -3/);
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 1, 0], [0, 0, 1]])), x()), RangeError, /row 0 sums to 2/);
+    // int32 and bool rows must be one-hot.
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 0, 0], [0, 0, 0]], undefined, 'int32')), x()), RangeError, /softmaxFocalLoss: yTrue has yPred's shape, so rows must be one-hot .* row 1 is \[0, 0, 0\]; class probabilities must be float32/);
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[1, 1, 0], [0, 0, 1]], undefined, 'bool')), x()), RangeError, /row 0 is \[1, 1, 0\]/);
+    // Valid probabilities need the extras (not loaded here): the core's error saying how to load them.
+    expectThrow(() => softmaxFocalLoss(keep(tf.tensor2d([[0.9, 0.1, 0], [0, 0, 1]])), x()), Error, /^softmaxFocalLoss: needs the extras kernels: `import \{ extras \} from 'focal-ghm\/extras'; await init\(\{ extras \}\);`$/);
     expectThrow(() => softmaxFocalLoss(keep(tf.tensor1d([0, 1, 2], 'int32')), x()), RangeError, /yTrue has shape \[3\], expected one-hot rows of yPred's shape \[2, 3\], or one label per row: \[2\] or \[2, 1\]/);
     expectThrow(() => softmaxFocalLoss(keep(tf.tensor1d([0, 3], 'int32')), x()), RangeError, /softmaxFocalLoss: yTrue\[1\] is 3, expected an integer in \[0, 2\] or -100/);
     expectThrow(() => softmaxFocalLoss(keep(tf.tensor1d([0, 1], 'int32')), keep(tf.scalar(1))), RangeError, /yPred has shape \[\]; it needs a last axis of classes/);

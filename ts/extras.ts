@@ -17,7 +17,11 @@ import { cjsAssetUrl } from './asset';
 import { compileUrl, decodeBase64, type Extras } from './loader';
 import { wasmBase64 } from './wasm/extras_simd.generated';
 
-/** The extras module's builds (SIMD embedded; scalar fetched from beside the bundle when needed): pass to `init({ extras })`. */
+/**
+ * The extras module's builds (SIMD embedded; scalar fetched from beside the bundle when needed;
+ * the shared-memory one for thread pools in a chunk of its own, loaded when a pool with extras
+ * starts): pass to `init({ extras })` and `createPool({ extras })`.
+ */
 export const extras: Extras = {
   simd: () => WebAssembly.compile(decodeBase64(wasmBase64)),
   scalar: () =>
@@ -25,5 +29,10 @@ export const extras: Extras = {
       cjsAssetUrl('focal_ghm_extras_scalar.wasm') ?? new URL('./wasm/focal_ghm_extras_scalar.wasm', import.meta.url),
       'focal-ghm init (the extras scalar build, for engines without SIMD)',
     ),
+  // A separate chunk: programs that never start a pool with extras do not parse this build.
+  shared: async () => {
+    const { wasmBase64: shared } = await import('./wasm/extras_shared.generated');
+    return shared ? decodeBase64(shared) : undefined;
+  },
 };
 export type { Extras };

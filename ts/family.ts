@@ -1,6 +1,7 @@
 // The focal family of the extras module (docs/SPEC.md §7–9): Quality Focal, Varifocal and
 // Distribution Focal losses. Each call is parsed into a `FamilyCall` (every check first, as the
-// core losses do), which the one-shot function and the stream run through `familyPass`.
+// core losses do), which the one-shot function and the stream run through `familyPass`, and the
+// thread pool (ts/pool.ts) on its workers.
 
 import { expectArray, expectBoolean, expectFinite, expectInteger, expectOneOf, expectOptions, expectPositive } from './errors';
 import { REDUCTIONS, resolveGamma, scales, SoftRows, unitsPerChunk, type LossFor, type LossResult, type Reduction } from './focal';
@@ -22,18 +23,72 @@ export interface FamilyOptions<R extends Reduction = Reduction, G extends boolea
   grad?: G;
 }
 
-/** A family call after every check. */
-interface FamilyCall {
+/**
+ * The family's kernel calls, by name: what a {@link FamilyCall} runs, on this thread
+ * ({@link familyKernel}) or on a pool's workers (ts/pool-worker.ts, which mirrors familyKernel:
+ * a worker cannot import it). Arguments `a` of each, then the streams besides the logits:
+ * - `qualityFocal` `[C, β]`; labels, scores, row weights (fg_quality_focal; info [Σ, min score, max score]).
+ * - `varifocal` `[α, γ, iouWeighted 0/1]`; targets q, weights (fg_varifocal; info [Σ, min q, max q]).
+ * - `softmaxSoft` `[C, tkind, ε, ignoreIndex, γ]` with α null; targets, row weights
+ *   (fg_softmax_focal_soft; info [Σ, counted rows]).
+ */
+export type FamilyOp = 'qualityFocal' | 'varifocal' | 'softmaxSoft';
+
+/** A family call after every check (shared by the single-thread API and the thread pool). */
+export interface FamilyCall {
   /** Units (rows, or elements for Varifocal): `'none'`'s length and `'mean'`'s count. */
   units: number;
   /** Logits per unit. */
   perUnit: number;
-  /** Inputs besides the logits, per unit. */
+  /** Inputs besides the logits, per unit, in the order {@link FamilyOp} lists. */
   inputs: ChunkInput[];
-  /** One chunk: `u` units at `xp`, the inputs at `ins`; `info[0]` gets Σ loss, `info[1..2]` a target range. */
-  kernel(k: ExtrasKernels, u: number, xp: number, ins: number[], lp: number, lossScale: number, gp: number, gradScale: number, info: number): void;
+  /** The kernel; `info[0]` gets Σ loss, `info[1..2]` a target range (see {@link FamilyOp}). */
+  op: FamilyOp;
+  /** Its arguments besides pointers and scales (see {@link FamilyOp}). */
+  a: number[];
   /** The range check after the pass: throws naming the first bad unit (the kernels report only min and max). */
   checkRange?: (min: number, max: number) => void;
+}
+
+/** One chunk of `op`: `u` units at `xp`, the other inputs at `ins`. */
+function familyKernel(
+  k: ExtrasKernels, op: FamilyOp, a: number[], u: number, xp: number, ins: number[],
+  lp: number, ls: number, gp: number, gs: number, info: number,
+): void {
+  switch (op) {
+    case 'qualityFocal':
+      return k.fg_quality_focal(xp, u, a[0]!, ins[0]!, ins[1]!, ins[2]!, a[1]!, lp, ls, gp, gs, info);
+    case 'varifocal':
+      return k.fg_varifocal(xp, u, ins[0]!, ins[1]!, a[0]!, a[1]!, a[2]!, lp, ls, gp, gs, info);
+    case 'softmaxSoft':
+      return k.fg_softmax_focal_soft(xp, u, a[0]!, a[1]!, ins[0]!, a[2]!, a[3]!, 0, a[4]!, ins[1]!, lp, ls, gp, gs, info);
+  }
+}
+
+/**
+ * Σ loss and the target range of a call, from each chunk's info words in chunk order: familyPass
+ * and the thread pool (its blocks are these chunks) add them the same way, so their sums agree
+ * bit for bit.
+ */
+export class FamilySums {
+  sum = 0;
+  min = Infinity;
+  max = -Infinity;
+
+  /** Adds the info words `[Σ, min, max]` at `f64[at…]`. */
+  add(f64: Float64Array, at: number): void {
+    this.sum += f64[at]!;
+    // NaN compares false both ways: NaN in a range makes it fail the check below.
+    const lo = f64[at + 1]!;
+    const hi = f64[at + 2]!;
+    this.min = lo < this.min || lo !== lo ? lo : this.min;
+    this.max = hi > this.max || hi !== hi ? hi : this.max;
+  }
+
+  /** The call's range check (after the pass; the kernels report only min and max). */
+  check(call: FamilyCall): void {
+    if (call.units > 0) call.checkRange?.(this.min, this.max);
+  }
 }
 
 /** Runs `call` over `x` in chunks; returns the unscaled Σ loss. */
@@ -42,26 +97,18 @@ function familyPass(
   lossArr: Float32Array | undefined, lossScale: number, gradArr: Float32Array | undefined, gradScale: number,
 ): number {
   const info = ws.params.reserve(32);
-  let sum = 0;
-  let min = Infinity;
-  let max = -Infinity;
+  const sums = new FamilySums();
   runChunked(
     ws.heap, ws.scratch, call.units, unitsPerChunk(call.perUnit),
     [{ array: x, perUnit: call.perUnit }, ...call.inputs],
     [{ array: lossArr, perUnit: 1 }, { array: gradArr, perUnit: call.perUnit }],
     (u, [xp, ...ins], [lp, gp]) => {
-      call.kernel(k, u, xp!, ins, lp!, lossScale, gp!, gradScale, info);
-      const f64 = ws.heap.views().f64;
-      sum += f64[info / 8]!;
-      // NaN compares false both ways: NaN in a range makes it fail the check below.
-      const lo = f64[info / 8 + 1]!;
-      const hi = f64[info / 8 + 2]!;
-      min = lo < min || lo !== lo ? lo : min;
-      max = hi > max || hi !== hi ? hi : max;
+      familyKernel(k, call.op, call.a, u, xp!, ins, lp!, lossScale, gp!, gradScale, info);
+      sums.add(ws.heap.views().f64, info / 8);
     },
   );
-  if (call.units > 0) call.checkRange?.(min, max);
-  return sum;
+  sums.check(call);
+  return sums.sum;
 }
 
 /** The common options, checked; `count` is `'mean'`'s divisor without `avgFactor`. */
@@ -77,20 +124,28 @@ function commonOptions(fn: string, o: Record<string, unknown>, count: number) {
  * A loss of the family: its option keys besides the common ones, `resolve` (its own options,
  * checked once per call or stream) and `call` (the inputs of one call or one push, checked).
  */
-interface FamilyLoss<Opts> {
+export interface FamilyLoss<Opts = unknown> {
   keys: readonly string[];
   resolve(fn: string, o: Record<string, unknown>): Opts;
   call(fn: string, x: Float32Array, targets: unknown, opts: Opts, weight: unknown): FamilyCall;
+}
+
+/**
+ * Every check of one call of a family loss, before any work (shared with the thread pool, so
+ * both throw the same errors): the logits, the parsed call and the common options.
+ */
+export function parseFamilyCall<Opts>(fn: string, loss: FamilyLoss<Opts>, logits: unknown, targets: unknown, options: unknown) {
+  const x = expectArray(fn, 'logits', logits, Float32Array);
+  const o = expectOptions(fn, options, [...loss.keys, 'weight', ...COMMON_OPTIONS]) as Record<string, unknown>;
+  const call = loss.call(fn, x, targets, loss.resolve(fn, o), o.weight);
+  return { x, call, ...commonOptions(fn, o, call.units) };
 }
 
 /** Parses, runs and reduces one call of a family loss. */
 function runFamily<Opts>(fn: string, loss: FamilyLoss<Opts>, logits: unknown, targets: unknown, options: unknown): LossResult {
   const ws = workspace(fn);
   const k = getExtras(fn);
-  const x = expectArray(fn, 'logits', logits, Float32Array);
-  const o = expectOptions(fn, options, [...loss.keys, 'weight', ...COMMON_OPTIONS]) as Record<string, unknown>;
-  const call = loss.call(fn, x, targets, loss.resolve(fn, o), o.weight);
-  const { reduction, lossWeight, wantGrad, denom, gradScale } = commonOptions(fn, o, call.units);
+  const { x, call, reduction, lossWeight, wantGrad, denom, gradScale } = parseFamilyCall(fn, loss, logits, targets, options);
   const lossArr = reduction === 'none' ? new Float32Array(call.units) : undefined;
   const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
   const sum = familyPass(ws, k, call, x, lossArr, lossWeight, gradArr, gradScale);
@@ -147,7 +202,7 @@ export interface QualityFocalOptions<R extends Reduction = Reduction, G extends 
 
 const QFL_OPTIONS = ['beta'] as const;
 
-const quality: FamilyLoss<{ beta: number }> = {
+export const quality: FamilyLoss<{ beta: number }> = {
   keys: QFL_OPTIONS,
   resolve: (fn, o) => ({ beta: resolveGamma(fn, o.beta, 'options.beta') }),
   call(fn, x, targets, { beta }, weight) {
@@ -166,7 +221,8 @@ const quality: FamilyLoss<{ beta: number }> = {
       units: rows,
       perUnit: c,
       inputs: [{ array: labels, perUnit: 1 }, { array: scores, perUnit: 1 }, { array: w, perUnit: 1 }],
-      kernel: (k, u, xp, [yp, sp, wp], lp, ls, gp, gs, info) => k.fg_quality_focal(xp, u, c, yp!, sp!, wp!, beta, lp, ls, gp, gs, info),
+      op: 'qualityFocal',
+      a: [c, beta],
     };
   },
 };
@@ -216,7 +272,7 @@ export interface VarifocalOptions<R extends Reduction = Reduction, G extends boo
 
 const VFL_OPTIONS = ['alpha', 'gamma', 'iouWeighted'] as const;
 
-const varifocal: FamilyLoss<{ alpha: number; gamma: number; iou: number }> = {
+export const varifocal: FamilyLoss<{ alpha: number; gamma: number; iou: number }> = {
   keys: VFL_OPTIONS,
   resolve: (fn, o) => ({
     alpha: expectFinite(fn, 'options.alpha', o.alpha ?? 0.75),
@@ -235,7 +291,8 @@ const varifocal: FamilyLoss<{ alpha: number; gamma: number; iou: number }> = {
       units: x.length,
       perUnit: 1,
       inputs: [{ array: q, perUnit: 1 }, { array: w, perUnit: 1 }],
-      kernel: (k, u, xp, [qp, wp], lp, ls, gp, gs, info) => k.fg_varifocal(xp, u, qp!, wp!, alpha, gamma, iou, lp, ls, gp, gs, info),
+      op: 'varifocal',
+      a: [alpha, gamma, iou],
       checkRange: (min, max) => {
         // The call may have grown the memory since: a batch view of the targets is read afresh.
         if (!(min >= 0 && max <= 1)) expectValuesIn(fn, 'targets', liveView(q, workspace(fn).heap.buffer), 0, 1, true, 'element');
@@ -283,7 +340,7 @@ export interface DistributionFocalOptions<R extends Reduction = Reduction, G ext
 const DFL_OPTIONS = ['bins'] as const;
 
 
-const distribution: FamilyLoss<{ bins: number | undefined }> = {
+export const distribution: FamilyLoss<{ bins: number | undefined }> = {
   keys: DFL_OPTIONS,
   resolve: (fn, o) => ({ bins: o.bins === undefined ? undefined : expectInteger(fn, 'options.bins', o.bins, 1, 1 << 24) }),
   call(fn, x, targets, r, weight) {
@@ -308,7 +365,9 @@ const distribution: FamilyLoss<{ bins: number | undefined }> = {
       units: rows,
       perUnit: c,
       inputs: [{ array: y, perUnit: 1 }, { array: w, perUnit: 1 }],
-      kernel: (k, u, xp, [yp, wp], lp, ls, gp, gs, info) => k.fg_softmax_focal_soft(xp, u, c, SoftRows.TwoHot, yp!, 0, 0, 0, 0, wp!, lp, ls, gp, gs, info),
+      // DFL is the soft softmax kernel on two-hot rows: ε 0 (no Poly-1), ignoreIndex 0 (unused: no labels), α null, γ 0.
+      op: 'softmaxSoft',
+      a: [c, SoftRows.TwoHot, 0, 0, 0],
     };
   },
 };

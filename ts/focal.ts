@@ -1,6 +1,7 @@
 // The public focal losses: validate and lay out inputs, run the kernel over chunks, shape results.
 
 import {
+  describeValue,
   expectArray,
   expectDisjoint,
   expectBoolean,
@@ -471,6 +472,9 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array | Floa
   const x = expectArray(fn, 'logits', logits, Float32Array);
   // A Float32Array: class-probability rows [N, C] (PyTorch `cross_entropy` with a probability target).
   if (labels instanceof Float32Array) return softmaxSoft(fn, ws, x, labels, options);
+  if (!(labels instanceof Int32Array)) {
+    throw new TypeError(`${fn}: labels must be an Int32Array of class labels, or a Float32Array of class-probability rows [N, C], got ${describeValue(labels)}`);
+  }
   const y = expectArray(fn, 'labels', labels, Int32Array);
   if (options === undefined) throw new TypeError(`${fn}: options with numClasses are required`);
   const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
@@ -624,7 +628,9 @@ function softmaxSoft(fn: string, ws: Workspace, x: Float32Array, targets: Float3
   const c = expectInteger(fn, 'options.numClasses', o.numClasses, 1, 1 << 24);
   if (x.length % c !== 0) throw new RangeError(`${fn}: options.numClasses (${c}) does not divide the logits length ${x.length}`);
   const rows = x.length / c;
-  if (targets.length !== x.length) throw new RangeError(`${fn}: targets has length ${targets.length}, expected ${x.length} (class-probability rows [N, C], as the logits)`);
+  if (targets.length !== x.length) {
+    throw new RangeError(`${fn}: a Float32Array of targets is class-probability rows [N, C], as the logits (length ${x.length}), but it has length ${targets.length}; class labels are an Int32Array`);
+  }
   // ignoreIndex is accepted and unused: every probability row counts.
   if (o.labelSmoothing !== undefined && o.labelSmoothing !== 0) throw new RangeError(`${fn}: options.labelSmoothing applies to class labels; smooth class-probability targets before passing them`);
   if (o.poly1 !== undefined && o.poly1 !== 0) throw new RangeError(`${fn}: options.poly1 needs class labels (docs/SPEC.md §6 defines it on p_y)`);

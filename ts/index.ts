@@ -10,7 +10,7 @@
  * @packageDocumentation
  */
 
-import { compileUrl, decodeBase64, initRuntime, useBuilds, type Builds, type InitOptions, type InitResult } from './loader';
+import { compileUrl, decodeBase64, initResult, initRuntime, useBuilds, type Builds, type InitOptions, type InitResult } from './loader';
 import { wasmBase64 as simdBase64 } from './wasm/simd.generated';
 import { cjsAssetUrl } from './asset';
 
@@ -48,5 +48,5 @@ useBuilds(builds);
  * ```
  */
 export function init(opts: InitOptions = {}): Promise<InitResult> {
-  return initRuntime(opts, builds);
+  return initRuntime(opts, builds).then(initResult);
 }

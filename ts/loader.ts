@@ -66,13 +66,19 @@ export interface ExtrasKernels {
 
 /**
  * The extras module's builds: what `import { extras } from 'focal-ghm/extras'` gives, to pass to
- * `init({ extras })`. Each function compiles its build when called.
+ * `init({ extras })` and `createPool({ extras })`. Each function compiles (or loads) its build
+ * when called.
  */
 export interface Extras {
   /** The SIMD build. */
   simd(): Promise<WasmModule>;
   /** The scalar build, for engines without SIMD (absent in the workerd entry: every version has SIMD). */
   scalar?(): Promise<WasmModule>;
+  /**
+   * The bytes of the shared-memory build, for a thread pool's workers (`createPool({ extras })`),
+   * or `undefined` when the package was built without it. Absent in the workerd entry (no pool).
+   */
+  shared?(): Promise<Uint8Array | undefined>;
 }
 
 /**
@@ -115,6 +121,11 @@ export interface Runtime extends InitResult {
   kernels: Kernels;
   /** The extras module's exports, once loaded. */
   extrasKernels?: ExtrasKernels;
+}
+
+/** What `init` resolves to: a snapshot of the public fields, not the runtime's internals. */
+export function initResult(rt: Runtime): InitResult {
+  return { simd: rt.simd, extras: rt.extras };
 }
 
 let runtime: Runtime | undefined;
@@ -228,7 +239,7 @@ export function useBuilds(builds: Builds): void {
  */
 export function initRuntime(opts: InitOptions = {}, builds = entryBuilds): Promise<Runtime> {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`init: options must be an object, got ${String(opts)}`);
-  if (opts.extras !== undefined) expectExtras(opts.extras);
+  if (opts.extras !== undefined) expectExtras('init', opts.extras);
   if (!pending) {
     pending = (async () => {
       if (!builds) throw new Error('focal-ghm init: no entry point registered its builds (import from "focal-ghm", not its internals)');
@@ -256,11 +267,13 @@ export function initRuntime(opts: InitOptions = {}, builds = entryBuilds): Promi
 
 let pendingExtras: Promise<void> | undefined;
 
-function expectExtras(v: unknown): void {
+/** `v` as {@link Extras}, or a TypeError naming `fn` (init, createPool). */
+export function expectExtras(fn: string, v: unknown): Extras {
   const e = v as Partial<Extras> | null;
-  if (typeof e !== 'object' || e === null || typeof e.simd !== 'function') {
-    throw new TypeError("init: options.extras must be the `extras` export of 'focal-ghm/extras' (`import { extras } from 'focal-ghm/extras'`)");
+  if (typeof e !== 'object' || e === null || typeof e.simd !== 'function' || (e.shared !== undefined && typeof e.shared !== 'function')) {
+    throw new TypeError(`${fn}: options.extras must be the \`extras\` export of 'focal-ghm/extras' (\`import { extras } from 'focal-ghm/extras'\`)`);
   }
+  return e as Extras;
 }
 
 /** What the extras module exports: checked before a module is taken for one. */

@@ -7,7 +7,7 @@
 // it from `heap.buffer`) when needed.
 
 import type { Kernels } from './loader';
-import { batchViewOffset, checkBatchView, detachedBatchView } from './views';
+import { batchByteOffset, checkBatchView, detachedBatchView } from './views';
 
 const ALIGN = 16;
 const PAGE = 65536;
@@ -17,6 +17,8 @@ const PAGE = 65536;
  * links it (EXTRAS_END there); so the heap never holds what its instantiation writes.
  */
 export const HEAP_START = 18 * 65536;
+/** Free bytes above the heap's start when a heap is made. */
+const HEAP_SLACK = 4 * 65536;
 /** wasm32 addresses: no memory grows past 4 GiB. */
 const MAX_MEMORY = 2 ** 32;
 
@@ -47,6 +49,12 @@ export class Heap {
   constructor(k: Kernels) {
     this.memory = k.memory;
     this.top = alignUp(Math.max(k.__heap_base.value as number, HEAP_START));
+    // Room for a call's small first allocations (parameters, scratch) from the start, as the
+    // module's own layout had before HEAP_START: a call that grows the memory detaches the batch
+    // views it was given (planStreams re-derives them, but fewer growths are cheaper).
+    const want = Math.ceil((this.top + HEAP_SLACK) / PAGE);
+    const have = this.memory.buffer.byteLength / PAGE;
+    if (have < want) this.memory.grow(want - have);
   }
 
   get buffer(): ArrayBuffer {
@@ -210,11 +218,10 @@ export function planStreams(
       checkBatchView('focal-ghm', a);
       p = a.byteOffset;
     } else if (a.length === 0 && detachedBatchView(a)) {
-      // A batch view that this call's own allocations detached (the caller took it before the
-      // call, which checked it live; then a parameter region or the workspace grew the memory):
-      // the same bytes, at the same place, in the grown memory.
+      // A batch view the call itself detached, by growing the memory for its own parameters
+      // after checking its arguments: still the batch's, at the place it was made for.
       checkBatchView('focal-ghm', a);
-      p = batchViewOffset(a)!;
+      p = batchByteOffset(a);
     } else {
       p = -1 - need;
       need += alignUp(chunkUnits * streams[i]!.perUnit * elementBytes(a));

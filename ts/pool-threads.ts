@@ -1,14 +1,16 @@
 // The threads of a pool: one shared `WebAssembly.Memory`, the shared-memory kernel build
 // instantiated on the main thread (for the heap layout) and in each worker, and the job
 // protocol with its failure handling. ts/pool.ts builds the losses on top of `Threads.run`.
+// A pool created with extras also instantiates the extras module's shared build over the same
+// memory, on the main thread (its data, below the heap) and in each worker (its kernels).
 //
 // Portability: this module is part of the platform-neutral core (dist/index), so it never
 // imports a Node built-in statically. In Node it reaches `worker_threads` and `os` through
 // `nodeBuiltin` at run time; elsewhere it uses Web Workers (browsers, Deno, Bun).
 
-import { decodeBase64, type Kernels } from './loader';
+import { decodeBase64, type Extras, type Kernels } from './loader';
 import { g, nodeBuiltin } from './platform';
-import { Heap } from './memory';
+import { HEAP_START, Heap } from './memory';
 import { poolWorkerMain, type FromWorker, type JobMessage, type ToWorker } from './pool-worker';
 
 /**
@@ -141,17 +143,42 @@ export function memoryImportLimits(bytes: Uint8Array): { initial: number; maximu
   throw new Error('focal-ghm pool: the threaded kernel build imports no memory');
 }
 
+/** A compiled shared-memory build and its bytes (for its memory import, and for engines that cannot post modules). */
+export interface SharedBuild {
+  module: WebAssembly.Module;
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
 /** The compiled shared-memory build, or why it cannot be used. */
-export async function loadSharedBuild(): Promise<{ module: WebAssembly.Module; bytes: Uint8Array<ArrayBuffer> } | { reason: string }> {
+export async function loadSharedBuild(): Promise<SharedBuild | { reason: string }> {
   // A separate chunk: programs that never create a pool do not parse this build.
   const { wasmBase64 } = await import('./wasm/shared.generated');
   if (!wasmBase64) return { reason: 'this package was built without the shared-memory kernel build (its build failed; see scripts/lib/wasm.mjs)' };
-  const bytes = decodeBase64(wasmBase64);
+  return compileShared(decodeBase64(wasmBase64), 'the threaded kernel build');
+}
+
+async function compileShared(bytes: Uint8Array<ArrayBuffer>, what: string): Promise<SharedBuild | { reason: string }> {
   try {
     return { module: await WebAssembly.compile(bytes), bytes };
   } catch (e) {
-    return { reason: `this engine cannot compile the threaded kernel build (it needs SIMD, atomics and bulk memory): ${(e as Error).message}` };
+    return { reason: `this engine cannot compile ${what} (it needs SIMD, atomics and bulk memory): ${(e as Error).message}` };
   }
+}
+
+/**
+ * The compiled shared-memory build of the extras module (`extras.shared()`, see ts/extras.ts), or
+ * why it cannot be used: then the pool runs single-threaded, as without a shared core build.
+ */
+export async function loadSharedExtras(extras: Extras): Promise<SharedBuild | { reason: string }> {
+  if (typeof extras.shared !== 'function') {
+    return { reason: "the extras passed to createPool have no shared-memory build (the workerd entry's extras ship none)" };
+  }
+  const given = await extras.shared();
+  if (!given || given.length === 0) {
+    return { reason: "this package was built without the extras module's shared-memory build (its build failed; see scripts/lib/wasm.mjs)" };
+  }
+  // A copy over an ArrayBuffer: what compile and postMessage take, whatever the caller's view is over.
+  return compileShared(new Uint8Array(given), "the extras module's threaded build");
 }
 
 /** The worker program as source text for `platform`. */
@@ -261,6 +288,8 @@ export interface ThreadsOptions {
   threads: number;
   /** Milliseconds to wait for all workers to load the kernels. */
   startTimeout: number;
+  /** The extras module's shared build, to load over the same memory (main thread and workers). */
+  extras?: SharedBuild;
 }
 
 /**
@@ -282,25 +311,42 @@ export class Threads {
     readonly heap: SharedHeap,
     /** The main thread's instance: only for queries like `fg_ghm_stats_len` (it has no stack of its own). */
     readonly kernels: Kernels,
+    /** Whether the workers have the extras module's kernels. */
+    readonly extras: boolean,
   ) {
     this.outstanding = new Array<number>(size).fill(0);
   }
 
   /** Starts `threads` workers over a new shared memory; throws if any fails to start. */
-  static async start(build: { module: WebAssembly.Module; bytes: Uint8Array<ArrayBuffer> }, o: ThreadsOptions): Promise<Threads> {
-    const { initial, maximum } = memoryImportLimits(build.bytes);
+  static async start(build: SharedBuild, o: ThreadsOptions): Promise<Threads> {
+    // One memory both modules link to: at least each one's minimum, at most each one's maximum.
+    let { initial, maximum } = memoryImportLimits(build.bytes);
+    if (o.extras) {
+      const x = memoryImportLimits(o.extras.bytes);
+      initial = Math.max(initial, x.initial);
+      maximum = Math.min(maximum, x.maximum);
+      if (initial > maximum) throw new Error("createPool: the extras module's threaded build does not fit the core build's memory (another layout?)");
+    }
     const memory = new WebAssembly.Memory({ initial, maximum, shared: true } as WebAssembly.MemoryDescriptor);
     // The main thread instantiates first: its start function copies the data segments into the
     // shared memory, so no worker ever has to wait for another one to do it.
     const instance = await WebAssembly.instantiate(build.module, { env: { memory } });
     const kernels = instance.exports as unknown as Kernels;
+    if (o.extras) {
+      // The extras' stack top and data lie below the heap (ts/memory.ts HEAP_START), as in the
+      // single-thread runtime (loadExtras in ts/loader.ts): nothing the heap hands out overlaps them.
+      const x = (await WebAssembly.instantiate(o.extras.module, { env: { memory } })).exports;
+      if ((x.__heap_base as WebAssembly.Global).value > HEAP_START) {
+        throw new Error("createPool: the extras module's threaded build does not fit below the heap (it was linked for another layout)");
+      }
+    }
     const heap = new SharedHeap({ memory, __heap_base: kernels.__heap_base } as unknown as Kernels);
-    const t = new Threads(o.threads, memory, heap, kernels);
-    await t.spawn(build, o.startTimeout);
+    const t = new Threads(o.threads, memory, heap, kernels, o.extras !== undefined);
+    await t.spawn(build, o.extras, o.startTimeout);
     return t;
   }
 
-  private async spawn(build: { module: WebAssembly.Module; bytes: Uint8Array<ArrayBuffer> }, timeout: number): Promise<void> {
+  private async spawn(build: SharedBuild, extras: SharedBuild | undefined, timeout: number): Promise<void> {
     const ready: Array<{ resolve(): void; reject(e: Error): void }> = [];
     const readyAll = Array.from({ length: this.size }, (_, i) => new Promise<void>((resolve, reject) => (ready[i] = { resolve, reject })));
     let starting = true;
@@ -326,10 +372,10 @@ export class Threads {
         const stack = this.heap.alloc(STACK_BYTES);
         const base = { type: 'init' as const, memory: this.memory, stackTop: stack + STACK_BYTES };
         try {
-          p.post({ ...base, module: build.module });
+          p.post({ ...base, module: build.module, extras: extras && { module: extras.module } });
         } catch {
           // An engine that cannot post compiled modules: each worker compiles the bytes.
-          p.post({ ...base, bytes: build.bytes });
+          p.post({ ...base, bytes: build.bytes, extras: extras && { bytes: extras.bytes } });
         }
       }
       const timeoutP = new Promise<never>((_, reject) => {

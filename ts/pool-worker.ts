@@ -10,21 +10,35 @@
 // would be undefined inside the worker.
 //
 // What a worker does: it instantiates the shared-memory kernel build over the pool's one
-// `WebAssembly.Memory`, points its own `__stack_pointer` at the stack region the main thread
-// allocated for it (every instance would otherwise start at the same default stack, [0, 1 MiB),
-// and two threads would overwrite each other's frames), then runs jobs. A job is a list of
+// `WebAssembly.Memory` (and, in a pool created with extras, the extras module's shared build over
+// the same memory), points each instance's own `__stack_pointer` at the stack region the main
+// thread allocated for this worker (every instance would otherwise start at its build's default
+// stack, and two threads would overwrite each other's frames; calls do not nest, so one region
+// serves both modules), then runs jobs. A job is a list of
 // fixed blocks of the batch; workers claim block indices with an atomic counter in shared
 // memory, so block boundaries never depend on the number of threads, and each block writes its
 // partial results to its own slot, which the main thread adds in block order (determinism).
 
-/** The kernel calls a job can make; the argument words `a` of each are listed in {@link JobMessage}. */
-export type PoolOp = 'count' | 'focal' | 'focalProb' | 'ghmcStats' | 'ghmcGrad' | 'ghmrStats' | 'ghmrGrad';
+/**
+ * The kernel calls a job can make; the streams and argument words `a` of each are listed in
+ * {@link JobMessage}. The last four are the extras module's (the family ones are ts/family.ts's
+ * `FamilyOp`s, with the same arguments).
+ */
+export type PoolOp =
+  | 'count' | 'focal' | 'focalProb' | 'ghmcStats' | 'ghmcGrad' | 'ghmrStats' | 'ghmrGrad'
+  | 'focalPoly' | 'qualityFocal' | 'varifocal' | 'softmaxSoft';
 
-/** Main → worker: load the kernels. `module` where the engine can post compiled modules, else `bytes`. */
-export interface InitMessage {
-  type: 'init';
+/** A compiled module, or its bytes where the engine cannot post compiled modules. */
+export interface ModuleMessage {
   module?: WebAssembly.Module;
   bytes?: Uint8Array<ArrayBuffer>;
+}
+
+/** Main → worker: load the kernels. `module` where the engine can post compiled modules, else `bytes`. */
+export interface InitMessage extends ModuleMessage {
+  type: 'init';
+  /** The extras module's shared build, in a pool created with extras. */
+  extras?: ModuleMessage;
   memory: WebAssembly.Memory;
   /** Top (highest address, 16-byte aligned) of this worker's own stack region. */
   stackTop: number;
@@ -33,14 +47,20 @@ export interface InitMessage {
 /**
  * Main → worker: run blocks `0..blocks-1` of a job. Addresses are into the shared memory; an
  * absent input or output is 0. Block `b` covers units `[b·unitsPerBlock, …)` (a unit is an
- * element, or a row of `perUnit` logits with class-index targets); each stream advances by its
- * `unitBytes` per unit.
+ * element, or a row of `perUnit` logits); each stream advances by its `unitBytes` per unit.
  *
- * `a` (op arguments): focal `[alphaPos, alphaNeg, gamma, lossScale, gradScale]`;
- * ghmcStats `[bins, statsLen]`; ghmcGrad `[bins, factorsPtr]`; ghmrStats `[mu, bins, statsLen]`;
- * ghmrGrad `[mu, bins, factorsPtr]`; count `[]`.
- * Slot of block `b`: `slotLen` f64 at `slots + 8·slotLen·b`: count `[pos, neg]`; focal
- * `[Σ loss, min t, max t]`; ghmcStats `[min t, max t, stats…]`; ghmrStats `[stats…]`.
+ * Streams (`at`), inputs then outputs: the core ops `[logits (GHM-R: pred), targets, weights,
+ * loss, gradient]` (focalPoly too); qualityFocal `[logits, labels, scores, row weights, loss,
+ * gradient]`; varifocal `[logits, targets, weights, loss, gradient]`; softmaxSoft `[logits,
+ * targets, row weights, loss, gradient]`. A stream past the end of `at` is absent.
+ *
+ * `a` (op arguments): focal, focalProb `[alphaPos, alphaNeg, gamma, lossScale, gradScale]`;
+ * focalPoly the same and `ε`; ghmcStats `[bins, statsLen]`; ghmcGrad `[bins, factorsPtr]`;
+ * ghmrStats `[mu, bins, statsLen]`; ghmrGrad `[mu, bins, factorsPtr]`; count `[]`; the family
+ * ops their `FamilyOp` arguments (ts/family.ts), then `lossScale, gradScale`.
+ * Slot of block `b`: `slotLen` f64 at `slots + 8·slotLen·b`: count `[pos, neg]`; focal and
+ * focalPoly `[Σ loss, min t, max t]`; focalProb that and `[min p, max p]`; ghmcStats `[min t,
+ * max t, stats…]`; ghmrStats `[stats…]`; the family ops their kernel's info words.
  */
 export interface JobMessage {
   type: 'job';
@@ -55,7 +75,7 @@ export interface JobMessage {
   tkind: number;
   numClasses: number;
   wkind: number;
-  /** Where unit 0 of each stream is: logits (or GHM-R pred), targets, weights, loss, gradient. */
+  /** Where unit 0 of each stream is (the op's streams, listed above). */
   at: number[];
   unitBytes: number[];
   slots: number;
@@ -102,18 +122,29 @@ export function poolWorkerMain(port: WorkerPort): void {
   // The kernel exports, typed loosely: this function may not import the Kernels interface.
   type Fn = (...args: number[]) => void;
   let k: Record<string, Fn> | undefined;
+  /** The extras module's exports, in a pool created with extras. */
+  let xk: Record<string, Fn> | undefined;
   let memory: WebAssembly.Memory | undefined;
   let sp: WebAssembly.Global | undefined;
+  let xsp: WebAssembly.Global | undefined;
   let stackTop = 0;
 
   const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
   async function init(m: InitMessage): Promise<void> {
     try {
-      const module = m.module ?? (await WebAssembly.compile(m.bytes!));
-      const instance = await WebAssembly.instantiate(module, { env: { memory: m.memory } });
-      k = instance.exports as unknown as Record<string, Fn>;
-      sp = instance.exports.__stack_pointer as WebAssembly.Global;
+      const load = async (b: ModuleMessage) => {
+        const module = b.module ?? (await WebAssembly.compile(b.bytes!));
+        return (await WebAssembly.instantiate(module, { env: { memory: m.memory } })).exports;
+      };
+      const core = await load(m);
+      const extras = m.extras ? await load(m.extras) : undefined;
+      k = core as unknown as Record<string, Fn>;
+      sp = core.__stack_pointer as WebAssembly.Global;
+      if (extras) {
+        xk = extras as unknown as Record<string, Fn>;
+        xsp = extras.__stack_pointer as WebAssembly.Global;
+      }
       memory = m.memory;
       stackTop = m.stackTop;
       port.post({ type: 'ready' });
@@ -126,6 +157,7 @@ export function poolWorkerMain(port: WorkerPort): void {
     const kk = k!;
     // Reset the stack on every job: a trap in an earlier one leaves the pointer mid-frame.
     sp!.value = stackTop;
+    if (xsp) xsp.value = stackTop;
     // Growth by another thread reaches this thread's view of the memory (its `buffer`, and the
     // bounds its instance checks) only when the engine gets round to it: Deno's workers were seen
     // still on the old size when the next job arrived. `grow(0)` makes the engine refresh both.
@@ -133,12 +165,28 @@ export function poolWorkerMain(port: WorkerPort): void {
     const counter = new Int32Array(memory!.buffer, m.counter, 1);
     const pu = m.perUnit;
     const a = m.a;
+    const family = m.op === 'qualityFocal' || m.op === 'varifocal' || m.op === 'softmaxSoft';
+    if ((family || m.op === 'focalPoly') && !xk) throw new Error(`op ${m.op} needs the extras kernels, which this worker did not load`);
+    const xx = xk!;
+    // The family ops' scales follow their own arguments.
+    const ls = a[a.length - 2]!;
+    const gs = a[a.length - 1]!;
     for (;;) {
       const b = Atomics.add(counter, 0, 1);
       if (b >= m.blocks) return;
       const u0 = b * m.unitsPerBlock;
-      const n = Math.min(m.unitsPerBlock, m.units - u0) * pu;
-      const [x, t, w, loss, grad] = m.at.map((p, i) => (p ? p + u0 * m.unitBytes[i]! : 0)) as [number, number, number, number, number];
+      const u = Math.min(m.unitsPerBlock, m.units - u0);
+      const n = u * pu;
+      // Stream i at this block (0 when absent).
+      const s = (i: number): number => {
+        const p = m.at[i];
+        return p ? p + u0 * m.unitBytes[i]! : 0;
+      };
+      const x = s(0);
+      const t = s(1);
+      const w = s(2);
+      const loss = s(3);
+      const grad = s(4);
       const slot = m.slots + 8 * m.slotLen * b;
       switch (m.op) {
         case 'count':
@@ -164,6 +212,20 @@ export function poolWorkerMain(port: WorkerPort): void {
           break;
         case 'ghmrGrad':
           kk.fg_ghmr_grad!(x, t, n, m.wkind, w, a[0]!, a[1]!, a[2]!, grad);
+          break;
+        case 'focalPoly':
+          xx.fg_sigmoid_focal_poly!(x, n, m.tkind, t, m.numClasses, m.wkind, w, a[0]!, a[1]!, a[2]!, a[5]!, loss, a[3]!, grad, a[4]!, slot);
+          break;
+        // The family ops: as familyKernel in ts/family.ts.
+        case 'qualityFocal':
+          // Streams: logits, labels, scores, row weights, loss, gradient.
+          xx.fg_quality_focal!(x, u, a[0]!, s(1), s(2), s(3), a[1]!, s(4), ls, s(5), gs, slot);
+          break;
+        case 'varifocal':
+          xx.fg_varifocal!(x, u, t, w, a[0]!, a[1]!, a[2]!, loss, ls, grad, gs, slot);
+          break;
+        case 'softmaxSoft':
+          xx.fg_softmax_focal_soft!(x, u, a[0]!, a[1]!, t, a[2]!, a[3]!, 0, a[4]!, w, loss, ls, grad, gs, slot);
           break;
         default:
           throw new Error(`unknown op ${String(m.op)}`);

@@ -1,15 +1,17 @@
 // A thread pool for the losses (issue #4): the same calls as the single-thread API, run by
 // workers over one shared wasm memory, with results bitwise independent of the thread count.
 //
-// How a call runs: the single-thread API's own checks (parseSigmoidCall, GHMC/GHMR `inputs`:
-// same messages), then "passes". A pass cuts the batch into the single-thread API's chunks
-// ("blocks", never dependent on the thread count); workers claim blocks and write each block's
-// partial sums to the block's own slot; the main thread adds the slots in block order. Arrays in
-// the pool's memory (`pool.createBatch`) are used in place; the main thread copies ordinary
-// arrays in, in steps of `chunkElements` with RING steps in flight (see runPass). At most
-// MAX_PASSES passes run at once and the others wait their turn, so the pool's memory is what a
-// few passes need however many calls are in flight.
+// How a call runs: the single-thread API's own checks (parseSigmoidCall, parseFamilyCall,
+// GHMC/GHMR `inputs`: same messages), then "passes". A pass cuts the batch into the
+// single-thread API's chunks ("blocks", never dependent on the thread count); workers claim
+// blocks and write each block's partial sums to the block's own slot; the main thread adds the
+// slots in block order. Arrays in the pool's memory (`pool.createBatch`) are used in place; the
+// main thread copies ordinary arrays in, in steps of `chunkElements` with RING steps in flight
+// (see runPass). At most MAX_PASSES passes run at once and the others wait their turn, so the
+// pool's memory is what a few passes need however many calls are in flight.
 // Threads and the worker protocol are in pool-threads.ts, the worker program in pool-worker.ts.
+// The extras losses (the focal family, poly1) run the same way on the extras module's kernels,
+// which a pool created with `extras` loads in every worker.
 
 import { checkBatchOptions, createBatch, Batch, type BatchOptions } from './batch';
 import { describeValue, expectBoolean, expectInteger, expectOptions, expectPositive } from './errors';
@@ -26,11 +28,26 @@ import {
   type SigmoidFocalOptions,
   type SigmoidFocalResult,
 } from './focal';
+import {
+  distribution,
+  distributionFocalLoss,
+  FamilySums,
+  parseFamilyCall,
+  quality,
+  qualityFocalLoss,
+  varifocal,
+  varifocalLoss,
+  type DistributionFocalOptions,
+  type FamilyLoss,
+  type QualityFocalOptions,
+  type QualityTargets,
+  type VarifocalOptions,
+} from './family';
 import { forwardOptions, GHMC, GHMR, GHMStats, type GHMForwardOptions } from './ghm';
 import { TargetRange, type Layout, type Targets } from './inputs';
-import { initRuntime } from './loader';
-import { copyIn, elementBytes, planStreams, type ChunkInput } from './memory';
-import { hardwareThreads, loadSharedBuild, Threads, threadsUnavailable, WorkersBlocked } from './pool-threads';
+import { expectExtras, initRuntime, type Extras } from './loader';
+import { copyIn, elementBytes, planStreams, type ChunkInput, type ChunkOutput } from './memory';
+import { hardwareThreads, loadSharedBuild, loadSharedExtras, Threads, threadsUnavailable, WorkersBlocked } from './pool-threads';
 import type { PoolOp } from './pool-worker';
 
 export interface PoolOptions {
@@ -45,9 +62,16 @@ export interface PoolOptions {
   chunkElements?: number;
   /** Milliseconds to wait for the workers to start before rejecting. Default 30000. */
   startTimeout?: number;
+  /**
+   * The extras module, as for `init({ extras })`: pass `extras` from `focal-ghm/extras` to run
+   * the focal family (`pool.qualityFocalLoss`, `pool.varifocalLoss`,
+   * `pool.distributionFocalLoss`) and `poly1` on the pool. Its shared-memory build is loaded
+   * into every worker; a pool without it refuses those calls. Default: none.
+   */
+  extras?: Extras;
 }
 
-const POOL_OPTIONS = ['threads', 'forceFallback', 'chunkElements', 'startTimeout'] as const;
+const POOL_OPTIONS = ['threads', 'forceFallback', 'chunkElements', 'startTimeout', 'extras'] as const;
 
 /**
  * Steps of a pass in flight: the copy runs up to RING - 1 steps ahead of the workers, so they
@@ -68,6 +92,14 @@ const SLOT_BYTES = 1 << 22;
  * wasm memory), the pool still works: it reports `threads === 1`, says why in `reason`, and runs
  * the single-thread API (initializing it with `init()` if needed).
  *
+ * Extras: the focal family and `poly1` run on a pool created with `extras` (the object
+ * `init({ extras })` takes, from `focal-ghm/extras`), whether or not `init` loaded them: the pool
+ * loads the extras module's shared-memory build (a chunk of its own) into every worker, over the
+ * same memory, and a single-thread fallback passes `extras` to `init`. A pool created without
+ * them refuses those calls, with or without threads; when the extras' shared build cannot be
+ * used (a package built without it, an entry point without one), the whole pool runs
+ * single-threaded and says why in `reason`.
+ *
  * @example
  * ```ts
  * import { createPool } from 'focal-ghm';
@@ -75,6 +107,13 @@ const SLOT_BYTES = 1 << 22;
  * if (pool.reason) console.warn(`focal-ghm: single-threaded: ${pool.reason}`);
  * const { loss, grad } = await pool.sigmoidFocalLoss(logits, targets, { gamma: 2, grad: true });
  * await pool.close();
+ * ```
+ * @example
+ * ```ts
+ * import { createPool } from 'focal-ghm';
+ * import { extras } from 'focal-ghm/extras';
+ * const pool = await createPool({ threads: 4, extras });
+ * const { loss } = await pool.qualityFocalLoss(logits, { labels, scores, numClasses: 80 });
  * ```
  * @throws (rejects) RangeError/TypeError for bad options; Error when the workers fail to start.
  */
@@ -85,34 +124,49 @@ export async function createPool(options?: PoolOptions): Promise<Pool> {
   const force = expectBoolean(fn, 'options.forceFallback', o.forceFallback ?? false);
   const chunkElements = expectInteger(fn, 'options.chunkElements', o.chunkElements ?? 1 << 20, 1, 2 ** 30);
   const startTimeout = expectPositive(fn, 'options.startTimeout', o.startTimeout ?? 30000);
+  const extras = o.extras === undefined ? undefined : expectExtras(fn, o.extras);
   let reason = force ? 'forceFallback: true was passed to createPool' : threadsUnavailable();
   if (!reason) {
     const build = await loadSharedBuild();
+    const xbuild = extras && !('reason' in build) ? await loadSharedExtras(extras) : undefined;
     if ('reason' in build) reason = build.reason;
+    else if (xbuild && 'reason' in xbuild) reason = xbuild.reason;
     else {
       try {
-        return Pool.create(await Threads.start(build, { threads, startTimeout }), undefined, chunkElements);
+        return Pool.create(await Threads.start(build, { threads, startTimeout, extras: xbuild }), undefined, chunkElements, extras !== undefined);
       } catch (e) {
         if (!(e instanceof WorkersBlocked)) throw e;
         reason = e.message;
       }
     }
   }
-  await initRuntime();
-  return Pool.create(undefined, reason, chunkElements);
+  await initRuntime(extras ? { extras } : {});
+  return Pool.create(undefined, reason, chunkElements, extras !== undefined);
+}
+
+/** What a pass runs over: units of `perUnit` logits (blocks of unitsPerChunk(perUnit) units), and the core kernels' target and weight kinds. */
+interface Shape {
+  units: number;
+  perUnit: number;
+  tkind: number;
+  numClasses: number;
+  wkind: number;
+}
+
+/** The shape of a core call. */
+function shapeOf(lay: Layout, wkind: number): Shape {
+  return { units: lay.units, perUnit: lay.perUnit, tkind: lay.tkind, numClasses: lay.numClasses, wkind };
 }
 
 /** A kernel run over a whole batch; see the top of this file. */
-interface Pass {
+interface Pass extends Shape {
   /** The pool method, for errors about the pool (closed during the call, a kernel failed). */
   name: string;
   op: PoolOp;
-  lay: Layout;
-  wkind: number;
-  /** logits (or GHM-R pred), targets, weights. */
-  inputs: [ChunkInput, ChunkInput, ChunkInput];
-  /** Elementwise loss and gradient, `lay.perUnit` floats per unit. */
-  outputs?: [Float32Array | undefined, Float32Array | undefined];
+  /** The op's input streams, in its order (see JobMessage in ts/pool-worker.ts). */
+  inputs: ChunkInput[];
+  /** Its output streams, after the inputs (core ops: loss, gradient). */
+  outputs?: ChunkOutput[];
   slotLen: number;
   a: number[];
   /** Copied into shared memory for the pass, its address appended to `a` (GHM factors). */
@@ -122,6 +176,11 @@ interface Pass {
 }
 
 const ABSENT: ChunkInput = { array: undefined, perUnit: 0 };
+
+/** The error of an extras call on a pool created without extras. */
+function noExtras(name: string, what = ''): Error {
+  return new Error(`${name}: ${what}the pool was created without extras; createPool({ extras }) with \`import { extras } from 'focal-ghm/extras'\``);
+}
 
 /** At most `free` holders at a time; the others wait, in call order. */
 class Turns {
@@ -170,8 +229,8 @@ export class Pool {
   private readonly passes = new Turns(MAX_PASSES);
 
   /** @internal The constructor for {@link createPool}. */
-  static create(pool: Threads | undefined, reason: string | undefined, chunkElements: number): Pool {
-    return new Pool(pool, reason, chunkElements);
+  static create(pool: Threads | undefined, reason: string | undefined, chunkElements: number, extras: boolean): Pool {
+    return new Pool(pool, reason, chunkElements, extras);
   }
 
   /** Use {@link createPool}. */
@@ -180,6 +239,8 @@ export class Pool {
     /** Why the pool runs single-threaded (`undefined` when it has workers). */
     readonly reason: string | undefined,
     private readonly chunkElements: number,
+    /** Whether the pool was created with extras (see {@link PoolOptions.extras}). */
+    readonly extras: boolean,
   ) {
     this.threads = pool ? pool.size : 1;
   }
@@ -219,6 +280,7 @@ export class Pool {
   /**
    * {@link sigmoidFocalLoss} on the pool's threads: same arguments, options, validation
    * messages and result (and result type); bitwise the same result for any thread count.
+   * `poly1` ≠ 0 needs a pool created with `extras` (see {@link createPool}).
    *
    * @example
    * ```ts
@@ -226,7 +288,7 @@ export class Pool {
    * const { loss, grad, alpha } = await pool.sigmoidFocalLoss(logits, targets, { alpha: 'auto', grad: true });
    * //      ^ number  ^ Float32Array
    * ```
-   * @throws (rejects) TypeError/RangeError as {@link sigmoidFocalLoss}; Error when the pool is or gets closed.
+   * @throws (rejects) TypeError/RangeError as {@link sigmoidFocalLoss}; Error when the pool is or gets closed, or for `poly1` ≠ 0 on a pool without extras.
    */
   sigmoidFocalLoss<R extends Reduction = 'mean', G extends boolean = false, Out extends OutputBuffers = {}>(
     logits: Float32Array,
@@ -234,11 +296,19 @@ export class Pool {
     options?: SigmoidFocalOptions<R, G, Out>,
   ): Promise<SigmoidFocalResult<LossFor<R>, GradWanted<G, Out>>>;
   async sigmoidFocalLoss(logits: Float32Array, targets: Targets, options?: SigmoidFocalOptions): Promise<SigmoidFocalResult> {
-    const pool = this.open('pool.sigmoidFocalLoss');
-    if (!pool) return sigmoidFocalLoss(logits, targets, options);
+    const name = 'pool.sigmoidFocalLoss';
+    const pool = this.open(name);
     const fn = 'sigmoidFocalLoss';
+    if (!pool) {
+      // The threaded path's checks and refusal, in its order; a poly1 of 0 needs no extras.
+      const eps = typeof options === 'object' && options !== null ? (options as { poly1?: unknown }).poly1 : undefined;
+      if (!this.extras && eps !== undefined && eps !== 0 && parseSigmoidCall(fn, logits, targets, options).poly1 !== 0) {
+        throw noExtras(name, 'options.poly1 needs the extras kernels: ');
+      }
+      return sigmoidFocalLoss(logits, targets, options);
+    }
     const { x, lay, wkind, w, alphaOpt, gamma, reduction, lossWeight, wantGrad, denom, gradScale, out, probs, ax, poly1 } = parseSigmoidCall(fn, logits, targets, options);
-    if (poly1 !== 0) throw new RangeError(`pool.sigmoidFocalLoss: options.poly1 runs on the calling thread only (the pool's workers load only the core kernels); call sigmoidFocalLoss`);
+    if (poly1 !== 0 && !pool.extras) throw noExtras(name, 'options.poly1 needs the extras kernels: ');
     if (ax) throw new RangeError(`pool.sigmoidFocalLoss: options.shape with class-index targets and a class axis before the last runs on the calling thread only; call sigmoidFocalLoss`);
     let alpha = alphaOpt as number | null;
     if (alphaOpt === 'auto') {
@@ -248,7 +318,7 @@ export class Pool {
         pos += s[at]!;
         neg += s[at + 1]!;
       };
-      await this.runPass(pool, { name: 'pool.sigmoidFocalLoss', op: 'count', lay, wkind, inputs: [ABSENT, lay.targets, w], slotLen: 2, a: [], collect });
+      await this.runPass(pool, { name, op: 'count', ...shapeOf(lay, wkind), inputs: [ABSENT, lay.targets, w], slotLen: 2, a: [], collect });
       alpha = alphaOf(pos, neg);
     }
     const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(x.length)) : undefined;
@@ -262,13 +332,112 @@ export class Pool {
       range.add(s, at + 1);
       if (probs) pRange.add(s, at + 3);
     };
-    const a = [aPos, aNeg, gamma, lossWeight, gradScale];
-    const op = probs ? 'focalProb' : 'focal';
-    await this.runPass(pool, { name: 'pool.sigmoidFocalLoss', op, lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w], outputs: [lossArr, gradArr], slotLen: probs ? 5 : 3, a, collect });
+    // Poly-1 is the extras module's kernel (ε = 0 is the core's plain loss), as in sigmoidPass.
+    const a = poly1 !== 0 ? [aPos, aNeg, gamma, lossWeight, gradScale, poly1] : [aPos, aNeg, gamma, lossWeight, gradScale];
+    const op = probs ? 'focalProb' : poly1 !== 0 ? 'focalPoly' : 'focal';
+    const outputs = [{ array: lossArr, perUnit: lay.perUnit }, { array: gradArr, perUnit: lay.perUnit }];
+    await this.runPass(pool, { name, op, ...shapeOf(lay, wkind), inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w], outputs, slotLen: probs ? 5 : 3, a, collect });
     range.check(fn, 'targets', lay.tkind);
     if (probs) pRange.checkProbabilities(fn, 'logits');
     const loss = lossArr ?? (lossWeight * sum) / denom;
     return gradArr ? { loss, grad: gradArr, alpha } : { loss, alpha };
+  }
+
+  /**
+   * {@link qualityFocalLoss} on the pool's threads: same arguments, options, validation messages
+   * and result; bitwise the same result for any thread count. Needs a pool created with `extras`.
+   *
+   * @example
+   * ```ts
+   * import { extras } from 'focal-ghm/extras';
+   * const pool = await createPool({ threads: 4, extras });
+   * const { loss, grad } = await pool.qualityFocalLoss(logits, { labels, scores, numClasses: 80 }, { grad: true });
+   * ```
+   * @throws (rejects) as {@link qualityFocalLoss}; Error when the pool was created without extras, or is or gets closed.
+   */
+  qualityFocalLoss<R extends Reduction = 'mean', G extends boolean = false>(
+    logits: Float32Array,
+    targets: QualityTargets,
+    options?: QualityFocalOptions<R, G>,
+  ): Promise<LossResult<LossFor<R>, G>>;
+  qualityFocalLoss(logits: Float32Array, targets: QualityTargets, options?: QualityFocalOptions): Promise<LossResult> {
+    return this.family('pool.qualityFocalLoss', 'qualityFocalLoss', quality, qualityFocalLoss, logits, targets, options);
+  }
+
+  /**
+   * {@link varifocalLoss} on the pool's threads (see {@link Pool.qualityFocalLoss}).
+   *
+   * @example
+   * ```ts
+   * const { loss } = await pool.varifocalLoss(logits, iouTargets, { alpha: 0.75, gamma: 2 });
+   * ```
+   * @throws (rejects) as {@link varifocalLoss}; Error when the pool was created without extras, or is or gets closed.
+   */
+  varifocalLoss<R extends Reduction = 'mean', G extends boolean = false>(
+    logits: Float32Array,
+    targets: Float32Array,
+    options?: VarifocalOptions<R, G>,
+  ): Promise<LossResult<LossFor<R>, G>>;
+  varifocalLoss(logits: Float32Array, targets: Float32Array, options?: VarifocalOptions): Promise<LossResult> {
+    return this.family('pool.varifocalLoss', 'varifocalLoss', varifocal, varifocalLoss, logits, targets, options);
+  }
+
+  /**
+   * {@link distributionFocalLoss} on the pool's threads (see {@link Pool.qualityFocalLoss}).
+   *
+   * @example
+   * ```ts
+   * const { loss, grad } = await pool.distributionFocalLoss(logits, sideTargets, { bins: 16, grad: true });
+   * ```
+   * @throws (rejects) as {@link distributionFocalLoss}; Error when the pool was created without extras, or is or gets closed.
+   */
+  distributionFocalLoss<R extends Reduction = 'mean', G extends boolean = false>(
+    logits: Float32Array,
+    targets: Float32Array,
+    options?: DistributionFocalOptions<R, G>,
+  ): Promise<LossResult<LossFor<R>, G>>;
+  distributionFocalLoss(logits: Float32Array, targets: Float32Array, options?: DistributionFocalOptions): Promise<LossResult> {
+    return this.family('pool.distributionFocalLoss', 'distributionFocalLoss', distribution, distributionFocalLoss, logits, targets, options);
+  }
+
+  /**
+   * A call of the focal family: the single-thread parse (parseFamilyCall, same messages), one
+   * pass, then the single-thread reduction (Σ of the blocks in block order, as familyPass adds
+   * its chunks) and the range check after the pass.
+   */
+  private async family<Opts, T, O>(
+    name: string,
+    fn: string,
+    loss: FamilyLoss<Opts>,
+    single: (logits: Float32Array, targets: T, options?: O) => LossResult,
+    logits: Float32Array,
+    targets: T,
+    options: O | undefined,
+  ): Promise<LossResult> {
+    const pool = this.open(name);
+    if (!this.extras) throw noExtras(name);
+    if (!pool) return single(logits, targets, options);
+    const { x, call, reduction, lossWeight, wantGrad, denom, gradScale } = parseFamilyCall(fn, loss, logits, targets, options);
+    const lossArr = reduction === 'none' ? new Float32Array(call.units) : undefined;
+    const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
+    const sums = new FamilySums();
+    await this.runPass(pool, {
+      name,
+      op: call.op,
+      units: call.units,
+      perUnit: call.perUnit,
+      tkind: 0,
+      numClasses: 0,
+      wkind: 0,
+      inputs: [{ array: x, perUnit: call.perUnit }, ...call.inputs],
+      outputs: [{ array: lossArr, perUnit: 1 }, { array: gradArr, perUnit: call.perUnit }],
+      slotLen: 3,
+      a: [...call.a, lossWeight, gradScale],
+      collect: (s, at) => sums.add(s, at),
+    });
+    sums.check(call);
+    const l = lossArr ?? (lossWeight * sums.sum) / denom;
+    return gradArr ? { loss: l, grad: gradArr } : { loss: l };
   }
 
   /**
@@ -294,7 +463,7 @@ export class Pool {
     const fn = 'GHMC.forward';
     const wantGrad = poolForward(fn, 'pool.ghmc', options, false);
     const { x, lay, wkind, w } = ghmc.inputs(fn, logits, targets, labelWeight);
-    return this.ghm(pool, fn, ghmc, wantGrad, { name: 'pool.ghmc', lay, wkind, inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w] }, 'ghmcStats', 'ghmcGrad', []);
+    return this.ghm(pool, fn, ghmc, wantGrad, { name: 'pool.ghmc', ...shapeOf(lay, wkind), inputs: [{ array: x, perUnit: lay.perUnit }, lay.targets, w] }, 'ghmcStats', 'ghmcGrad', []);
   }
 
   /**
@@ -315,7 +484,7 @@ export class Pool {
     const fn = 'GHMR.forward';
     const wantGrad = poolForward(fn, 'pool.ghmr', options, true);
     const { pred: p, lay, wkind, w } = ghmr.inputs(fn, pred, target, labelWeight);
-    return this.ghm(pool, fn, ghmr, wantGrad, { name: 'pool.ghmr', lay, wkind, inputs: [{ array: p, perUnit: 1 }, lay.targets, w] }, 'ghmrStats', 'ghmrGrad', [ghmr.mu]);
+    return this.ghm(pool, fn, ghmr, wantGrad, { name: 'pool.ghmr', ...shapeOf(lay, wkind), inputs: [{ array: p, perUnit: 1 }, lay.targets, w] }, 'ghmrStats', 'ghmrGrad', [ghmr.mu]);
   }
 
   /**
@@ -327,7 +496,7 @@ export class Pool {
     fn: string,
     ghm: GHMC | GHMR,
     wantGrad: boolean,
-    pass: Pick<Pass, 'name' | 'lay' | 'wkind' | 'inputs'>,
+    pass: Pick<Pass, 'name' | 'inputs' | keyof Shape>,
     statsOp: PoolOp,
     gradOp: PoolOp,
     a: number[],
@@ -343,12 +512,13 @@ export class Pool {
         stats.addRaw(s.subarray(at + head, at + head + len));
       };
       await this.runPass(pool, { ...pass, op: statsOp, slotLen: head + len, a: [...a, b, len], collect });
-      range.check(fn, 'targets', pass.lay.tkind);
+      range.check(fn, 'targets', pass.tkind);
       const { step, commit } = ghm.pendingStep(stats);
       let grad: Float32Array | undefined;
       if (wantGrad) {
-        grad = new Float32Array(pass.lay.n);
-        await this.runPass(pool, { ...pass, op: gradOp, outputs: [undefined, grad], slotLen: 0, a: [...a, b], table: step.factors });
+        grad = new Float32Array(pass.units * pass.perUnit);
+        const outputs = [{ array: undefined, perUnit: pass.perUnit }, { array: grad, perUnit: pass.perUnit }];
+        await this.runPass(pool, { ...pass, op: gradOp, outputs, slotLen: 0, a: [...a, b], table: step.factors });
       }
       commit();
       return grad ? { loss: step.loss, grad } : { loss: step.loss };
@@ -408,9 +578,9 @@ export class Pool {
    * freed before returning, and only once no job that may use it is still running.
    */
   private async runPass(pool: Threads, pass: Pass): Promise<void> {
-    const { lay } = pass;
-    const upb = unitsPerChunk(lay.perUnit);
-    const blocks = Math.ceil(lay.units / upb);
+    const { units, perUnit } = pass;
+    const upb = unitsPerChunk(perUnit);
+    const blocks = Math.ceil(units / upb);
     if (blocks === 0) return;
     await this.passes.enter();
     const heap = pool.heap;
@@ -423,13 +593,14 @@ export class Pool {
     const inFlight: Array<{ job: Promise<void>; scratch: number; slots: number; u0: number; u: number; nb: number }> = [];
     try {
       if (pool.closedReason) throw pool.closedDuringCall(pass.name);
-      const [loss, grad] = pass.outputs ?? [];
-      const streams = [...pass.inputs, { array: loss, perUnit: lay.perUnit }, { array: grad, perUnit: lay.perUnit }];
+      // Inputs, then outputs: the op's streams (JobMessage in ts/pool-worker.ts).
+      const nIn = pass.inputs.length;
+      const streams: ChunkInput[] = [...pass.inputs, ...(pass.outputs ?? [])];
       const maxBlocks = Math.max(1, Math.floor(SLOT_BYTES / (8 * Math.max(1, pass.slotLen))));
-      const stagedBlocks = Math.min(maxBlocks, Math.max(1, Math.floor(this.chunkElements / (upb * lay.perUnit))));
+      const stagedBlocks = Math.min(maxBlocks, Math.max(1, Math.floor(this.chunkElements / (upb * perUnit))));
       // Before any allocation: the plan holds addresses of arrays used in place.
       const plan: number[] = [];
-      const need = planStreams(streams, Math.min(lay.units, stagedBlocks * upb), heap.views().buffer, (a) => heap.owns(a), plan, 0);
+      const need = planStreams(streams, Math.min(units, stagedBlocks * upb), heap.views().buffer, (a) => heap.owns(a), plan, 0);
       const perStep = need > 0 ? stagedBlocks : Math.min(blocks, maxBlocks);
       const steps = Math.ceil(blocks / perStep);
       const unitBytes = streams.map((c) => (c.array ? c.perUnit * elementBytes(c.array) : 0));
@@ -444,10 +615,11 @@ export class Pool {
         const st = inFlight.shift()!;
         await st.job;
         const v = heap.views();
-        for (let i = 3; i < 5; i++) {
+        for (let i = nIn; i < streams.length; i++) {
           if (plan[i]! >= 0) continue;
           const at = (st.scratch - 1 - plan[i]!) / 4;
-          (streams[i]!.array as Float32Array).set(v.f32.subarray(at, at + st.u * lay.perUnit), st.u0 * lay.perUnit);
+          const per = streams[i]!.perUnit;
+          (streams[i]!.array as Float32Array).set(v.f32.subarray(at, at + st.u * per), st.u0 * per);
         }
         if (pass.collect) for (let b = 0; b < st.nb; b++) pass.collect(v.f64, (st.slots + 16) / 8 + b * pass.slotLen);
       };
@@ -455,17 +627,17 @@ export class Pool {
         if (inFlight.length === ring.length) await finishOldest();
         const { scratch, slots } = ring[s % ring.length]!;
         const u0 = s * perStep * upb;
-        const u = Math.min(perStep * upb, lay.units - u0);
+        const u = Math.min(perStep * upb, units - u0);
         const nb = Math.ceil(u / upb);
         const v = heap.views();
         const at = plan.map((p, i) => {
           if (p >= 0) return p && p + u0 * unitBytes[i]!;
           const array = streams[i]!.array!;
-          if (i < 3) copyIn(v, array, u0 * streams[i]!.perUnit, u * streams[i]!.perUnit, scratch - 1 - p);
+          if (i < nIn) copyIn(v, array, u0 * streams[i]!.perUnit, u * streams[i]!.perUnit, scratch - 1 - p);
           return scratch - 1 - p;
         });
-        const { op, wkind, slotLen } = pass;
-        const job = pool.run(pass.name, { op, blocks: nb, units: u, unitsPerBlock: upb, perUnit: lay.perUnit, tkind: lay.tkind, numClasses: lay.numClasses, wkind, at, unitBytes, slotRegion: slots, slotLen, a }, nb);
+        const { op, tkind, numClasses, wkind, slotLen } = pass;
+        const job = pool.run(pass.name, { op, blocks: nb, units: u, unitsPerBlock: upb, perUnit, tkind, numClasses, wkind, at, unitBytes, slotRegion: slots, slotLen, a }, nb);
         job.catch(() => {}); // awaited in order; this only keeps an early rejection from being "unhandled"
         inFlight.push({ job, scratch, slots, u0, u, nb });
       }

@@ -5,7 +5,10 @@
  * `tf.variableGrads` in place of a loss composed from TF.js ops.
  *
  * The kernels are the ones `focal-ghm` loads: call `await init()` from `focal-ghm` once before
- * the first loss. `@tensorflow/tfjs-core` (4.x) is a peer dependency, the one your model uses.
+ * the first loss; the focal family (`qualityFocalLoss`, `varifocalLoss`, `distributionFocalLoss`,
+ * `poly1`, softmax probability targets and label smoothing) needs the extras module too:
+ * `import { extras } from 'focal-ghm/extras'; await init({ extras });`.
+ * `@tensorflow/tfjs-core` (4.x) is a peer dependency, the one your model uses.
  * On the cpu and wasm backends the tensors are read in place; on webgl and webgpu each call
  * reads yPred and yTrue back from the GPU and uploads the gradient (see the README). Gradients
  * are first derivatives: TF.js cannot differentiate through the loss twice.
@@ -25,18 +28,25 @@
 // instance and memory), in ESM and CJS alike. Only stateless helpers are bundled from ./errors.
 import { backend, customGrad, engine, expandDims, getBackend, mul, scalar, Tensor, tensor, type GradSaveFunc, type Scalar } from '@tensorflow/tfjs-core';
 import {
+  distributionFocalLoss as coreDistributionFocalLoss,
   GHMC,
   isInitialized,
+  qualityFocalLoss as coreQualityFocalLoss,
   sigmoidFocalLoss as coreSigmoidFocalLoss,
   softmaxFocalLoss as coreSoftmaxFocalLoss,
+  varifocalLoss as coreVarifocalLoss,
+  type DistributionFocalOptions,
   type GHMCForwardOptions,
   type GHMCOptions,
   type GHMReduction,
   type GHMState,
+  type QualityFocalOptions,
+  type QualityTargets,
   type Reduction,
   type SigmoidFocalOptions,
   type SoftmaxFocalOptions,
   type Targets,
+  type VarifocalOptions,
 } from 'focal-ghm';
 import { describeValue, expectOneOf, expectOptions } from './errors';
 
@@ -83,8 +93,39 @@ export interface TfGHMCOptions<R extends GHMReduction = GHMReduction> {
 }
 
 const GHMC_FORWARD_OPTIONS = ['reduction'] as const;
-const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'input', 'labelSmoothing'] as const;
-const SOFTMAX_OPTIONS = ['alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight'] as const;
+const SIGMOID_OPTIONS = ['alpha', 'gamma', 'weight', 'reduction', 'avgFactor', 'lossWeight', 'input', 'labelSmoothing', 'poly1'] as const;
+const SOFTMAX_OPTIONS = ['alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeight', 'labelSmoothing', 'poly1'] as const;
+const FAMILY_OPTIONS = ['weight', 'reduction', 'avgFactor', 'lossWeight'] as const;
+const QFL_OPTIONS = ['beta', ...FAMILY_OPTIONS] as const;
+const VFL_OPTIONS = ['alpha', 'gamma', 'iouWeighted', ...FAMILY_OPTIONS] as const;
+const DFL_OPTIONS = FAMILY_OPTIONS;
+
+/**
+ * Options of {@link qualityFocalLoss}: the core's ({@link QualityFocalOptions}) without `grad`;
+ * `weight` may be a tensor.
+ */
+export interface TfQualityFocalOptions<R extends Reduction = Reduction> extends Omit<QualityFocalOptions<R>, 'grad' | 'weight'> {
+  /** Per-row weights (yPred's shape without the class axis): a float32 tensor or a `Float32Array`. A constant. */
+  weight?: Tensor | Float32Array;
+}
+
+/**
+ * Options of {@link varifocalLoss}: the core's ({@link VarifocalOptions}) without `grad`;
+ * `weight` may be a tensor.
+ */
+export interface TfVarifocalOptions<R extends Reduction = Reduction> extends Omit<VarifocalOptions<R>, 'grad' | 'weight'> {
+  /** Per-element weights (yPred's shape): a float32 tensor or a `Float32Array`. A constant. */
+  weight?: Tensor | Float32Array;
+}
+
+/**
+ * Options of {@link distributionFocalLoss}: the core's ({@link DistributionFocalOptions}) without
+ * `grad`, and without `bins`, which is yPred's last dimension minus 1; `weight` may be a tensor.
+ */
+export interface TfDistributionFocalOptions<R extends Reduction = Reduction> extends Omit<DistributionFocalOptions<R>, 'grad' | 'weight' | 'bins'> {
+  /** Per-row weights (yPred's shape without the last axis): a float32 tensor or a `Float32Array`. A constant. */
+  weight?: Tensor | Float32Array;
+}
 
 /**
  * Sigmoid focal loss (Lin et al. 2017; docs/SPEC.md §1) of logits `yPred` against targets
@@ -104,7 +145,8 @@ const SOFTMAX_OPTIONS = ['alpha', 'gamma', 'reduction', 'ignoreIndex', 'lossWeig
  * Options (the core's, {@link TfSigmoidFocalOptions}): `alpha` (default 0.25; `null` off;
  * `'auto'`), `gamma` (2), `weight`, `reduction` (`'mean'`, `'sum'`, `'none'`), `avgFactor`,
  * `lossWeight`, `input` (`'logits'` or `'probabilities'`), `labelSmoothing` (ε: targets become
- * `t·(1 - ε) + ε/2`). Needs `await init()` from `focal-ghm` first.
+ * `t·(1 - ε) + ε/2`), `poly1` (ε of Poly-1, docs/SPEC.md §6: adds `ε·(1 - p_t)^(γ+1)`; a
+ * non-zero one needs `init({ extras })`). Needs `await init()` from `focal-ghm` first.
  *
  * The gradient is computed only while TF.js records one (`tf.grad`, `variableGrads`,
  * `optimizer.minimize`, `model.fit`); otherwise the call is the forward pass alone.
@@ -149,12 +191,17 @@ export function sigmoidFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfSigmo
  * `yPred`: float32 logits `[..., C]`. `yTrue`: one-hot of yPred's shape (as for Keras
  * `categoricalCrossentropy`; any dtype, exactly one 1 per row), or sparse integer labels of
  * yPred's shape without the last axis, or with a last axis of 1 (int32 or integer-valued
- * float32; `ignoreIndex` rows are skipped). Labels are constants: no gradient flows to them.
+ * float32; `ignoreIndex` rows are skipped). A float32 yTrue of yPred's shape whose rows are not
+ * all one-hot holds class probabilities (rows in [0, 1] summing to 1; every row counts):
+ * `loss_row = -Σ_j α_j·t_j·(1 - p_j)^γ·log p_j`, as kornia's `focal_loss` on soft targets;
+ * those need `init({ extras })`. Targets are constants: no gradient flows to them.
  *
  * Options (the core's, {@link TfSoftmaxFocalOptions}; C comes from yPred): `alpha` (a number,
  * a per-class `Float32Array` of length C, or `null`; default 0.25), `gamma` (2), `reduction`
- * (`'mean'` over non-ignored rows, `'sum'`, `'none'`), `ignoreIndex` (-100), `lossWeight` (1).
- * Needs `await init()` from `focal-ghm` first.
+ * (`'mean'` over non-ignored rows, `'sum'`, `'none'`), `ignoreIndex` (-100), `lossWeight` (1),
+ * `labelSmoothing` (ε with labels: targets `(1 - ε)·onehot + ε/C`, as Keras and PyTorch),
+ * `poly1` (ε of Poly-1 with labels: adds `ε·(1 - p_y)^(γ+1)`); a non-zero `labelSmoothing` or
+ * `poly1` needs `init({ extras })`. Needs `await init()` from `focal-ghm` first.
  *
  * @example
  * ```ts
@@ -164,9 +211,12 @@ export function sigmoidFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfSigmo
  * model.compile({ optimizer: 'adam', loss: (yTrue, yPred) => softmaxFocalLoss(yTrue, yPred, { gamma: 2, alpha: null }) });
  * // Sparse labels, -100 skipped:
  * const loss = softmaxFocalLoss(tf.tensor1d([2, -100], 'int32'), tf.tensor2d([[1, 0, 3], [0, 0, 0]]));
+ * // Class probabilities (a teacher's softmax, mixup), with the extras loaded:
+ * const soft = softmaxFocalLoss(tf.tensor2d([[0.7, 0.3, 0], [0, 0.5, 0.5]]), tf.tensor2d([[1, 0, 3], [0, 0, 0]]));
  * ```
- * @throws Error before `init()`; TypeError for an argument of the wrong type or dtype; RangeError
- * for shapes that disagree, rows that are not one-hot and labels out of range.
+ * @throws Error before `init()` (and without the extras where they are needed); TypeError for an
+ * argument of the wrong type or dtype; RangeError for shapes that disagree, rows that are neither
+ * one-hot nor probabilities, and labels out of range.
  */
 export function softmaxFocalLoss<R extends Reduction = 'mean'>(yTrue: Tensor, yPred: Tensor, options?: TfSoftmaxFocalOptions<R>): LossTensor<R>;
 export function softmaxFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfSoftmaxFocalOptions): Tensor {
@@ -174,10 +224,131 @@ export function softmaxFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfSoftm
   const pred = logitsTensor(fn, yPred);
   const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
   const numClasses = classAxis(fn, pred);
-  const labels = softmaxLabels(fn, expectTensor(fn, 'yTrue', yTrue), pred, numClasses);
+  const labels = softmaxTargets(fn, expectTensor(fn, 'yTrue', yTrue), pred, numClasses);
   const x = valuesOf(pred) as Float32Array;
   const grad = engine().isTapeOn();
   const r = renamed('softmaxFocalLoss', fn, () => coreSoftmaxFocalLoss(x, labels, { ...o, numClasses, grad } as SoftmaxFocalOptions));
+  return lossOp(pred, r.loss, r.grad, pred.shape.slice(0, -1), true);
+}
+
+/**
+ * Quality Focal Loss (Li et al. 2020, "Generalized Focal Loss"; mmdetection `QualityFocalLoss`;
+ * docs/SPEC.md §7) of logits `yPred` `[..., C]` against soft targets `yTrue`, as a TF.js loss: a
+ * `tf.Scalar` (per-row losses for `reduction: 'none'`) and a gradient for `yPred` from the same
+ * kernel call.
+ *
+ *     loss_ij = bce(x_ij, y_ij) · |y_ij - σ(x_ij)|^β,  summed over the row, then reduced over rows
+ *
+ * `yTrue`: float32 of yPred's shape, mmdetection's soft target y itself: each row holds its
+ * quality score (e.g. the IoU, in [0, 1]) at its label's column and 0 elsewhere; a background
+ * row is all 0. (A row scored 0 is background: its loss is the same.) At most one non-zero per
+ * row: two are a RangeError. It becomes the core's `{ labels, scores }` on the way.
+ *
+ * Options ({@link TfQualityFocalOptions}): `beta` (2), `weight` (per row), `reduction`
+ * (`'mean'` over rows, `'sum'`, `'none'`), `avgFactor`, `lossWeight`. Needs the extras:
+ * `import { extras } from 'focal-ghm/extras'; await init({ extras });`.
+ *
+ * @example
+ * ```ts
+ * import { init } from 'focal-ghm';
+ * import { extras } from 'focal-ghm/extras';
+ * import { qualityFocalLoss } from 'focal-ghm/tfjs';
+ * await init({ extras });
+ * // 2 anchors × 3 classes: class 1 with IoU 0.8, then background.
+ * const yTrue = tf.tensor2d([[0, 0.8, 0], [0, 0, 0]]);
+ * const loss = qualityFocalLoss(yTrue, tf.tensor2d([[-2, 1.5, -3], [-1, -2, -4]]), { beta: 2 });
+ * ```
+ * @throws Error before `init({ extras })`; TypeError for an argument of the wrong type or dtype;
+ * RangeError for shapes that disagree, scores outside [0, 1] and rows with two scores.
+ */
+export function qualityFocalLoss<R extends Reduction = 'mean'>(yTrue: Tensor, yPred: Tensor, options?: TfQualityFocalOptions<R>): LossTensor<R>;
+export function qualityFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfQualityFocalOptions): Tensor {
+  const fn = 'qualityFocalLoss';
+  const pred = logitsTensor(fn, yPred);
+  const o = expectOptions(fn, options, QFL_OPTIONS);
+  const targets = qualityTargets(fn, expectTensor(fn, 'yTrue', yTrue), pred, classAxis(fn, pred));
+  const weight = weightArray(fn, 'options.weight', o.weight, pred, 'only');
+  const x = valuesOf(pred) as Float32Array;
+  const grad = engine().isTapeOn();
+  const r = renamed(fn, fn, () => coreQualityFocalLoss(x, targets, { ...o, weight, grad } as QualityFocalOptions));
+  return lossOp(pred, r.loss, r.grad, pred.shape.slice(0, -1), true);
+}
+
+/**
+ * Varifocal Loss (Zhang et al. 2021, "VarifocalNet"; mmdetection `varifocal_loss`; docs/SPEC.md
+ * §8) of logits `yPred` against IoU-aware scores `yTrue`, as a TF.js loss: a `tf.Scalar`
+ * (elementwise losses for `reduction: 'none'`) and a gradient for `yPred` from the same kernel
+ * call.
+ *
+ *     w = q (iouWeighted) or 1 where q > 0,  α·|σ(x) - q|^γ where q = 0;  loss = bce(x, q) · w
+ *
+ * `yTrue`: float32 of yPred's shape, q in [0, 1]: the IoU of a positive at its class's logit, 0
+ * for negatives (VFNet's `cls_iou_targets`). Options ({@link TfVarifocalOptions}): `alpha`
+ * (0.75), `gamma` (2), `iouWeighted` (true), `weight` (per element), `reduction` (`'mean'` over
+ * elements, `'sum'`, `'none'`), `avgFactor`, `lossWeight`. Needs the extras:
+ * `import { extras } from 'focal-ghm/extras'; await init({ extras });`.
+ *
+ * @example
+ * ```ts
+ * await init({ extras });
+ * const loss = varifocalLoss(tf.tensor2d([[0, 0.9], [0, 0]]), logits, { avgFactor: numPositives });
+ * ```
+ * @throws Error before `init({ extras })`; TypeError for an argument of the wrong type or dtype;
+ * RangeError for shapes that disagree and targets outside [0, 1].
+ */
+export function varifocalLoss<R extends Reduction = 'mean'>(yTrue: Tensor, yPred: Tensor, options?: TfVarifocalOptions<R>): LossTensor<R>;
+export function varifocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfVarifocalOptions): Tensor {
+  const fn = 'varifocalLoss';
+  const pred = logitsTensor(fn, yPred);
+  const o = expectOptions(fn, options, VFL_OPTIONS);
+  const t = expectTensor(fn, 'yTrue', yTrue);
+  if (!sameShape(t.shape, pred.shape)) throw new RangeError(`${fn}: yTrue has shape ${fmtShape(t.shape)}, expected yPred's shape ${fmtShape(pred.shape)} (a target per logit)`);
+  if (t.dtype !== 'float32') throw new TypeError(`${fn}: yTrue must be float32 (IoU-aware scores in [0, 1]), got dtype ${t.dtype}`);
+  const weight = weightArray(fn, 'options.weight', o.weight, pred, false);
+  const q = valuesOf(t) as Float32Array;
+  const x = valuesOf(pred) as Float32Array;
+  const grad = engine().isTapeOn();
+  const r = renamed(fn, fn, () => coreVarifocalLoss(x, q, { ...o, weight, grad } as VarifocalOptions));
+  return lossOp(pred, r.loss, r.grad, pred.shape, false);
+}
+
+/**
+ * Distribution Focal Loss (Li et al. 2020, "Generalized Focal Loss"; mmdetection
+ * `DistributionFocalLoss`; docs/SPEC.md §9) as a TF.js loss: each row of `yPred` `[..., n + 1]`
+ * holds the logits of a distribution over 0…n, and its target y in [0, n) is matched by its two
+ * neighbours; a `tf.Scalar` (per-row losses for `reduction: 'none'`) and a gradient for `yPred`
+ * from the same kernel call.
+ *
+ *     l = ⌊y⌋,  loss_row = (l + 1 - y)·CE(x, l) + (y - l)·CE(x, l + 1),  then reduced over rows
+ *
+ * `yTrue`: one target per row, yPred's shape without the last axis, or with a last axis of 1
+ * (float32, or int32). n comes from yPred. Options ({@link TfDistributionFocalOptions}):
+ * `weight` (per row), `reduction` (`'mean'` over rows, `'sum'`, `'none'`), `avgFactor`,
+ * `lossWeight`. Needs the extras: `import { extras } from 'focal-ghm/extras'; await init({ extras });`.
+ * (Keras `model.fit` wants yTrue of the output's shape: train with `optimizer.minimize` or
+ * `tf.variableGrads`.)
+ *
+ * @example
+ * ```ts
+ * await init({ extras });
+ * // 4 box sides of 2 anchors, distributions over 0…16 (17 logits each), targets in [0, 16).
+ * const loss = distributionFocalLoss(tf.tensor1d([3.4, 11, 0.5, 7.9]), tf.randomNormal([4, 17]));
+ * ```
+ * @throws Error before `init({ extras })`; TypeError for an argument of the wrong type or dtype;
+ * RangeError for shapes that disagree and targets outside [0, n).
+ */
+export function distributionFocalLoss<R extends Reduction = 'mean'>(yTrue: Tensor, yPred: Tensor, options?: TfDistributionFocalOptions<R>): LossTensor<R>;
+export function distributionFocalLoss(yTrue: Tensor, yPred: Tensor, options?: TfDistributionFocalOptions): Tensor {
+  const fn = 'distributionFocalLoss';
+  const pred = logitsTensor(fn, yPred);
+  const o = expectOptions(fn, options, DFL_OPTIONS);
+  const c = classAxis(fn, pred);
+  if (c < 2) throw new RangeError(`${fn}: yPred has shape ${fmtShape(pred.shape)}; its last axis must hold a distribution over 0…n (n + 1 ≥ 2 logits)`);
+  const y = rowTargets(fn, expectTensor(fn, 'yTrue', yTrue), pred);
+  const weight = weightArray(fn, 'options.weight', o.weight, pred, 'only');
+  const x = valuesOf(pred) as Float32Array;
+  const grad = engine().isTapeOn();
+  const r = renamed(fn, fn, () => coreDistributionFocalLoss(x, y, { ...o, bins: c - 1, weight, grad } as DistributionFocalOptions));
   return lossOp(pred, r.loss, r.grad, pred.shape.slice(0, -1), true);
 }
 
@@ -391,8 +562,12 @@ function integerLabels(fn: string, yTrue: Tensor): Int32Array {
   return out;
 }
 
-/** Softmax labels: one-hot rows (yPred's shape), or sparse labels of shape [...rows] or [...rows, 1]. */
-function softmaxLabels(fn: string, yTrue: Tensor, pred: Tensor, c: number): Int32Array {
+/**
+ * Softmax targets: one-hot rows (yPred's shape) as labels, float32 rows of yPred's shape that are
+ * not all one-hot as class probabilities (checked by the core), or sparse labels of shape
+ * [...rows] or [...rows, 1].
+ */
+function softmaxTargets(fn: string, yTrue: Tensor, pred: Tensor, c: number): Int32Array | Float32Array {
   const rows = pred.shape.slice(0, -1);
   if (sameShape(yTrue.shape, pred.shape)) return oneHotLabels(fn, yTrue, c);
   if (sameShape(yTrue.shape, rows) || sameShape(yTrue.shape, [...rows, 1])) return integerLabels(fn, yTrue);
@@ -401,8 +576,11 @@ function softmaxLabels(fn: string, yTrue: Tensor, pred: Tensor, c: number): Int3
   );
 }
 
-/** The label of each one-hot row (exactly one 1, every other entry 0). */
-function oneHotLabels(fn: string, yTrue: Tensor, c: number): Int32Array {
+/**
+ * The label of each one-hot row (exactly one 1, every other entry 0); a float32 yTrue with a row
+ * that is not one-hot is returned as is: class-probability rows.
+ */
+function oneHotLabels(fn: string, yTrue: Tensor, c: number): Int32Array | Float32Array {
   if (yTrue.dtype !== 'float32' && yTrue.dtype !== 'int32' && yTrue.dtype !== 'bool') {
     throw new TypeError(`${fn}: yTrue (one-hot) must be float32, int32 or bool, got dtype ${yTrue.dtype}`);
   }
@@ -417,9 +595,10 @@ function oneHotLabels(fn: string, yTrue: Tensor, c: number): Int32Array {
       else if (v !== 0) label = -2;
     }
     if (label < 0) {
+      if (t instanceof Float32Array) return t;
       const row = Array.from(t.subarray(r * c, r * c + Math.min(c, 8)), (v) => Number(v.toPrecision(7))).join(', ') + (c > 8 ? ', …' : '');
       throw new RangeError(
-        `${fn}: yTrue has yPred's shape, so rows must be one-hot (one 1, the rest 0), but row ${r} is [${row}]; soft labels are not supported, sparse labels (one per row) are`,
+        `${fn}: yTrue has yPred's shape, so rows must be one-hot (one 1, the rest 0), but row ${r} is [${row}]; class probabilities must be float32, sparse labels (one per row) may be int32`,
       );
     }
     labels[r] = label;
@@ -427,14 +606,57 @@ function oneHotLabels(fn: string, yTrue: Tensor, c: number): Int32Array {
   return labels;
 }
 
-/** A weight argument as the core takes it: a `Float32Array`, or a float32 tensor of yPred's shape (or per row with class indices). */
-function weightArray(fn: string, name: string, w: unknown, pred: Tensor, perRow: boolean): Float32Array | undefined {
+/**
+ * Quality Focal Loss's soft targets y (yPred's shape: a row's score at its label's column, 0
+ * elsewhere) as the core's labels and scores; an all-0 row is background (label C).
+ */
+function qualityTargets(fn: string, yTrue: Tensor, pred: Tensor, c: number): QualityTargets {
+  if (!sameShape(yTrue.shape, pred.shape)) {
+    throw new RangeError(`${fn}: yTrue has shape ${fmtShape(yTrue.shape)}, expected yPred's shape ${fmtShape(pred.shape)} (each row: its quality score at its label's column, 0 elsewhere)`);
+  }
+  if (yTrue.dtype !== 'float32') throw new TypeError(`${fn}: yTrue must be float32 (quality scores in [0, 1]), got dtype ${yTrue.dtype}`);
+  const t = valuesOf(yTrue) as Float32Array;
+  const labels = new Int32Array(t.length / c).fill(c);
+  const scores = new Float32Array(labels.length);
+  for (let r = 0, i = 0; r < labels.length; r++) {
+    for (let j = 0; j < c; j++, i++) {
+      const v = t[i]!;
+      if (!(v >= 0 && v <= 1)) throw new RangeError(`${fn}: yTrue[${i}] is ${v}, expected a quality score in [0, 1] (row ${r})`);
+      if (v === 0) continue;
+      if (labels[r] !== c) {
+        throw new RangeError(`${fn}: yTrue row ${r} has non-zero entries in columns ${labels[r]} and ${j}; a row holds one quality score, at its label's column (all 0 for background)`);
+      }
+      labels[r] = j;
+      scores[r] = v;
+    }
+  }
+  return { labels, scores, numClasses: c };
+}
+
+/** One float target per row (Distribution Focal Loss): of shape [...rows] or [...rows, 1], float32 or int32. */
+function rowTargets(fn: string, yTrue: Tensor, pred: Tensor): Float32Array {
+  const rows = pred.shape.slice(0, -1);
+  if (!sameShape(yTrue.shape, rows) && !sameShape(yTrue.shape, [...rows, 1])) {
+    throw new RangeError(`${fn}: yTrue has shape ${fmtShape(yTrue.shape)}, expected one target per row of yPred ${fmtShape(pred.shape)}: ${fmtShape(rows)} or ${fmtShape([...rows, 1])}`);
+  }
+  if (yTrue.dtype === 'float32') return valuesOf(yTrue) as Float32Array;
+  if (yTrue.dtype === 'int32') return Float32Array.from(valuesOf(yTrue));
+  throw new TypeError(`${fn}: yTrue must be float32 or int32 (targets in [0, n)), got dtype ${yTrue.dtype}`);
+}
+
+/**
+ * A weight argument as the core takes it: a `Float32Array`, or a float32 tensor of yPred's shape,
+ * or per row: as well with `perRow` true (class indices), only with `'only'`.
+ */
+function weightArray(fn: string, name: string, w: unknown, pred: Tensor, perRow: boolean | 'only'): Float32Array | undefined {
   if (w === undefined || w instanceof Float32Array) return w;
   if (!(w instanceof Tensor)) throw new TypeError(`${fn}: ${name} must be a tf.Tensor or a Float32Array, got ${describeValue(w)}`);
   const t = expectTensor(fn, name, w);
   if (t.dtype !== 'float32') throw new TypeError(`${fn}: ${name} must be a float32 tensor, got dtype ${t.dtype}`);
   const rows = pred.shape.slice(0, -1);
-  if (!sameShape(t.shape, pred.shape) && !(perRow && sameShape(t.shape, rows))) {
+  if (perRow === 'only') {
+    if (!sameShape(t.shape, rows)) throw new RangeError(`${fn}: ${name} has shape ${fmtShape(t.shape)}, expected ${fmtShape(rows)} (one per row of yPred ${fmtShape(pred.shape)})`);
+  } else if (!sameShape(t.shape, pred.shape) && !(perRow && sameShape(t.shape, rows))) {
     throw new RangeError(`${fn}: ${name} has shape ${fmtShape(t.shape)}, expected yPred's shape ${fmtShape(pred.shape)}${perRow ? ` or ${fmtShape(rows)} (one per row)` : ''}`);
   }
   return valuesOf(t) as Float32Array;

@@ -84,10 +84,7 @@ export function detachedBatchView(a: ArrayBufferView & { length: number }): bool
   return h !== undefined && h.length !== a.length;
 }
 
-/**
- * Where batch view `a` starts in wasm memory, also once the memory's growth has detached it (its
- * own `byteOffset` then reads 0); undefined for an array no batch handed out.
- */
-export function batchViewOffset(a: ArrayBufferView): number | undefined {
-  return homes.get(a)?.byteOffset;
+/** Where batch view `a` was made in wasm memory (its byte offset then; a detached view reads 0). */
+export function batchByteOffset(a: ArrayBufferView): number {
+  return homes.get(a)!.byteOffset;
 }

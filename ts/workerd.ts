@@ -17,7 +17,7 @@
  * @packageDocumentation
  */
 
-import { initRuntime, useBuilds, type Builds, type InitOptions, type InitResult } from './loader';
+import { initResult, initRuntime, useBuilds, type Builds, type InitOptions, type InitResult } from './loader';
 import simdModule from './wasm/focal_ghm_simd.wasm';
 
 export * from './api';
@@ -27,5 +27,5 @@ useBuilds(builds);
 
 /** Loads the kernels: the SIMD module file, or what `opts` names. See the core entry's `init`. */
 export function init(opts: InitOptions = {}): Promise<InitResult> {
-  return initRuntime(opts, builds);
+  return initRuntime(opts, builds).then(initResult);
 }

@@ -1,5 +1,6 @@
-// Pairs a logits file with a targets file: which layout the targets have (one per logit, or one
-// class index per row of logits [N, C]), and reads them in pieces of whole rows.
+// Pairs a logits file with a targets file: which layout the targets have (one per logit, one
+// class index per row of logits [N, C], or one position per row for distribution-focal), and
+// reads them in pieces of whole rows, with the quality scores of --scores when given.
 
 import type { FileHandle } from 'node:fs/promises';
 import { DataError, isFloat, isInteger, openForReading, readElements, type ArrayFile } from './npy.js';
@@ -7,16 +8,22 @@ import { DataError, isFloat, isInteger, openForReading, readElements, type Array
 export interface Inputs {
   logits: ArrayFile;
   targets: ArrayFile;
-  /** 'dense': a target per logit (0/1 or soft); 'labels': a class index per row, `classes` = background. */
-  mode: 'dense' | 'labels';
+  /**
+   * 'dense': a target per logit (0/1 or soft); 'labels': a class index per row, `classes` =
+   * background; 'positions': a number in [0, classes - 1) per row (distribution-focal's targets).
+   */
+  mode: 'dense' | 'labels' | 'positions';
   rows: number;
   /** Logits per row: the last axis, or `--num-classes`. */
   classes: number;
+  /** Quality scores in [0, 1], one per row (`--scores`, with class indices). */
+  scores?: ArrayFile | undefined;
 }
 
 const shapeText = (s: number[]): string => `[${s.join(', ')}]`;
 
-export type TargetsKind = 'per-logit' | 'class-indices';
+/** `--targets-kind`'s, and 'per-row': one number per row (distribution-focal's targets). */
+export type TargetsKind = 'per-logit' | 'class-indices' | 'per-row';
 
 const squeeze = (s: number[]): number[] => s.filter((d) => d !== 1);
 const sameShape = (a: number[], b: number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
@@ -50,6 +57,12 @@ export function pairInputs(logits: ArrayFile, targets: ArrayFile, numClasses: nu
   const expected =
     `expected ${shapeText(logits.shape)} (a target per logit) or ${shapeText(rowShape)} of integer class indices` +
     (logits.shape.length < 2 && numClasses === undefined ? ' (give --num-classes for flat logits)' : '');
+  if (kind === 'per-row') {
+    const perRow = unknown ? targets.size === rows : sameShape(targets.shape, rowShape) || sameShape(squeeze(targets.shape), squeeze(rowShape));
+    if (!perRow) throw new DataError(`${targets.path}: shape ${shapeText(targets.shape)} is not one target per row of logits ${shapeText(logits.shape)} (expected ${shapeText(rowShape)})`);
+    if (classes < 2) throw new DataError(`${logits.path}: rows of ${classes} logit; distribution-focal needs rows of n + 1 ≥ 2 logits (a distribution over 0…n)`);
+    return { logits, targets, mode: 'positions', rows, classes };
+  }
   if (kind === 'per-logit') {
     if (!perLogit) throw new DataError(`${targets.path}: shape ${shapeText(targets.shape)} is not a target per logit of ${shapeText(logits.shape)}`);
     return { logits, targets, mode: 'dense', rows, classes };
@@ -75,7 +88,19 @@ export function pairInputs(logits: ArrayFile, targets: ArrayFile, numClasses: nu
   throw new DataError(`${targets.path}: shape ${shapeText(targets.shape)} does not fit logits ${shapeText(logits.shape)}: ${expected}`);
 }
 
-/** Targets as the library takes them. */
+/** Quality scores (`--scores`) beside class-index targets: float, one per row. */
+export function pairScores(inputs: Inputs, scores: ArrayFile): Inputs {
+  if (inputs.mode !== 'labels') {
+    throw new DataError(`${scores.path}: --scores go with class-index targets (one label per row), but ${inputs.targets.path} holds ${inputs.mode === 'dense' ? 'a target per logit' : 'positions'}`);
+  }
+  if (!isFloat(scores.dtype)) throw new DataError(`${scores.path}: scores are ${scores.dtype}; expected float16, float32 or float64 in [0, 1]`);
+  if (scores.size !== inputs.rows || (scores.shapeKnown && inputs.targets.shapeKnown && !sameShape(squeeze(scores.shape), squeeze(inputs.targets.shape)))) {
+    throw new DataError(`${scores.path}: shape ${shapeText(scores.shape)} is not one score per row of targets ${shapeText(inputs.targets.shape)}`);
+  }
+  return { ...inputs, scores };
+}
+
+/** Targets as the library takes them; positions (mode 'positions') are a `Float32Array` of one per row. */
 export type ChunkTargets = Uint8Array | Float32Array | { labels: Int32Array; numClasses: number };
 
 export interface Chunk {
@@ -84,6 +109,8 @@ export interface Chunk {
   rowCount: number;
   logits: Float32Array;
   targets: ChunkTargets;
+  /** The rows' quality scores, with `--scores`. */
+  scores?: Float32Array | undefined;
 }
 
 /**
@@ -96,9 +123,11 @@ export async function* readChunks(inputs: Inputs, elements: number): AsyncGenera
   const perChunk = Math.max(1, Math.floor(elements / Math.max(classes, 1)));
   const lf = await openForReading(logits);
   let tf: FileHandle | undefined;
+  let sf: FileHandle | undefined;
   try {
     tf = await openForReading(targets);
-    const read = (row: number): Promise<Chunk> => readChunk(inputs, lf, tf!, row, Math.min(perChunk, rows - row));
+    if (inputs.scores) sf = await openForReading(inputs.scores);
+    const read = (row: number): Promise<Chunk> => readChunk(inputs, lf, tf!, sf, row, Math.min(perChunk, rows - row));
     let next = rows > 0 ? read(0) : undefined;
     for (let row = 0; next !== undefined; row += perChunk) {
       const chunk = await next;
@@ -110,17 +139,44 @@ export async function* readChunks(inputs: Inputs, elements: number): AsyncGenera
   } finally {
     await lf.close();
     await tf?.close();
+    await sf?.close();
   }
 }
 
-async function readChunk(inputs: Inputs, lf: FileHandle, tf: FileHandle, row: number, rowCount: number): Promise<Chunk> {
-  const { logits, targets, classes, mode } = inputs;
-  const [x, t] = await Promise.all([
+async function readChunk(inputs: Inputs, lf: FileHandle, tf: FileHandle, sf: FileHandle | undefined, row: number, rowCount: number): Promise<Chunk> {
+  const { logits, targets, classes, mode, scores } = inputs;
+  const perLogit = mode === 'dense';
+  const [x, t, s] = await Promise.all([
     readElements(lf, logits, row * classes, rowCount * classes),
-    mode === 'labels' ? readElements(tf, targets, row, rowCount) : readElements(tf, targets, row * classes, rowCount * classes),
+    perLogit ? readElements(tf, targets, row * classes, rowCount * classes) : readElements(tf, targets, row, rowCount),
+    sf && scores ? readElements(sf, scores, row, rowCount) : undefined,
   ]);
-  const first = mode === 'labels' ? row : row * classes;
-  return { row, rowCount, logits: x as Float32Array, targets: mode === 'labels' ? { labels: toLabels(targets, t, first, classes), numClasses: classes } : toDense(targets, t, first) };
+  const first = perLogit ? row * classes : row;
+  const chunk: Chunk = {
+    row,
+    rowCount,
+    logits: x as Float32Array,
+    targets: mode === 'labels' ? { labels: toLabels(targets, t, first, classes), numClasses: classes } : mode === 'positions' ? toPositions(targets, t, row, classes - 1) : toDense(targets, t, first),
+  };
+  if (s) chunk.scores = toScores(scores!, s as Float32Array, row);
+  return chunk;
+}
+
+/** distribution-focal's targets: numbers in [0, n). */
+function toPositions(a: ArrayFile, t: Uint8Array | Float32Array | Int32Array, first: number, n: number): Float32Array {
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i]!;
+    if (!(v >= 0 && v < n)) throw new DataError(`${a.path}: row ${first + i} is ${v}; distribution-focal targets must be in [0, ${n}) for rows of ${n + 1} logits`);
+  }
+  return t instanceof Float32Array ? t : Float32Array.from(t);
+}
+
+function toScores(a: ArrayFile, s: Float32Array, first: number): Float32Array {
+  for (let i = 0; i < s.length; i++) {
+    const v = s[i]!;
+    if (!(v >= 0 && v <= 1)) throw new DataError(`${a.path}: row ${first + i} is ${v}; quality scores must be in [0, 1]`);
+  }
+  return s;
 }
 
 function toDense(a: ArrayFile, t: Uint8Array | Float32Array | Int32Array, first: number): Uint8Array | Float32Array {

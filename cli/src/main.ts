@@ -5,15 +5,15 @@ import { constants } from 'node:fs';
 import { access, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { init, GHMC, sigmoidFocalLoss } from 'focal-ghm';
-import { pairInputs } from './inputs.js';
+import { init, GHMC, qualityFocalLoss, sigmoidFocalLoss } from 'focal-ghm';
+import { pairInputs, pairScores } from './inputs.js';
 import { DataError, DTYPE_NAMES, openArray, parseDType, type DType } from './npy.js';
 import { renderPng, renderSvg } from './plots.js';
 import { figureSpec } from './specs.js';
 import { startProgress } from './progress.js';
 import { terminalPlot, toJson, toTable } from './report.js';
 import { SAMPLE_DEFAULTS, writeSample } from './sample.js';
-import { LOSSES, score, ScoreError, type LossName, type ScoreOptions } from './score.js';
+import { EXTRAS_LOSSES, LOSSES, score, ScoreError, type LossName, type ScoreOptions } from './score.js';
 
 /** The largest --chunk: 2^26 logits, a few hundred MB of pieces and outputs in flight. */
 const MAX_CHUNK = 1 << 26;
@@ -55,9 +55,16 @@ score options:
                         or integer class indices [N] for logits [N, C] (C = background)
   --num-classes C       classes per row, for flat logits (default: the logits' last axis)
   --loss LIST           comma-separated: sigmoid-focal, ghmc, softmax-focal (default: all
-                        that the inputs allow)
+                        that the inputs allow); only when named: quality-focal (class indices
+                        and --scores), varifocal (IoU-aware scores per logit, or class indices
+                        and --scores), distribution-focal (logits [N, n+1], targets [N] in
+                        [0, n); alone)
+  --scores FILE         quality scores (e.g. IoU) in [0, 1], one per row beside class indices
   --alpha A             α in [0, 1], or none (default 0.25)
-  --gamma G             γ in [0, 32] (default 2)
+  --gamma G             γ in [0, 32] (default 2; varifocal's too)
+  --poly1 EPS           Poly-1 ε added to sigmoid-focal and softmax-focal (default 0)
+  --beta B              quality-focal's β in [0, 32] (default 2)
+  --vfl-alpha A         varifocal's weight of negatives (default 0.75)
   --bins B              GHM-C bins (default 30)
   --momentum M          GHM-C EMA momentum in [0, 1) (default 0)
   --reduction R         mean or sum (default mean)
@@ -172,6 +179,10 @@ async function scoreCommand(args: string[], io: Io): Promise<number> {
     'targets-shape': { type: 'string' },
     'targets-kind': { type: 'string' },
     chunk: { type: 'string' },
+    scores: { type: 'string' },
+    poly1: { type: 'string' },
+    beta: { type: 'string' },
+    'vfl-alpha': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`score takes no positional arguments, got '${positionals[0]}' (--help for usage)`);
   if (typeof v.logits !== 'string') throw new UsageError('score needs --logits FILE');
@@ -196,6 +207,9 @@ async function scoreCommand(args: string[], io: Io): Promise<number> {
     losses,
     alpha: v.alpha === 'none' ? null : numberArg('alpha', v.alpha, 0.25),
     gamma: numberArg('gamma', v.gamma, 2),
+    poly1: numberArg('poly1', v.poly1, 0),
+    beta: numberArg('beta', v.beta, 2),
+    vflAlpha: numberArg('vfl-alpha', v['vfl-alpha'], 0.75),
     bins: numberArg('bins', v.bins, 30, true),
     momentum: numberArg('momentum', v.momentum, 0),
     reduction,
@@ -208,13 +222,33 @@ async function scoreCommand(args: string[], io: Io): Promise<number> {
   const numClasses = v['num-classes'] === undefined ? undefined : numberArg('num-classes', v['num-classes'], 0, true);
   if (numClasses !== undefined && numClasses < 1) throw new UsageError(`--num-classes must be at least 1, got ${numClasses}`);
 
-  await init();
-  // The library checks the options' ranges (γ, α, bins, momentum) with its own messages: ask it
-  // before reading any file.
+  const named = (l: LossName): boolean => losses?.includes(l) ?? false;
+  const scoresFile = typeof v.scores === 'string' ? v.scores : undefined;
+  if (scoresFile !== undefined && !named('quality-focal') && !named('varifocal')) throw new UsageError('--scores is for --loss quality-focal or varifocal');
+  if (named('quality-focal') && scoresFile === undefined) throw new UsageError('--loss quality-focal needs --scores FILE (a quality score in [0, 1] per row, beside class-index targets)');
+  const positions = named('distribution-focal');
+  if (positions) {
+    // Its targets are positions, one per row: none of the other losses reads them.
+    if (losses!.length > 1) throw new UsageError('--loss distribution-focal takes one target per row (a position in [0, n)); score it alone');
+    if (plots.length > 0) throw new UsageError('--plot draws the bins of the sigmoid losses; distribution-focal has none');
+    if (options.avgFactor === 'positives') throw new UsageError('--avg-factor positives: distribution-focal has no negatives to tell apart; give a number');
+    if (v['targets-kind'] !== undefined) throw new UsageError('--targets-kind does not apply to distribution-focal (its targets are one per row)');
+  }
+
+  // The extras module only when a loss needs it.
+  if (losses?.some((l) => (EXTRAS_LOSSES as readonly string[]).includes(l)) || options.poly1 !== 0) {
+    const { extras } = await import('focal-ghm/extras');
+    await init({ extras });
+  } else {
+    await init();
+  }
+  // The library checks the options' ranges (γ, α, bins, momentum, β, ε) with its own messages:
+  // ask it before reading any file.
   try {
     const avgFactor = options.avgFactor === 'positives' ? 1 : options.avgFactor;
-    sigmoidFocalLoss.stream({ alpha: options.alpha, gamma: options.gamma, reduction: options.reduction, avgFactor });
+    sigmoidFocalLoss.stream({ alpha: options.alpha, gamma: options.gamma, reduction: options.reduction, avgFactor, ...(options.poly1 !== 0 ? { poly1: options.poly1 } : {}) });
     new GHMC({ bins: options.bins, momentum: options.momentum });
+    if (named('quality-focal')) qualityFocalLoss.stream({ beta: options.beta, reduction: options.reduction, avgFactor });
   } catch (e) {
     throw new UsageError(String((e as Error).message).replace(/^[\w.]+: options\.(\w+)/, (_m, k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`));
   }
@@ -230,7 +264,8 @@ async function scoreCommand(args: string[], io: Io): Promise<number> {
 
   const logits = await openArray(v.logits, rawLogits);
   const targets = await openArray(v.targets, rawTargets);
-  const inputs = pairInputs(logits, targets, numClasses, kind);
+  let inputs = pairInputs(logits, targets, numClasses, positions ? 'per-row' : kind);
+  if (scoresFile !== undefined) inputs = pairScores(inputs, await openArray(scoresFile));
   const progress = startProgress(io.stderrIsTTY, inputs.rows);
   options.onProgress = progress.update;
   options.onWarning = (m) => io.stderr(`focal-ghm: ${m}`);

@@ -2,17 +2,27 @@
 // statistics the report and the plots show. Every number comes from the library's calls; this
 // module only reads pieces, hands them over, and adds up per bin.
 
-import { createPool, GHMC, sigmoidFocalLoss, softmaxFocalLoss, type Pool } from 'focal-ghm';
+import { createPool, distributionFocalLoss, GHMC, qualityFocalLoss, sigmoidFocalLoss, softmaxFocalLoss, varifocalLoss, type Pool } from 'focal-ghm';
 import { readChunks, scanTargets, type Chunk, type ChunkTargets, type Inputs } from './inputs.js';
 
-export const LOSSES = ['sigmoid-focal', 'ghmc', 'softmax-focal'] as const;
+/** What `--loss` takes when not given: every one of these the inputs allow. */
+export const DEFAULT_LOSSES = ['sigmoid-focal', 'ghmc', 'softmax-focal'] as const;
+/** The focal family of the extras module: computed only when `--loss` names them. */
+export const EXTRAS_LOSSES = ['quality-focal', 'varifocal', 'distribution-focal'] as const;
+export const LOSSES = [...DEFAULT_LOSSES, ...EXTRAS_LOSSES] as const;
 export type LossName = (typeof LOSSES)[number];
 
 export interface ScoreOptions {
-  /** The losses asked for; undefined: every one these inputs allow. */
+  /** The losses asked for; undefined: every one of {@link DEFAULT_LOSSES} these inputs allow. */
   losses: LossName[] | undefined;
   alpha: number | null;
   gamma: number;
+  /** Poly-1 ε of sigmoid-focal and softmax-focal (0: the plain losses). */
+  poly1: number;
+  /** quality-focal's β. */
+  beta: number;
+  /** varifocal's α (the negatives' weight); its γ is `gamma`. */
+  vflAlpha: number;
   bins: number;
   momentum: number;
   reduction: 'mean' | 'sum';
@@ -50,13 +60,15 @@ export interface ScoreResult {
   rows: number;
   classes: number;
   mode: Inputs['mode'];
+  /** Targets ≥ 0.5, or rows not background (0 with positions). */
   positives: number;
   /** What the focal losses' mean divided by instead of the count, if anything. */
   avgFactor: number | undefined;
   losses: Partial<Record<LossName, number>>;
   /** Losses not computed, and why (only when not asked for explicitly: asking for one that is impossible is an error). */
   skipped: { loss: LossName; why: string }[];
-  ghm: BinStats;
+  /** Per-bin statistics of the sigmoid losses (none with positions: distribution-focal alone). */
+  ghm: BinStats | undefined;
   threads: number;
 }
 
@@ -71,12 +83,23 @@ interface Elementwise {
   run(x: Float32Array, t: ChunkTargets): Promise<{ focal: Float32Array; pMinusT: Float32Array }>;
 }
 
-function elementwise(alpha: number | null, gamma: number, pool: Pool | undefined): Elementwise {
-  const focalOpts = { alpha, gamma, reduction: 'none' } as const;
+function elementwise(alpha: number | null, gamma: number, poly1: number, pool: Pool | undefined): Elementwise {
+  const focalOpts = { alpha, gamma, reduction: 'none', ...(poly1 !== 0 ? { poly1 } : {}) } as const;
   const bceOpts = { alpha: null, gamma: 0, reduction: 'none', grad: true } as const;
   if (pool === undefined) {
     return {
       run: async (x, t) => ({ focal: sigmoidFocalLoss(x, t, focalOpts).loss, pMinusT: sigmoidFocalLoss(x, t, bceOpts).grad }),
+    };
+  }
+  // Poly-1 runs on this thread (the pool's workers load only the core kernels), the BCE pass on the pool's.
+  if (poly1 !== 0) {
+    return {
+      run: async (x, t) => {
+        const b = pool.sigmoidFocalLoss(x, t, bceOpts);
+        b.catch(() => undefined); // awaited below unless this thread's pass throws first
+        const focal = sigmoidFocalLoss(x, t, focalOpts).loss;
+        return { focal, pMinusT: (await b).grad! };
+      },
     };
   }
   return {
@@ -95,9 +118,17 @@ export function ghmEdges(bins: number): Float32Array {
   return e;
 }
 
+/** VFNet's targets from class indices and scores: each row's score at its label's column, 0 elsewhere. */
+function iouTargets(labels: Int32Array, scores: Float32Array, classes: number): Float32Array {
+  const q = new Float32Array(labels.length * classes);
+  for (let r = 0; r < labels.length; r++) if (labels[r]! < classes) q[r * classes + labels[r]!] = scores[r]!;
+  return q;
+}
+
 export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResult> {
+  if (inputs.mode === 'positions') return scorePositions(inputs, o);
   const skipped: ScoreResult['skipped'] = [];
-  const wanted = (l: LossName): boolean => o.losses === undefined || o.losses.includes(l);
+  const wanted = (l: LossName): boolean => (o.losses ?? (DEFAULT_LOSSES as readonly LossName[])).includes(l);
   // Class indices are checked (and background found) before the long pass; per-logit targets
   // only when the positives must be counted first.
   const scan = inputs.mode === 'labels' || o.avgFactor === 'positives' ? await scanTargets(inputs, o.chunkElements) : undefined;
@@ -115,9 +146,21 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
       softmax = false;
     }
   }
+  // The family's losses come only when asked for by name: inputs that cannot give them are an error.
+  const quality = wanted('quality-focal');
+  if (quality && (inputs.mode !== 'labels' || !inputs.scores)) {
+    throw new ScoreError('quality-focal: needs class-index targets (one label per row of logits [N, C], C = background) and --scores');
+  }
+  const vfl = wanted('varifocal');
+  if (vfl && inputs.mode === 'labels' && !inputs.scores) {
+    throw new ScoreError('varifocal: with class-index targets it needs --scores (the IoU-aware score of each row at its label), or give a target per logit');
+  }
   const avgFactor = o.avgFactor === 'positives' ? Math.max(scan!.positives, 1) : o.avgFactor;
 
-  const focal = sigmoidFocalLoss.stream({ alpha: o.alpha, gamma: o.gamma, reduction: o.reduction, avgFactor });
+  const poly1 = o.poly1 !== 0 ? { poly1: o.poly1 } : {};
+  const focal = sigmoidFocalLoss.stream({ alpha: o.alpha, gamma: o.gamma, reduction: o.reduction, avgFactor, ...poly1 });
+  const qfl = quality ? qualityFocalLoss.stream({ beta: o.beta, reduction: o.reduction, avgFactor }) : undefined;
+  const vf = vfl ? varifocalLoss.stream({ alpha: o.vflAlpha, gamma: o.gamma, reduction: o.reduction, avgFactor }) : undefined;
   const ghmc = new GHMC({ bins: o.bins, momentum: o.momentum });
   const ghm = ghmc.stream();
   let softmaxSum = 0;
@@ -132,9 +175,9 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
   const pool = o.threads > 1 ? await createPool({ threads: o.threads }) : undefined;
   if (pool?.reason) o.onWarning?.(`running on one thread: ${pool.reason}`);
   try {
-    const perElement = elementwise(o.alpha, o.gamma, pool);
+    const perElement = elementwise(o.alpha, o.gamma, o.poly1, pool);
     for await (const chunk of readChunks(inputs, o.chunkElements)) {
-      const { logits: x, targets: t } = chunk;
+      const { logits: x, targets: t, scores } = chunk;
       // The pool's passes run while this thread does the reductions (if those throw, the
       // rejection of the pending passes is handled here, not left unobserved).
       const pending = perElement.run(x, t);
@@ -143,8 +186,10 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
       ghm.push(x, t);
       if (softmax) {
         const { labels } = t as { labels: Int32Array };
-        softmaxSum += softmaxFocalLoss(x, labels, { numClasses: inputs.classes, alpha: o.alpha, gamma: o.gamma, reduction: 'sum' }).loss;
+        softmaxSum += softmaxFocalLoss(x, labels, { numClasses: inputs.classes, alpha: o.alpha, gamma: o.gamma, reduction: 'sum', ...poly1 }).loss;
       }
+      if (qfl) qfl.push(x, { ...(t as { labels: Int32Array; numClasses: number }), scores: scores! });
+      if (vf) vf.push(x, 'labels' in t ? iouTargets(t.labels, scores!, inputs.classes) : t instanceof Float32Array ? t : Float32Array.from(t));
       const { focal: f, pMinusT } = await pending;
       const counted = binElements(chunk, f, pMinusT, edges, positives, negatives, focalByBin);
       nan += counted.nan;
@@ -163,6 +208,8 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
   if (wanted('ghmc')) losses.ghmc = g.loss;
   // The softmax loss has a term per row: its mean divides by the rows (or the avgFactor).
   if (softmax) losses['softmax-focal'] = o.reduction === 'mean' ? softmaxSum / (avgFactor ?? Math.max(inputs.rows, 1)) : softmaxSum;
+  if (qfl) losses['quality-focal'] = qfl.finish().loss;
+  if (vf) losses.varifocal = vf.finish().loss;
   const elements = inputs.rows * inputs.classes;
   if (nan > 0) o.onWarning?.(`${nan} logits are NaN: the losses are NaN (as PyTorch's), and those elements are in no bin`);
   return {
@@ -190,6 +237,28 @@ export async function score(inputs: Inputs, o: ScoreOptions): Promise<ScoreResul
       },
       nan,
     },
+  };
+}
+
+/** distribution-focal alone: logits [N, n + 1] and a position in [0, n) per row; no bins. */
+async function scorePositions(inputs: Inputs, o: ScoreOptions): Promise<ScoreResult> {
+  const avgFactor = typeof o.avgFactor === 'number' ? o.avgFactor : undefined;
+  const dfl = distributionFocalLoss.stream({ bins: inputs.classes - 1, reduction: o.reduction, avgFactor });
+  for await (const chunk of readChunks(inputs, o.chunkElements)) {
+    dfl.push(chunk.logits, chunk.targets as Float32Array);
+    o.onProgress?.(chunk.row + chunk.rowCount, inputs.rows);
+  }
+  return {
+    elements: inputs.rows * inputs.classes,
+    rows: inputs.rows,
+    classes: inputs.classes,
+    mode: inputs.mode,
+    positives: 0,
+    avgFactor,
+    losses: { 'distribution-focal': dfl.finish().loss },
+    skipped: [],
+    ghm: undefined,
+    threads: 1,
   };
 }
 

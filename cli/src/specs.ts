@@ -23,9 +23,12 @@ type Spec = Record<string, unknown>;
 
 /** The three panels, stacked: g histogram with GHM-C weights, loss share by bin, focal curves. */
 export function figureSpec(r: ScoreResult, info: FigureInfo): Spec {
+  // The command refuses --plot where there are no bins (distribution-focal alone).
+  const ghm = r.ghm;
+  if (!ghm) throw new Error('figureSpec: the result has no gradient-norm bins');
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: info.title, subtitle: summaryLine(r, info), anchor: 'start', fontSize: 15, subtitleFontSize: 12, offset: 18 },
+    title: { text: info.title, subtitle: summaryLine(r, ghm, info), anchor: 'start', fontSize: 15, subtitleFontSize: 12, offset: 18 },
     config: {
       font: FONT,
       view: { stroke: null },
@@ -36,14 +39,14 @@ export function figureSpec(r: ScoreResult, info: FigureInfo): Spec {
     spacing: 36,
     // Each panel has its own colours and legend.
     resolve: { scale: { color: 'independent' }, legend: { color: 'independent' } },
-    vconcat: [histogramPanel(r.ghm), sharePanel(r.ghm, info.gamma), curvePanel(info.gamma)],
+    vconcat: [histogramPanel(ghm), sharePanel(ghm, info.gamma), curvePanel(info.gamma)],
   };
 }
 
-function summaryLine(r: ScoreResult, info: FigureInfo): string {
+function summaryLine(r: ScoreResult, ghm: BinStats, info: FigureInfo): string {
   const pct = r.elements > 0 ? ((100 * r.positives) / r.elements).toPrecision(2) : '0';
   const alpha = info.alpha === null ? 'no α' : `α ${info.alpha}`;
-  return `${r.elements.toLocaleString('en-US')} elements, ${r.positives.toLocaleString('en-US')} positive (${pct}%); ${alpha}, γ ${info.gamma}, ${r.ghm.bins} bins`;
+  return `${r.elements.toLocaleString('en-US')} elements, ${r.positives.toLocaleString('en-US')} positive (${pct}%); ${alpha}, γ ${info.gamma}, ${ghm.bins} bins`;
 }
 
 /** What the histogram panel shows of a {@link BinStats}. */

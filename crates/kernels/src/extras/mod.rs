@@ -6,6 +6,7 @@
 //! Poly-1 (§6) lives with the focal kernels it modifies: they take a [`crate::focal::Poly1`]
 //! focusing (`focal::sigmoid::sigmoid_focal_poly`, `focal::softmax::softmax_focal_poly`).
 
+pub mod distribution;
 pub mod quality;
 pub mod varifocal;
 pub mod soft;

@@ -141,6 +141,12 @@ pub fn softmax_focal_soft(
 ) -> Summary {
     // The lanes read α unchecked.
     assert!(alpha.is_empty() || alpha.len() >= num_classes);
+    // Distribution Focal Loss (two-hot rows, γ = 0, no α) needs no per-class focal terms.
+    if let SoftRows::TwoHot(y) = targets {
+        if gamma == 0.0 && alpha.is_empty() {
+            return super::distribution::distribution_focal(x, num_classes, y, row_weight, loss_out, grad_out);
+        }
+    }
     // Three γ paths, not `with_focusing!`'s four: each is a 6–8 KiB function in the SIMD module.
     // γ = 1 does not take the general path, slower, and less accurate for small m: exp(γ·ln m)
     // is off by about |γ·ln m|·2^-24 relative (1.1e-6 from the one-hot kernel, measured).
