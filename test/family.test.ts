@@ -886,7 +886,7 @@ describe('bad input to the family losses', () => {
       ['logits array', q(Array.from(x), t), TypeError, /logits/],
       ['targets missing', q(x, undefined), TypeError, /targets/],
       ['targets a Float32Array', q(x, scores), TypeError, /targets/],
-      ['labels Float32Array', q(x, { ...t, labels: Float32Array.from(labels) }), TypeError, /targets\.labels must be a Int32Array/],
+      ['labels Float32Array', q(x, { ...t, labels: Float32Array.from(labels) }), TypeError, /targets\.labels must be an? Int32Array/],
       ['scores Float64Array', q(x, { ...t, scores: Float64Array.from(scores) }), TypeError, /targets\.scores must be a Float32Array/],
       ['weight Uint8Array', q(x, t, { weight: new Uint8Array(5) }), TypeError, /options\.weight must be a Float32Array/],
       ['numClasses missing', q(x, { labels, scores }), TypeError, /targets\.numClasses/],
