@@ -170,3 +170,51 @@ describe('zero-copy batches', () => {
     expect(() => lib.createBatch({ length: 10, targets: 'f64' as never })).toThrow(/targets/);
   });
 });
+
+// Regression: a call on batch views taken before it, whose own first allocations (the parameter
+// region, the workspace) grew wasm memory and so detached those views mid-call. The README's
+// example did this (createBatch, then the first call), and threw "Cannot perform Construct on a
+// detached ArrayBuffer" from the chunk runner, which no longer saw the views as wasm memory.
+// Each batch fills whole 64 KiB pages (the heap starts on a page boundary), so that the call's
+// first allocation has to grow the memory.
+describe('batch views as the first call after init (the call grows the memory)', () => {
+  it.each([
+    ['sigmoid focal, out.grad', (l: Lib) => {
+      const b = l.createBatch({ length: 1 << 16, targets: 'u8', grad: true });
+      b.logits.fill(-2);
+      (b.targets as Uint8Array).fill(1, 0, 100);
+      const r = l.sigmoidFocalLoss(b.logits, b.targets, { out: { grad: b.grad } });
+      return { loss: r.loss as number, grad: b.grad.slice(), plain: l.sigmoidFocalLoss(b.logits.slice(), (b.targets as Uint8Array).slice(), { grad: true }) };
+    }],
+    ['softmax focal', (l: Lib) => {
+      // 16384 rows × (3 logits + a label + a weight) × 4 bytes = 5 pages.
+      const b = l.createBatch({ length: 3 * 16384, targets: { numClasses: 3 }, weight: 'rows' });
+      b.logits.set(fill(3 * 16384, 5).logits);
+      b.labels.set(Int32Array.from({ length: 16384 }, (_, i) => i % 3));
+      b.weight.fill(2);
+      const r = l.softmaxFocalLoss(b.logits, b.labels, { numClasses: 3, weight: b.weight, grad: true });
+      return { loss: r.loss as number, grad: r.grad, plain: l.softmaxFocalLoss(b.logits.slice(), b.labels.slice(), { numClasses: 3, weight: b.weight.slice(), grad: true }) };
+    }],
+    ['varifocal', (l: Lib) => {
+      // 49152 × (logit + target + weight) × 4 bytes = 9 pages.
+      const b = l.createBatch({ length: 49_152, targets: 'f32', weight: true });
+      b.logits.set(fill(49_152, 6).logits);
+      (b.targets as Float32Array).fill(0.5, 0, 300);
+      b.weight.fill(1.5);
+      const r = l.varifocalLoss(b.logits, b.targets as Float32Array, { weight: b.weight, grad: true });
+      return { loss: r.loss as number, grad: r.grad, plain: l.varifocalLoss(b.logits.slice(), (b.targets as Float32Array).slice(), { weight: b.weight.slice(), grad: true }) };
+    }],
+  ] as const)('%s', async (_, run) => {
+    const fresh = await loadLib('simd');
+    const { loss, grad, plain } = run(fresh);
+    expect(loss).toBe(plain.loss);
+    expect(grad).toEqual(plain.grad);
+  });
+
+  it('a bad target in a batch view is named, though the call grew the memory', async () => {
+    const fresh = await loadLib('simd');
+    const b = fresh.createBatch({ length: 49_152, targets: 'f32' }); // 6 pages
+    (b.targets as Float32Array)[33_333] = 1.5;
+    expect(() => fresh.varifocalLoss(b.logits, b.targets as Float32Array)).toThrow(/targets\[33333\] is 1\.5.*element 33333/);
+  });
+});

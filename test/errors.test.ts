@@ -137,6 +137,7 @@ describe('softmaxFocalLoss', () => {
     expectThrow(f(Array.from(X), L, { numClasses: 3 }), TypeError, /logits/);
     expectThrow(f(X, Uint8Array.of(0, 2), { numClasses: 3 }), TypeError, /labels/);
     expectThrow(f(X, [0, 2], { numClasses: 3 }), TypeError, /labels/);
+    expectThrow(f(X, Float64Array.of(0, 2), { numClasses: 3 }), TypeError, /labels/);
     // A Float32Array is class-probability rows [N, C] (docs/SPEC.md §2): float labels say so.
     expectThrow(f(X, Float32Array.of(0, 2), { numClasses: 3 }), RangeError, /class-probability rows.*class labels are an Int32Array/);
   });

@@ -26,11 +26,13 @@ import {
   expectElementsClose,
   expectExactlyEqual,
   expectReducedClose,
+  loadFamilyCases,
   loadGhmcCases,
   loadGhmrCases,
   loadSigmoidCases,
   loadSoftmaxCases,
   type Expected,
+  type FamilyCase,
 } from './helpers/golden.js';
 import {
   findBin,
@@ -40,8 +42,13 @@ import {
   ghmrGradNorm,
   RefGHMC,
   RefGHMR,
+  refDistributionFocal,
+  refQualityFocal,
   refSigmoidFocal,
   refSoftmaxFocal,
+  refSoftmaxSoft,
+  refVarifocal,
+  type RefFamilyResult,
 } from './helpers/reference.js';
 
 /** Loss (scalar or elementwise) and gradient against the golden values, SPEC §5 bounds. */
@@ -83,6 +90,32 @@ describe('golden: softmax focal loss', () => {
     it(c.name, () => {
       const out = refSoftmaxFocal(c.logits, c.labels, c.options);
       checkAgainst(out, c.expected, c.name);
+    });
+  }
+});
+
+/** The oracle's result for a focal_family.json case (SPEC §6–9). */
+function refFamilyCase(c: FamilyCase): { loss: number | Float64Array; grad: Float64Array } {
+  switch (c.kind) {
+    case 'poly1_sigmoid':
+      return refSigmoidFocal(c.logits, c.targets, { ...c.options, weight: c.weight });
+    case 'poly1_softmax':
+      return refSoftmaxFocal(c.logits, c.labels, c.options);
+    case 'quality_focal': {
+      const { numClasses, ...o } = c.options;
+      return refQualityFocal(c.logits, { labels: c.labels, scores: c.scores, numClasses }, { ...o, weight: c.weight });
+    }
+    case 'varifocal':
+      return refVarifocal(c.logits, c.targets, { ...c.options, weight: c.weight });
+    case 'distribution_focal':
+      return refDistributionFocal(c.logits, c.targets, { ...c.options, weight: c.weight });
+  }
+}
+
+describe('golden: the focal family (Poly-1, QFL, VFL, DFL)', () => {
+  for (const c of loadFamilyCases()) {
+    it(`${c.kind}: ${c.name}`, () => {
+      checkAgainst(refFamilyCase(c), c.expected, c.name);
     });
   }
 });
@@ -256,6 +289,98 @@ describe('oracle gradients match finite differences of the oracle loss', () => {
   }
 });
 
+// The family's gradients (SPEC §6–9, soft-target softmax) against central differences of the
+// oracle's own loss, in float64 throughout (the oracle takes any ArrayLike logits), on reduction
+// 'sum' so that every logit's derivative is one difference of the reduced loss.
+describe('oracle gradients of the focal family match finite differences of the oracle loss', () => {
+  const H = 1e-5;
+  const TOL = 1e-6;
+
+  function fdCheck(x: Float64Array, f: (x: Float64Array) => RefFamilyResult, label: string): void {
+    const { grad } = f(x);
+    const fd = new Float64Array(x.length);
+    for (let k = 0; k < x.length; k++) {
+      const plus = x.slice();
+      const minus = x.slice();
+      plus[k] = x[k]! + H;
+      minus[k] = x[k]! - H;
+      fd[k] = ((f(plus).loss as number) - (f(minus).loss as number)) / (plus[k]! - minus[k]!);
+    }
+    expectElementsClose(grad, fd, TOL, `${label}: grad vs finite differences`);
+  }
+
+  const logits64 = (n: number, seed: number, scale = 8) => {
+    const r = rng(seed);
+    return Float64Array.from({ length: n }, () => (r() - 0.5) * scale);
+  };
+
+  for (const gamma of [0, 0.5, 1, 2]) {
+    for (const eps of [-1, 0.5, 2]) {
+      it(`Poly-1 sigmoid, γ=${gamma}, ε=${eps}: soft, binary and class-index targets`, () => {
+        const r = rng(3000 + gamma * 10 + eps);
+        const x = logits64(24, 3100 + gamma * 10 + eps);
+        const soft = Float32Array.from({ length: 24 }, () => r());
+        const bin = Uint8Array.from({ length: 24 }, () => (r() < 0.4 ? 1 : 0));
+        const labels = { labels: Int32Array.of(0, 3, 2, 4, 1, 4), numClasses: 4, ignoreIndex: -1 };
+        labels.labels[5] = -1;
+        const w = Float32Array.from({ length: 24 }, () => r() * 2);
+        for (const [name, t] of [['soft', soft], ['binary', bin], ['labels', labels]] as const) {
+          fdCheck(x, (z) => refSigmoidFocal(z, t, { alpha: 0.3, gamma, poly1: eps, weight: w, reduction: 'sum' }) as RefFamilyResult, name);
+        }
+      });
+    }
+  }
+
+  for (const gamma of [0, 0.5, 2]) {
+    it(`Poly-1 softmax, γ=${gamma}, ε=-1 and 2, per-class alpha, row weights`, () => {
+      const x = logits64(6 * 5, 3200 + gamma);
+      const labels = Int32Array.of(0, 4, -100, 2, 2, 1);
+      for (const eps of [-1, 2]) {
+        fdCheck(x, (z) => refSoftmaxFocal(z, labels, { numClasses: 5, alpha: [0.1, 0.2, 0.3, 0.4, 0.5], gamma, poly1: eps, weight: [1, 2, 3, 0.5, 0, 1.5], reduction: 'sum' }) as RefFamilyResult, `ε=${eps}`);
+      }
+    });
+  }
+
+  for (const beta of [0, 0.5, 1, 2, 3]) {
+    it(`QFL, β=${beta}`, () => {
+      const x = logits64(7 * 4, 3300 + beta);
+      const t = { labels: Int32Array.of(0, 3, 4, 1, 2, 4, 0), scores: Float32Array.of(0.9, 0.3, 0, 1, 0.5, 0.2, 0), numClasses: 4 };
+      fdCheck(x, (z) => refQualityFocal(z, t, { beta, weight: [1, 2, 0.5, 1, 3, 1, 1], reduction: 'sum' }), 'QFL');
+    });
+  }
+
+  for (const gamma of [0, 0.5, 1, 2]) {
+    for (const iouWeighted of [true, false]) {
+      it(`VFL, γ=${gamma}, iouWeighted ${iouWeighted}`, () => {
+        const x = logits64(12, 3400 + gamma);
+        const q = Float32Array.of(0, 0.7, 0, 0, 1, 0.2, 0, 0.05, 0, 0, 0.5, 0);
+        const w = Float32Array.of(1, 2, 0.5, 1, 1, 3, 1, 1, 0, 1, 2, 1);
+        fdCheck(x, (z) => refVarifocal(z, q, { alpha: 0.6, gamma, iouWeighted, weight: w, reduction: 'sum' }), 'VFL');
+      });
+    }
+  }
+
+  it('DFL, integer and fractional targets, bins 1 and 6', () => {
+    for (const [bins, y] of [[1, Float32Array.of(0, 0.25, 0.999)], [6, Float32Array.of(0, 5, 2.5, 0.1, 5.75, 3)]] as const) {
+      const x = logits64(y.length * (bins + 1), 3500 + bins);
+      fdCheck(x, (z) => refDistributionFocal(z, y, { bins, weight: Float32Array.from(y, (_, i) => 1 + i / 2), reduction: 'sum' }), `bins ${bins}`);
+    }
+  });
+
+  for (const gamma of [0, 0.5, 1, 2]) {
+    it(`softmax with soft targets, γ=${gamma}: probability rows and smoothed labels`, () => {
+      const c = 4;
+      const x = logits64(5 * c, 3600 + gamma);
+      const probs = Float32Array.of(0.1, 0.2, 0.3, 0.4, 1, 0, 0, 0, 0, 0.5, 0.5, 0, 0.25, 0.25, 0.25, 0.25, 0, 0, 0.9, 0.1);
+      const alpha = [0.1, 0.5, 0.25, 1];
+      const weight = [1, 2, 0.5, 1.5, 1];
+      fdCheck(x, (z) => refSoftmaxSoft(z, probs, { numClasses: c, alpha, gamma, weight, reduction: 'sum' }), 'probabilities');
+      const smoothed = { labels: Int32Array.of(0, 3, -100, 1, 2), smoothing: 0.2 };
+      fdCheck(x, (z) => refSoftmaxSoft(z, smoothed, { numClasses: c, alpha, gamma, weight, reduction: 'sum' }), 'smoothed labels');
+    });
+  }
+});
+
 describe('library semantics decisions the oracle follows', () => {
   it("sigmoid 'mean' over zero elements is NaN; with avgFactor it is 0", () => {
     const empty = new Float32Array(0);
@@ -294,6 +419,32 @@ describe('library semantics decisions the oracle follows', () => {
     expect(none.length).toBe(2);
     expect(none[1]).toBe(0);
     expect(refSoftmaxFocal(x, Int32Array.of(-100, -100), { numClasses: 3 }).loss).toBe(0);
+  });
+
+  it('soft-target softmax: one-hot rows and ε = 0 are the label loss; ignored rows are 0 and not counted', () => {
+    const x = Float32Array.of(1, -2, 0.5, 3, 0, 0, 2, 2, -1);
+    const labels = Int32Array.of(2, -100, 0);
+    const oneHot = Float32Array.of(0, 0, 1, 0, 0, 0, 1, 0, 0);
+    const opts = { numClasses: 3, alpha: [0.2, 0.3, 0.9], gamma: 1.5, weight: [2, 1, 0.5] };
+    const plain = refSoftmaxFocal(x, labels, { ...opts, reduction: 'none' });
+    const smoothed = refSoftmaxSoft(x, { labels, smoothing: 0 }, { ...opts, reduction: 'none' });
+    expectElementsClose(smoothed.loss as Float64Array, plain.loss as Float64Array, 1e-14);
+    expectElementsClose(smoothed.grad, plain.grad, 1e-14);
+    // The probability rows count every row (3), the labels only the 2 kept.
+    const probs = refSoftmaxSoft(x, oneHot, { ...opts, reduction: 'mean' });
+    const mean2 = refSoftmaxFocal(x, labels, { ...opts, reduction: 'mean' }).loss as number;
+    expect(probs.loss as number).toBeCloseTo((mean2 * 2) / 3, 14);
+    expect(refSoftmaxSoft(x, { labels: Int32Array.of(-100, -100, -100), smoothing: 0.1 }, opts).loss).toBe(0);
+  });
+
+  it('family: mean over zero units is NaN (0/0), sum 0; Poly-1 ε = 0 adds exactly nothing', () => {
+    const e = new Float32Array(0);
+    expect(refVarifocal(e, e).loss).toBeNaN();
+    expect(refQualityFocal(e, { labels: new Int32Array(0), scores: e, numClasses: 3 }, { reduction: 'sum' }).loss).toBe(0);
+    expect(refDistributionFocal(e, e, { bins: 4 }).loss).toBeNaN();
+    const x = Float32Array.of(0.3, -4, 9);
+    const t = Uint8Array.of(1, 0, 1);
+    expect(refSigmoidFocal(x, t, { poly1: 0 })).toEqual(refSigmoidFocal(x, t));
   });
 
   it('GHM: a valid NaN element makes the loss NaN and the state still updates', () => {

@@ -1,8 +1,9 @@
 // The built package (dist/) in every runtime it promises: Deno, Bun, Chromium (a cross-origin
 // isolated page, and a plain one where threads are unavailable) and Cloudflare workerd. Each
-// runtime runs test/support/probe.mjs over every golden case plus a pool, a wasm-memory batch and
-// a stream; the outputs come back here and are judged by the same checks as in Node
-// (test/support/checks.ts).
+// runtime runs test/support/probe.mjs over every golden case (the focal family's through the
+// extras module, focal-ghm/extras, loaded by `init({ extras })` as each runtime would load it)
+// plus a pool, a wasm-memory batch and a stream; the outputs come back here and are judged by the
+// same checks as in Node (test/support/checks.ts).
 //
 // The runtimes come from devDependencies (deno, bun, workerd, playwright-core); Chromium is the
 // system's (apt-get install -y chromium; .ci/run installs it). A runtime that is missing skips
@@ -99,7 +100,8 @@ for (const [name, bin, args] of [
       const resultsFile = join(dir, 'results.json');
       writeFileSync(planFile, encode({ cases: cases.map(([, c]) => c), init: {} }));
       const host = join(ROOT, 'test', 'runtimes', 'cli-host.mjs');
-      await exec(bin, [...args, host, pathToFileURL(join(DIST, 'index.js')).href, planFile, resultsFile], 240_000);
+      const url = (f: string) => pathToFileURL(join(DIST, f)).href;
+      await exec(bin, [...args, host, url('index.js'), url('extras.js'), planFile, resultsFile], 240_000);
       return decode(readFileSync(resultsFile, 'utf8')) as Results;
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -193,12 +195,13 @@ function pageServer(plans: Record<string, string>): Promise<{ server: Server; or
 {
   const cases = plan({ expectThreads: 1, expectReason: /no worker threads/ });
   describeRuntime('Cloudflare workerd', distMissing ?? workerdMissing, cases, async () => {
-    // dist/ as wrangler uploads it: the ES modules by their file names, and the SIMD build that
-    // dist/workerd.js imports as a wasm module.
+    // dist/ as wrangler uploads it: the ES modules by their file names, and the SIMD builds that
+    // dist/workerd.js and dist/extras-workerd.js import as wasm modules.
     const modules: WorkerModule[] = [
       { name: 'worker.mjs', file: join(ROOT, 'test', 'runtimes', 'workerd-host.mjs'), kind: 'esModule' },
       { name: 'probe.mjs', file: join(ROOT, 'test', 'support', 'probe.mjs'), kind: 'esModule' },
       { name: 'wasm/focal_ghm_simd.wasm', file: join(DIST, 'wasm', 'focal_ghm_simd.wasm'), kind: 'wasm' },
+      { name: 'wasm/focal_ghm_extras_simd.wasm', file: join(DIST, 'wasm', 'focal_ghm_extras_simd.wasm'), kind: 'wasm' },
       ...readdirSync(DIST).filter((f) => f.endsWith('.js')).map((f): WorkerModule => ({ name: f, file: join(DIST, f), kind: 'esModule' })),
     ];
     const r = decode(await postToWorker(modules, encode({ cases: cases.map(([, c]) => c) }))) as Results & { coreError: string | null };

@@ -294,7 +294,8 @@ export const varifocal: FamilyLoss<{ alpha: number; gamma: number; iou: number }
       op: 'varifocal',
       a: [alpha, gamma, iou],
       checkRange: (min, max) => {
-        if (!(min >= 0 && max <= 1)) expectValuesIn(fn, 'targets', q, 0, 1, true, 'element');
+        // The call may have grown the memory since: a batch view of the targets is read afresh.
+        if (!(min >= 0 && max <= 1)) expectValuesIn(fn, 'targets', liveView(q, workspace(fn).heap.buffer), 0, 1, true, 'element');
       },
     };
   },
@@ -346,7 +347,10 @@ export const distribution: FamilyLoss<{ bins: number | undefined }> = {
     const y = expectArray(fn, 'targets', targets, Float32Array);
     let bins: number;
     if (r.bins !== undefined) bins = r.bins;
-    else {
+    else if (x.length === 0 && y.length === 0) {
+      // Nothing to score (e.g. an empty piece of a stream): no row tells the bins, none needs them.
+      bins = 1;
+    } else {
       if (y.length === 0 || x.length % y.length !== 0 || x.length / y.length < 2) {
         throw new RangeError(`${fn}: cannot tell options.bins from logits of length ${x.length} and ${y.length} targets; pass options.bins`);
       }

@@ -132,6 +132,89 @@ export interface GhmrCase {
   batches: GhmrBatch[];
 }
 
+/** `focal_family.json` (SPEC §6–9): Poly-1 sigmoid focal loss, 0/1 or soft targets. */
+export interface Poly1SigmoidCase {
+  kind: 'poly1_sigmoid';
+  name: string;
+  options: {
+    poly1: number;
+    alpha: number | null;
+    gamma: number;
+    reduction: Reduction;
+    avgFactor: number | null;
+    lossWeight: number;
+  };
+  logits: Float32Array;
+  targets: Uint8Array | Float32Array;
+  /** Per element, or null for all ones. */
+  weight: Float32Array | null;
+  expected: Expected;
+}
+
+/** Poly-1 softmax focal loss. */
+export interface Poly1SoftmaxCase {
+  kind: 'poly1_softmax';
+  name: string;
+  options: {
+    numClasses: number;
+    poly1: number;
+    alpha: number | Float32Array | null;
+    gamma: number;
+    reduction: Reduction;
+    ignoreIndex: number;
+  };
+  /** Row-major [N, C]. */
+  logits: Float32Array;
+  labels: Int32Array;
+  expected: Expected;
+}
+
+/** Quality Focal Loss (§7). */
+export interface QualityFocalCase {
+  kind: 'quality_focal';
+  name: string;
+  options: { numClasses: number; beta: number; reduction: Reduction; avgFactor: number | null; lossWeight: number };
+  /** Row-major [N, C]. */
+  logits: Float32Array;
+  /** Length N, each in [0, C]; C is background. */
+  labels: Int32Array;
+  /** Length N, in [0, 1]. */
+  scores: Float32Array;
+  /** Per row, or null. */
+  weight: Float32Array | null;
+  /** For reduction `none` the loss has one entry per row. */
+  expected: Expected;
+}
+
+/** Varifocal Loss (§8). */
+export interface VarifocalCase {
+  kind: 'varifocal';
+  name: string;
+  options: { alpha: number; gamma: number; iouWeighted: boolean; reduction: Reduction; avgFactor: number | null; lossWeight: number };
+  logits: Float32Array;
+  /** In [0, 1]; 0 marks a negative. */
+  targets: Float32Array;
+  /** Per element, or null. */
+  weight: Float32Array | null;
+  expected: Expected;
+}
+
+/** Distribution Focal Loss (§9). */
+export interface DistributionFocalCase {
+  kind: 'distribution_focal';
+  name: string;
+  options: { bins: number; reduction: Reduction; avgFactor: number | null; lossWeight: number };
+  /** Row-major [N, bins + 1]. */
+  logits: Float32Array;
+  /** Length N, in [0, bins). */
+  targets: Float32Array;
+  /** Per row, or null. */
+  weight: Float32Array | null;
+  expected: Expected;
+}
+
+export type FamilyCase = Poly1SigmoidCase | Poly1SoftmaxCase | QualityFocalCase | VarifocalCase | DistributionFocalCase;
+
 // ---------------------------------------------------------------------------------------------
 // Raw JSON shapes and decoding
 // ---------------------------------------------------------------------------------------------
@@ -158,9 +241,12 @@ export const GOLDEN_DIR: URL = new URL('../fixtures/golden/', import.meta.url);
 
 function readGoldenFile(file: string): RawCase[] {
   const text = readFileSync(new URL(file, GOLDEN_DIR), 'utf8');
-  const parsed = JSON.parse(text) as { format?: unknown; cases?: unknown };
-  if (parsed.format !== 1 || !Array.isArray(parsed.cases)) {
-    throw new Error(`${file}: expected {"format": 1, "cases": [...]}`);
+  const parsed = JSON.parse(text) as { format?: unknown; spec?: unknown; cases?: unknown };
+  // focal_family.json names the SPEC sections it follows instead of a format number; its cases
+  // have the same shape.
+  const known = parsed.format === 1 || (parsed.format === undefined && typeof parsed.spec === 'string');
+  if (!known || !Array.isArray(parsed.cases)) {
+    throw new Error(`${file}: expected {"format": 1, "cases": [...]} or {"spec": "...", "cases": [...]}`);
   }
   return parsed.cases as RawCase[];
 }
@@ -397,6 +483,85 @@ function decodeGhmrCase(c: RawCase): GhmrCase {
   };
 }
 
+/** softmax_focal.json's alpha: a number, null, or a float32 array. */
+function decodeAlpha(o: Record<string, unknown>, what: string): number | Float32Array | null {
+  const raw = opt<unknown>(o, 'alpha', 0.25);
+  return raw === null || typeof raw === 'number' ? raw : decodeArray(raw, 'float32', `${what}.options.alpha`);
+}
+
+function decodeFamilyCase(c: RawCase): FamilyCase {
+  const o = optionsOf(c);
+  const what = c.name;
+  const reduction = opt<Reduction>(o, 'reduction', 'mean');
+  const avgFactor = opt<number | null>(o, 'avgFactor', null);
+  const lossWeight = opt(o, 'lossWeight', 1);
+  const logits = decodeArray(c.logits, 'float32', `${what}.logits`);
+  const expected = decodeExpected(c.expected, `${what}.expected`);
+  switch (c.kind) {
+    case 'poly1_sigmoid':
+      return {
+        kind: c.kind,
+        name: what,
+        options: { poly1: opt(o, 'poly1', 0), alpha: opt<number | null>(o, 'alpha', 0.25), gamma: opt(o, 'gamma', 2), reduction, avgFactor, lossWeight },
+        logits,
+        targets: decodeOneOf(c.targets, ['uint8', 'float32'], `${what}.targets`),
+        weight: decodeOptional(c.weight, 'float32', `${what}.weight`),
+        expected,
+      };
+    case 'poly1_softmax':
+      return {
+        kind: c.kind,
+        name: what,
+        options: {
+          numClasses: required(o, 'numClasses', what),
+          poly1: opt(o, 'poly1', 0),
+          alpha: decodeAlpha(o, what),
+          gamma: opt(o, 'gamma', 2),
+          reduction,
+          ignoreIndex: opt(o, 'ignoreIndex', -100),
+        },
+        logits,
+        labels: decodeArray(c.labels, 'int32', `${what}.labels`),
+        expected,
+      };
+    case 'quality_focal':
+      return {
+        kind: c.kind,
+        name: what,
+        options: { numClasses: required(o, 'numClasses', what), beta: opt(o, 'beta', 2), reduction, avgFactor, lossWeight },
+        logits,
+        labels: decodeArray(c.labels, 'int32', `${what}.labels`),
+        scores: decodeArray(c.scores, 'float32', `${what}.scores`),
+        weight: decodeOptional(c.weight, 'float32', `${what}.weight`),
+        expected,
+      };
+    case 'varifocal':
+      return {
+        kind: c.kind,
+        name: what,
+        options: { alpha: opt(o, 'alpha', 0.75), gamma: opt(o, 'gamma', 2), iouWeighted: opt(o, 'iouWeighted', true), reduction, avgFactor, lossWeight },
+        logits,
+        targets: decodeArray(c.targets, 'float32', `${what}.targets`),
+        weight: decodeOptional(c.weight, 'float32', `${what}.weight`),
+        expected,
+      };
+    case 'distribution_focal': {
+      const targets = decodeArray(c.targets, 'float32', `${what}.targets`);
+      return {
+        kind: c.kind,
+        name: what,
+        options: { bins: opt(o, 'bins', logits.length / targets.length - 1), reduction, avgFactor, lossWeight },
+        logits,
+        targets,
+        weight: decodeOptional(c.weight, 'float32', `${what}.weight`),
+        expected,
+      };
+    }
+    default:
+      throw new Error(`focal_family.json: unknown case kind ${c.kind} (${what})`);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Public loaders
 // ---------------------------------------------------------------------------------------------
@@ -417,6 +582,11 @@ export function loadGhmcCases(): GhmcAnyCase[] {
 
 export function loadGhmrCases(): GhmrCase[] {
   return readGoldenFile('ghmr.json').map(decodeGhmrCase);
+}
+
+/** `focal_family.json` (SPEC §6–9): Poly-1 (sigmoid and softmax), QFL, VFL and DFL cases. */
+export function loadFamilyCases(): FamilyCase[] {
+  return readGoldenFile('focal_family.json').map(decodeFamilyCase);
 }
 
 // ---------------------------------------------------------------------------------------------

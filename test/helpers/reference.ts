@@ -201,6 +201,11 @@ export interface RefSigmoidFocalOptions {
   posWeight?: ArrayLike<number>;
   /** The class of element i (default i mod C, C the weights' length or numClasses). */
   classOf?: (i: number) => number;
+  /**
+   * Poly-1 ε (SPEC §6): adds w·ε·q^(γ+1) per element, q = 1 − p_t (no α on it). Default 0, which
+   * adds nothing at all (the §1 numbers exactly).
+   */
+  poly1?: number;
 }
 
 export interface RefSigmoidFocalResult {
@@ -209,6 +214,8 @@ export interface RefSigmoidFocalResult {
   grad: Float64Array;
   /** The α applied (resolved for 'auto'); null when alpha is disabled. */
   alphaUsed: number | null;
+  /** Every element's loss, weights applied, before reduction and lossWeight. */
+  units: Float64Array;
 }
 
 /**
@@ -253,7 +260,7 @@ interface FocalElement {
   grad: number;
 }
 
-function sigmoidFocalElement(x: number, t: number, gamma: number, out: FocalElement): void {
+function sigmoidFocalElement(x: number, t: number, gamma: number, out: FocalElement, poly?: FocalElement, eps = 0): void {
   // One exp serves σ(x), σ(-x) = 1 - p (without cancellation) and the softplus: with
   // e = exp(-|x|) ≤ 1, σ(|x|) = 1/(1+e) and σ(-|x|) = e/(1+e).
   const e = Math.exp(-Math.abs(x));
@@ -269,10 +276,15 @@ function sigmoidFocalElement(x: number, t: number, gamma: number, out: FocalElem
   const first = pt === 0 && gamma < 1 ? 0 : gamma * Math.pow(pt, gamma - 1) * dPt * bce;
   out.loss = modulator * bce;
   out.grad = first + modulator * sigmoidMinusTarget(p, q, t);
+  if (poly) {
+    // SPEC §6: ε·pt^(γ+1), d/dx = ε(γ+1)·pt^γ·(1 − 2t)·p(1 − p).
+    poly.loss = eps * Math.pow(pt, gamma + 1);
+    poly.grad = eps * (gamma + 1) * modulator * dPt;
+  }
 }
 
 export function refSigmoidFocal(
-  logits: Float32Array,
+  logits: ArrayLike<number>,
   targets: SigmoidTargets,
   opts: RefSigmoidFocalOptions = {},
 ): RefSigmoidFocalResult {
@@ -311,21 +323,29 @@ export function refSigmoidFocal(
   const alpha = resolveAlpha(opts.alpha === undefined ? 0.25 : opts.alpha, t, w);
   const scale = lossWeight * reductionScale(reduction, counted, opts.avgFactor);
 
-  const losses = new Float64Array(numel);
+  const eps = opts.poly1 ?? 0;
+  const units = new Float64Array(numel);
   const grad = new Float64Array(numel);
   const el: FocalElement = { loss: 0, grad: 0 };
+  const poly: FocalElement | undefined = eps !== 0 ? { loss: 0, grad: 0 } : undefined;
   for (let i = 0; i < numel; i++) {
     const ti = t[i]!;
     if (ignored[i]) continue; // ignored rows: exactly 0, whatever the logit
     const aw = alpha === null ? 1 : alpha * ti + (1 - alpha) * (1 - ti);
-    sigmoidFocalElement(logits[i]!, ti, gamma, el);
+    sigmoidFocalElement(logits[i]!, ti, gamma, el, poly, eps);
     const factor = aw * w[i]!;
-    // Elementwise losses carry lossWeight only when returned as they are; a reduced loss gets
-    // it through `scale`, once.
-    losses[i] = (reduction === 'none' ? lossWeight : 1) * factor * el.loss;
+    units[i] = factor * el.loss;
     grad[i] = scale * factor * el.grad;
+    if (poly) {
+      // The element weight multiplies the Poly-1 term too; α does not (SPEC §6).
+      units[i]! += w[i]! * poly.loss;
+      grad[i]! += scale * w[i]! * poly.grad;
+    }
   }
-  return { loss: reduceLoss(losses, reduction, scale), grad, alphaUsed: alpha };
+  // Elementwise losses carry lossWeight only when returned as they are; a reduced loss gets it
+  // through `scale`, once.
+  const losses = reduction === 'none' && lossWeight !== 1 ? units.map((v) => v * lossWeight) : units;
+  return { loss: reduceLoss(losses, reduction, scale), grad, alphaUsed: alpha, units };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,12 +372,16 @@ export interface RefSoftmaxFocalOptions {
   weight?: ArrayLike<number>;
   /** 'mean' divides by this instead of the counted rows; an error with 'sum'. */
   avgFactor?: number;
+  /** Poly-1 ε (SPEC §6): adds w_i·ε·(1 − p_y)^(γ+1) per row (no α on it). Default 0. */
+  poly1?: number;
 }
 
 export interface RefSoftmaxFocalResult {
   /** Scalar for mean/sum; per row for none (length N, 0 for ignored rows). */
   loss: number | Float64Array;
   grad: Float64Array;
+  /** Every row's loss, row weight applied, before reduction and lossWeight (0 for ignored rows). */
+  units: Float64Array;
 }
 
 function classAlpha(alpha: number | ArrayLike<number> | null, c: number): number {
@@ -371,13 +395,14 @@ function classAlpha(alpha: number | ArrayLike<number> | null, c: number): number
  * of the other classes' probabilities, which stays accurate when p_y is close to 1.
  */
 function softmaxFocalRow(
-  logits: Float32Array,
+  logits: ArrayLike<number>,
   offset: number,
   numClasses: number,
   y: number,
   ay: number,
   gamma: number,
   grad: Float64Array,
+  eps = 0,
 ): number {
   let max = -Infinity;
   for (let j = 0; j < numClasses; j++) max = Math.max(max, logits[offset + j]!);
@@ -397,15 +422,18 @@ function softmaxFocalRow(
   const second =
     oneMinusPy === 0 && gamma < 1 ? 0 : gamma * Math.pow(oneMinusPy, gamma - 1) * py * logPy;
   const inner = modulator - second;
+  // Poly-1 (SPEC §6): ε·q^(γ+1), whose derivative in x_j is −ε(γ+1)·q^γ·p_y·(δ_jy − p_j).
+  const polyInner = eps === 0 ? 0 : eps * (gamma + 1) * modulator * py;
   for (let j = 0; j < numClasses; j++) {
     const deltaMinusP = j === y ? oneMinusPy : -Math.exp(logits[offset + j]! - lse);
-    grad[offset + j] = -ay * deltaMinusP * inner;
+    grad[offset + j] = -ay * deltaMinusP * inner - (eps === 0 ? 0 : polyInner * deltaMinusP);
   }
-  return -ay * modulator * logPy;
+  const loss = -ay * modulator * logPy;
+  return eps === 0 ? loss : loss + eps * Math.pow(oneMinusPy, gamma + 1);
 }
 
 export function refSoftmaxFocal(
-  logits: Float32Array,
+  logits: ArrayLike<number>,
   labels: Int32Array,
   opts: RefSoftmaxFocalOptions,
 ): RefSoftmaxFocalResult {
@@ -434,7 +462,7 @@ export function refSoftmaxFocal(
     }
     counted++;
     const offset = i * numClasses;
-    losses[i] = softmaxFocalRow(logits, offset, numClasses, y, classAlpha(alpha, y), gamma, grad);
+    losses[i] = softmaxFocalRow(logits, offset, numClasses, y, classAlpha(alpha, y), gamma, grad, opts.poly1 ?? 0);
     if (opts.weight) {
       const wi = opts.weight[i]!;
       losses[i]! *= wi;
@@ -446,8 +474,9 @@ export function refSoftmaxFocal(
   if (opts.avgFactor !== undefined && reduction === 'sum') throw new RangeError('avgFactor can not be used with reduction "sum"');
   const scale = lossWeight / (reduction === 'mean' ? (opts.avgFactor ?? Math.max(counted, 1)) : 1);
   if (scale !== 1) for (let k = 0; k < grad.length; k++) grad[k]! *= scale;
+  const units = losses.slice();
   if (reduction === 'none' && lossWeight !== 1) for (let i = 0; i < rows; i++) losses[i]! *= lossWeight;
-  return { loss: reduceLoss(losses, reduction, scale), grad };
+  return { loss: reduceLoss(losses, reduction, scale), grad, units };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -659,4 +688,318 @@ export class RefGHMR {
     if (nanValid) return { loss: NaN, grad };
     return { loss: (this.lossWeight * sum.value) / tot, grad };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// §6–9 and the softmax with soft targets: common reduction
+// ---------------------------------------------------------------------------------------------
+
+/** The options every loss of the family takes (mmdetection `weight_reduce_loss`, `loss_weight`). */
+export interface RefFamilyOptions {
+  reduction?: Reduction;
+  avgFactor?: number | null;
+  lossWeight?: number;
+}
+
+export interface RefFamilyResult {
+  /** Scalar for mean/sum; per unit (row, or element for Varifocal) for none, times lossWeight. */
+  loss: number | Float64Array;
+  /** d loss / d logits, scaled as the reduction and lossWeight scale the loss. */
+  grad: Float64Array;
+  /** Every unit's loss, weights applied, before reduction and lossWeight. */
+  units: Float64Array;
+}
+
+/**
+ * Reduces `units` and scales `grad` (in place) by the reduction's factor and lossWeight. `count`
+ * is the mean's divisor without avgFactor: as for the sigmoid loss, a mean over 0 units is NaN
+ * (0/0) for the family (ts/family.ts divides by the unit count); the softmax passes max(rows, 1).
+ */
+function finishFamily(units: Float64Array, grad: Float64Array, count: number, o: RefFamilyOptions): RefFamilyResult {
+  const reduction = o.reduction ?? 'mean';
+  const lossWeight = o.lossWeight ?? 1;
+  checkReduction(reduction);
+  const scale = lossWeight * reductionScale(reduction, count, o.avgFactor);
+  for (let k = 0; k < grad.length; k++) grad[k]! *= scale;
+  const losses = reduction === 'none' ? units.map((v) => v * lossWeight) : units;
+  return { loss: reduceLoss(losses, reduction, scale), grad, units };
+}
+
+/** σ(x) and 1 − σ(x) = σ(−x), both without cancellation, and softplus(−|x|) = log1p(e^−|x|). */
+function sigmoidPair(x: number): { p: number; q: number; lp: number } {
+  const e = Math.exp(-Math.abs(x));
+  const big = 1 / (1 + e);
+  const small = e / (1 + e);
+  return x >= 0 ? { p: big, q: small, lp: Math.log1p(e) } : { p: small, q: big, lp: Math.log1p(e) };
+}
+
+function rowWeightOf(weight: ArrayLike<number> | null | undefined, rows: number, what: string): (i: number) => number {
+  if (weight === null || weight === undefined) return () => 1;
+  if (weight.length !== rows) throw new RangeError(`${what}: weight length ${weight.length} != ${rows}`);
+  return (i) => weight[i]!;
+}
+
+// ---------------------------------------------------------------------------------------------
+// §7 Quality Focal Loss
+// ---------------------------------------------------------------------------------------------
+
+export interface RefQualityTargets {
+  labels: Int32Array;
+  scores: ArrayLike<number>;
+  numClasses: number;
+}
+
+export interface RefQualityFocalOptions extends RefFamilyOptions {
+  /** β ≥ 0 of |y − σ|^β. Default 2. */
+  beta?: number;
+  /** Per row (length N). */
+  weight?: ArrayLike<number> | null;
+}
+
+/**
+ * One element of QFL (SPEC §7): loss bce(x, y)·|y − σ|^β and its derivative
+ * (σ − y)·|y − σ|^β + bce·β|y − σ|^(β−1)·sign(σ − y)·σ(1 − σ), whose second term is 0 where
+ * y = σ (and for β = 0). σ − y is formed as σ(1 − y) − (1 − σ)y: exact σ for y = 0 and
+ * −σ(−x) for y = 1.
+ */
+export function qualityFocalElement(x: number, y: number, beta: number): { loss: number; grad: number } {
+  const { p, q, lp } = sigmoidPair(x);
+  const bce = Math.max(x, 0) - x * y + lp;
+  const d = p * (1 - y) - q * y;
+  const ad = Math.abs(d);
+  const mod = Math.pow(ad, beta); // 0^0 = 1
+  const second = ad === 0 || beta === 0 ? 0 : bce * beta * Math.pow(ad, beta - 1) * Math.sign(d) * p * q;
+  return { loss: bce * mod, grad: d * mod + second };
+}
+
+export function refQualityFocal(logits: ArrayLike<number>, targets: RefQualityTargets, opts: RefQualityFocalOptions = {}): RefFamilyResult {
+  const { labels, scores, numClasses: c } = targets;
+  const beta = opts.beta ?? 2;
+  checkGamma(beta);
+  checkLabels(labels, c, logits.length);
+  const rows = labels.length;
+  if (scores.length !== rows) throw new RangeError(`scores length ${scores.length} != rows ${rows}`);
+  const wOf = rowWeightOf(opts.weight, rows, 'QFL');
+  const units = new Float64Array(rows);
+  const grad = new Float64Array(logits.length);
+  for (let i = 0; i < rows; i++) {
+    const l = labels[i]!;
+    if (l < 0 || l > c) throw new RangeError(`labels[${i}] = ${l} outside [0, ${c}]`);
+    const s = scores[i]!;
+    const w = wOf(i);
+    const row = new CompensatedSum();
+    for (let j = 0; j < c; j++) {
+      const k = i * c + j;
+      const e = qualityFocalElement(logits[k]!, j === l ? s : 0, beta);
+      row.add(e.loss);
+      grad[k] = w * e.grad;
+    }
+    units[i] = w * row.value;
+  }
+  return finishFamily(units, grad, rows, opts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// §8 Varifocal Loss
+// ---------------------------------------------------------------------------------------------
+
+export interface RefVarifocalOptions extends RefFamilyOptions {
+  /** Default 0.75. */
+  alpha?: number;
+  /** Default 2. */
+  gamma?: number;
+  /** Default true. */
+  iouWeighted?: boolean;
+  /** Per element. */
+  weight?: ArrayLike<number> | null;
+}
+
+/**
+ * One element of VFL (SPEC §8): bce(x, q)·w with w = q (iouWeighted) or 1 where q > 0, and
+ * α·|σ − q|^γ where q ≤ 0; gradient (σ − q)·w + bce·dw/dx, dw/dx = αγ|σ − q|^(γ−1)·sign(σ − q)·σ(1 − σ)
+ * for q ≤ 0 (0 where σ = q, and for γ = 0).
+ */
+export function varifocalElement(x: number, t: number, alpha: number, gamma: number, iouWeighted: boolean): { loss: number; grad: number } {
+  const { p, q, lp } = sigmoidPair(x);
+  const bce = Math.max(x, 0) - x * t + lp;
+  const d = p * (1 - t) - q * t;
+  if (t > 0) {
+    const w = iouWeighted ? t : 1;
+    return { loss: bce * w, grad: d * w };
+  }
+  const ad = Math.abs(d);
+  const w = alpha * Math.pow(ad, gamma);
+  const dw = ad === 0 || gamma === 0 ? 0 : alpha * gamma * Math.pow(ad, gamma - 1) * Math.sign(d) * p * q;
+  return { loss: bce * w, grad: d * w + bce * dw };
+}
+
+export function refVarifocal(logits: ArrayLike<number>, targets: ArrayLike<number>, opts: RefVarifocalOptions = {}): RefFamilyResult {
+  const alpha = opts.alpha ?? 0.75;
+  const gamma = opts.gamma ?? 2;
+  const iou = opts.iouWeighted ?? true;
+  checkGamma(gamma);
+  const n = logits.length;
+  if (targets.length !== n) throw new RangeError(`targets length ${targets.length} != logits length ${n}`);
+  const wOf = rowWeightOf(opts.weight, n, 'VFL');
+  const units = new Float64Array(n);
+  const grad = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const e = varifocalElement(logits[i]!, targets[i]!, alpha, gamma, iou);
+    const w = wOf(i);
+    units[i] = w * e.loss;
+    grad[i] = w * e.grad;
+  }
+  return finishFamily(units, grad, n, opts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// §9 Distribution Focal Loss
+// ---------------------------------------------------------------------------------------------
+
+export interface RefDistributionFocalOptions extends RefFamilyOptions {
+  /** n: rows hold n + 1 logits. Default: logits length / targets length − 1. */
+  bins?: number;
+  /** Per row. */
+  weight?: ArrayLike<number> | null;
+}
+
+/** log Σ exp(x_j) over a row, shifted by its max. */
+function logSumExp(x: ArrayLike<number>, offset: number, c: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < c; j++) max = Math.max(max, x[offset + j]!);
+  let s = 0;
+  for (let j = 0; j < c; j++) s += Math.exp(x[offset + j]! - max);
+  return max + Math.log(s);
+}
+
+export function refDistributionFocal(logits: ArrayLike<number>, targets: ArrayLike<number>, opts: RefDistributionFocalOptions = {}): RefFamilyResult {
+  const rows = targets.length;
+  const bins = opts.bins ?? logits.length / rows - 1;
+  const c = bins + 1;
+  if (!Number.isInteger(bins) || bins < 1 || rows * c !== logits.length) {
+    throw new RangeError(`logits length ${logits.length} is not ${rows} rows of bins + 1 = ${c}`);
+  }
+  const wOf = rowWeightOf(opts.weight, rows, 'DFL');
+  const units = new Float64Array(rows);
+  const grad = new Float64Array(logits.length);
+  for (let i = 0; i < rows; i++) {
+    const y = targets[i]!;
+    if (!(y >= 0 && y < bins)) throw new RangeError(`targets[${i}] = ${y} outside [0, ${bins})`);
+    const l = Math.floor(y);
+    const r = l + 1;
+    const wl = r - y;
+    const wr = y - l;
+    const o = i * c;
+    const lse = logSumExp(logits, o, c);
+    const w = wOf(i);
+    units[i] = w * (wl * (lse - logits[o + l]!) + wr * (lse - logits[o + r]!));
+    for (let j = 0; j < c; j++) {
+      const p = Math.exp(logits[o + j]! - lse);
+      grad[o + j] = w * (p - (j === l ? wl : 0) - (j === r ? wr : 0));
+    }
+  }
+  return finishFamily(units, grad, rows, opts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// §2 Softmax focal loss with soft targets (class probabilities, or smoothed labels)
+// ---------------------------------------------------------------------------------------------
+
+/** Labels smoothed as PyTorch's cross_entropy(label_smoothing=ε): t = (1 − ε)·onehot + ε/C. */
+export interface RefSmoothedLabels {
+  labels: Int32Array;
+  smoothing: number;
+  /** Rows with this label give 0 and are not counted. Default -100. */
+  ignoreIndex?: number;
+}
+
+export interface RefSoftmaxSoftOptions extends RefFamilyOptions {
+  numClasses: number;
+  /** One α, per class (length C), or null (1). Default 0.25. */
+  alpha?: number | ArrayLike<number> | null;
+  gamma?: number;
+  /** Per row. */
+  weight?: ArrayLike<number> | null;
+}
+
+/**
+ * loss_i = −Σ_j α_j t_ij (1 − p_ij)^γ log p_ij, times the row weight. With
+ * g_j = (1 − p_j)^γ − γ(1 − p_j)^(γ−1)·p_j·log p_j, d loss_i/dx_k = −α_k t_k g_k + p_k·Σ_j α_j t_j g_j.
+ * Each 1 − p_j is the sum of the other classes' probabilities (prefix and suffix sums), accurate
+ * when p_j is close to 1; terms with t_j = 0 are left out (their log p_j may be −∞ in the limit).
+ * `targets`: probability rows [N, C] (every row counted), or smoothed labels (ignored rows 0,
+ * left out of the mean's count).
+ */
+export function refSoftmaxSoft(logits: ArrayLike<number>, targets: ArrayLike<number> | RefSmoothedLabels, opts: RefSoftmaxSoftOptions): RefFamilyResult {
+  const c = opts.numClasses;
+  const gamma = opts.gamma ?? 2;
+  checkGamma(gamma);
+  const alpha = opts.alpha === undefined ? 0.25 : opts.alpha;
+  if (!Number.isInteger(c) || c < 1 || logits.length % c !== 0) throw new RangeError(`numClasses ${c} does not divide ${logits.length}`);
+  const rows = logits.length / c;
+  const smoothed = !('length' in targets) ? targets : undefined;
+  const probs = smoothed ? undefined : (targets as ArrayLike<number>);
+  if (probs && probs.length !== logits.length) throw new RangeError(`targets length ${probs.length} != logits length ${logits.length}`);
+  if (smoothed && smoothed.labels.length !== rows) throw new RangeError(`labels length ${smoothed.labels.length} != rows ${rows}`);
+  const ignoreIndex = smoothed?.ignoreIndex ?? -100;
+  const wOf = rowWeightOf(opts.weight, rows, 'softmax');
+  const units = new Float64Array(rows);
+  const grad = new Float64Array(logits.length);
+  const t = new Float64Array(c);
+  const e = new Float64Array(c);
+  const prefix = new Float64Array(c + 1);
+  const g = new Float64Array(c);
+  let counted = 0;
+  for (let i = 0; i < rows; i++) {
+    const o = i * c;
+    if (smoothed) {
+      const y = smoothed.labels[i]!;
+      if (y === ignoreIndex) continue;
+      if (y < 0 || y >= c) throw new RangeError(`labels[${i}] = ${y} outside [0, ${c})`);
+      const eps = smoothed.smoothing;
+      for (let j = 0; j < c; j++) t[j] = (j === y ? 1 - eps : 0) + eps / c;
+    } else {
+      for (let j = 0; j < c; j++) t[j] = probs![o + j]!;
+    }
+    counted++;
+    let max = -Infinity;
+    for (let j = 0; j < c; j++) max = Math.max(max, logits[o + j]!);
+    for (let j = 0; j < c; j++) {
+      e[j] = Math.exp(logits[o + j]! - max);
+      prefix[j + 1] = prefix[j]! + e[j]!;
+    }
+    const sum = prefix[c]!;
+    const lse = max + Math.log(sum);
+    // Suffix sums from the right, so that each "others" sum adds positive terms only.
+    let suffix = 0;
+    const others = new Float64Array(c);
+    for (let j = c - 1; j >= 0; j--) {
+      others[j] = prefix[j]! + suffix;
+      suffix += e[j]!;
+    }
+    let loss = 0;
+    let a = 0;
+    for (let j = 0; j < c; j++) {
+      if (t[j] === 0) {
+        g[j] = 0;
+        continue;
+      }
+      const aj = classAlpha(alpha, j);
+      const logp = logits[o + j]! - lse;
+      const p = e[j]! / sum;
+      const om = others[j]! / sum;
+      const mod = Math.pow(om, gamma);
+      const second = om === 0 && gamma < 1 ? 0 : gamma * Math.pow(om, gamma - 1) * p * logp;
+      g[j] = mod - second;
+      loss -= aj * t[j]! * mod * logp;
+      a += aj * t[j]! * g[j]!;
+    }
+    const w = wOf(i);
+    units[i] = w * loss;
+    for (let k = 0; k < c; k++) {
+      const gk = t[k] === 0 ? 0 : classAlpha(alpha, k) * t[k]! * g[k]!;
+      grad[o + k] = w * (-gk + (e[k]! / sum) * a);
+    }
+  }
+  return finishFamily(units, grad, smoothed ? Math.max(counted, 1) : Math.max(rows, 1), opts);
 }

@@ -6,17 +6,19 @@ import {
   expectElementsClose,
   expectExactlyEqual,
   expectReducedClose,
+  loadFamilyCases,
   loadGhmcCases,
   loadGhmrCases,
   loadSigmoidCases,
   loadSoftmaxCases,
+  type FamilyCase,
   type GhmcAnyCase,
   type GhmrCase,
   type SigmoidCase,
   type SoftmaxFocalCase,
 } from '../helpers/golden';
 
-export type GoldenCase = SigmoidCase | SoftmaxFocalCase | GhmcAnyCase | GhmrCase;
+export type GoldenCase = SigmoidCase | SoftmaxFocalCase | GhmcAnyCase | GhmrCase | FamilyCase;
 
 /** The probe's extra cases: the same batch through a pool, a wasm-memory batch, a stream. */
 export type ExtraCase =
@@ -33,8 +35,17 @@ export function goldenCases(): Array<[string, GoldenCase]> {
     ...loadSoftmaxCases().map((c) => [`softmax focal: ${c.name}`, c] as [string, GoldenCase]),
     ...loadGhmcCases().map((c) => [`GHM-C: ${c.name}`, c] as [string, GoldenCase]),
     ...loadGhmrCases().map((c) => [`GHM-R: ${c.name}`, c] as [string, GoldenCase]),
+    ...loadFamilyCases().map((c) => [`${FAMILY_LABELS[c.kind]}: ${c.name}`, c] as [string, GoldenCase]),
   ];
 }
+
+const FAMILY_LABELS: Record<FamilyCase['kind'], string> = {
+  poly1_sigmoid: 'Poly-1 sigmoid focal',
+  poly1_softmax: 'Poly-1 softmax focal',
+  quality_focal: 'Quality Focal',
+  varifocal: 'Varifocal',
+  distribution_focal: 'Distribution Focal',
+};
 
 interface Out {
   loss: number | Float32Array;
@@ -68,6 +79,11 @@ export function checkCase(c: ProbeCase, outputs: unknown): void {
     case 'sigmoid_focal_labels':
     case 'softmax_focal':
     case 'ghmc_labels':
+    case 'poly1_sigmoid':
+    case 'poly1_softmax':
+    case 'quality_focal':
+    case 'varifocal':
+    case 'distribution_focal':
       checkLoss(o.loss, c.expected.loss, `${c.name} loss`);
       expectElementsClose(o.grad, c.expected.grad, 1e-5, `${c.name} grad`);
       if (c.kind === 'sigmoid_focal' && c.alphaUsed !== null) expect(o.alpha).toBeCloseTo(c.alphaUsed, 12);

@@ -6,7 +6,8 @@
 // checks stay on the Node side (test/support/checks.ts), so every runtime is held to exactly the
 // same comparisons.
 //
-// A case is a golden case (test/helpers/golden.ts) or one of the extra kinds below:
+// A case is a golden case (test/helpers/golden.ts; the focal family's need `init({ extras })`) or
+// one of the extra kinds below:
 // - `{ kind: 'pool', threads, logits, targets }`: sigmoid focal and GHM-C through a pool, beside
 //   the single-thread API;
 // - `{ kind: 'batch', logits, targets }`: a call on a `createBatch` batch, beside the plain call;
@@ -71,6 +72,35 @@ export async function runCase(lib, c) {
     case 'softmax_focal': {
       const { numClasses, alpha, gamma, reduction, ignoreIndex } = c.options;
       const r = lib.softmaxFocalLoss(c.logits, c.labels, { numClasses, alpha, gamma, reduction, ignoreIndex, grad: true });
+      return { loss: r.loss, grad: r.grad };
+    }
+    case 'poly1_sigmoid': {
+      const { poly1, alpha, gamma, reduction, avgFactor, lossWeight } = c.options;
+      const o = { poly1, alpha, gamma, reduction, lossWeight, grad: true, ...(avgFactor !== null ? { avgFactor } : {}), ...(c.weight ? { weight: c.weight } : {}) };
+      const r = lib.sigmoidFocalLoss(c.logits, c.targets, o);
+      return { loss: r.loss, grad: r.grad, alpha: r.alpha };
+    }
+    case 'poly1_softmax': {
+      const { numClasses, poly1, alpha, gamma, reduction, ignoreIndex } = c.options;
+      const r = lib.softmaxFocalLoss(c.logits, c.labels, { numClasses, poly1, alpha, gamma, reduction, ignoreIndex, grad: true });
+      return { loss: r.loss, grad: r.grad };
+    }
+    case 'quality_focal': {
+      const { numClasses, beta, reduction, avgFactor, lossWeight } = c.options;
+      const o = { beta, reduction, lossWeight, grad: true, ...(avgFactor !== null ? { avgFactor } : {}), ...(c.weight ? { weight: c.weight } : {}) };
+      const r = lib.qualityFocalLoss(c.logits, { labels: c.labels, scores: c.scores, numClasses }, o);
+      return { loss: r.loss, grad: r.grad };
+    }
+    case 'varifocal': {
+      const { alpha, gamma, iouWeighted, reduction, avgFactor, lossWeight } = c.options;
+      const o = { alpha, gamma, iouWeighted, reduction, lossWeight, grad: true, ...(avgFactor !== null ? { avgFactor } : {}), ...(c.weight ? { weight: c.weight } : {}) };
+      const r = lib.varifocalLoss(c.logits, c.targets, o);
+      return { loss: r.loss, grad: r.grad };
+    }
+    case 'distribution_focal': {
+      const { bins, reduction, avgFactor, lossWeight } = c.options;
+      const o = { bins, reduction, lossWeight, grad: true, ...(avgFactor !== null ? { avgFactor } : {}), ...(c.weight ? { weight: c.weight } : {}) };
+      const r = lib.distributionFocalLoss(c.logits, c.targets, o);
       return { loss: r.loss, grad: r.grad };
     }
     case 'ghmc_labels': {
@@ -138,7 +168,8 @@ export async function runCase(lib, c) {
 }
 
 /**
- * `init(initOptions)`, then every case of `cases`. Returns `{ simd, results }`, a result being
+ * `init(initOptions)` (with `extras`, the focal-ghm/extras export, for the focal family's cases),
+ * then every case of `cases`. Returns `{ simd, results }`, a result being
  * `{ outputs }` or `{ error }` (a case that throws does not stop the others).
  */
 export async function probe(lib, cases, initOptions = {}) {
