@@ -1349,15 +1349,11 @@ describe.each(BUILDS)('%s build: a confident row of more than 4 classes', (build
     lib = await loadLib(build);
   });
 
-  // KNOWN KERNEL BUG, expected to fail until fixed (then drop `.fails`). The softmax kernels form
-  // s = Σ_j exp(x_j − m) with SumF64 (crates/kernels/src/focal/softmax.rs row_exp_sum), which
-  // adds 16 vectors in float32 lanes before each float64 flush: from the 5th class on, a class's
-  // term lands in a lane that may hold the row max's exact 1, and 1 + 6e-6 rounds to float32. So
-  // log p_y = −log1p(s − 1) and 1 − p_y = (s − e_y)/s lose ~6e-8 absolutely, which for a
-  // confident row (loss 2.9e-5 here) is 1.9e-3 relative, far past SPEC §5's 1e-5 for a reduced
-  // loss. The core softmax (§2), Poly-1 softmax, probability rows, label smoothing and DFL all
-  // share it; with 4 classes (one vector) the same row is exact to 3e-10.
-  it.fails('reduced loss within 1e-5: x = [12, 0.5, 0, 0, 0], y = 0', () => {
+  // A regression test: the softmax kernels formed s = Σ_j exp(x_j − m) adding each class's term
+  // into float32 lanes, one of which held the row max's exact 1 (from the 5th class on), so for a
+  // confident row (loss 2.9e-5 here) log p_y = −log1p(s − 1) was off by 1.9e-3 relative. The
+  // terms at the max are now counted apart (crates/kernels/src/focal/softmax.rs row_exp_sum).
+  it('reduced loss within 1e-5: x = [12, 0.5, 0, 0, 0], y = 0', () => {
     const x = Float32Array.of(12, 0.5, 0, 0, 0);
     const y = Int32Array.of(0);
     const o = { numClasses: 5, alpha: 1, gamma: 0, reduction: 'sum' as const };
