@@ -10,7 +10,7 @@
 
 use super::{with_focusing, Focusing, Poly1};
 use crate::math;
-use crate::simd::{F32x4, M32x4, SumF64};
+use crate::simd::{F32x4, I32x4, SumF64};
 
 pub struct Params<'a> {
     pub num_classes: usize,
@@ -74,7 +74,9 @@ pub(crate) fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 
     let c = row.len();
     let mv = F32x4::splat(m);
     let mut s = SumF64::new();
-    let mut at_max = F32x4::ZERO;
+    // Minus the count of terms at the max, per lane (a mask is -1 where set): two integer ops
+    // per vector, cheaper than selects.
+    let mut at_max = I32x4::splat(0);
     let park = park.map(|p| p.as_mut_ptr());
     let mut j = 0;
     while j < c {
@@ -83,16 +85,16 @@ pub(crate) fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 
         let xv = unsafe { F32x4::load_partial(row.as_ptr().add(j), len, f32::NEG_INFINITY) };
         let d = xv - mv;
         let e = math::exp(d);
-        let top = d.eq(F32x4::ZERO);
-        s.add(M32x4::select(top, F32x4::ZERO, e));
-        at_max = at_max + M32x4::select(top, F32x4::ONE, F32x4::ZERO);
+        let top = I32x4::from_mask(d.eq(F32x4::ZERO));
+        s.add(F32x4::from_bits(e.to_bits().and_not(top)));
+        at_max = at_max.add(top);
         if let Some(pp) = park {
             unsafe { e.store_partial(pp.add(j), len) };
         }
         j += 4;
     }
     let t = at_max.to_array();
-    ((t[0] + t[1]) + (t[2] + t[3])) as f64 + s.total()
+    -((t[0] + t[1]) + (t[2] + t[3])) as f64 + s.total()
 }
 
 // Not inlined: each (γ path, gradient) variant stays its own wasm function, so an engine
