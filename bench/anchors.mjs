@@ -1,12 +1,12 @@
-// Issue #20 options against scalar JS peers written the way a user would (bench/peers/scalar.mjs):
+// Issue #20 options (softmax soft targets need the extras) against scalar JS peers written the way a user would (bench/peers/scalar.mjs):
 // `node bench/anchors.mjs [--n 1e6]`. Alternating calls, median over rounds of peer time / our
 // time (> 1: focal-ghm is faster), so that this machine's drift cannot skew the ratio.
 import { getData } from './data.mjs';
-import { ghmcTerms, sigmoidFocalClassWeighted, sigmoidFocalProbForward, sigmoidFocalSmoothForward, softmaxFocalWeighted, fromClassLast, toClassLast } from './peers/scalar.mjs';
+import { ghmcTerms, sigmoidFocalClassWeighted, sigmoidFocalProbForward, sigmoidFocalSmoothForward, softmaxFocalSoft, softmaxFocalWeighted, fromClassLast, toClassLast } from './peers/scalar.mjs';
 import { arg, loadDist, median, time } from './util.mjs';
 
 const N = arg('--n', 1e6);
-const lib = await loadDist();
+const lib = await loadDist({ extras: true });
 
 /** Median of peer/ours over `rounds` alternating rounds, after a warm-up; and the two losses. */
 function paired(ours, peer, rounds = 15) {
@@ -42,7 +42,16 @@ const B = 4;
 const inner = Math.floor(rowsN / B);
 const seg = x8.subarray(0, B * C * inner);
 const segLabels = labels.subarray(0, B * inner);
+// Class-probability rows: a softmax of other logits, so every entry is non-zero.
+const probRows = new Float32Array(rowsN * C);
+for (let r = 0; r < rowsN; r++) {
+  let s = 0;
+  for (let j = 0; j < C; j++) s += (probRows[r * C + j] = Math.exp(Math.sin(r * 12.9898 + j * 78.233) * 2));
+  for (let j = 0; j < C; j++) probRows[r * C + j] /= s;
+}
 rows.push(
+  ['softmax labelSmoothing 0.1', () => lib.softmaxFocalLoss(x8, labels, { numClasses: C, labelSmoothing: 0.1 }).loss, () => softmaxFocalSoft(x8, labels, C, 0.1)],
+  ['softmax probability rows', () => lib.softmaxFocalLoss(x8, probRows, { numClasses: C }).loss, () => softmaxFocalSoft(x8, probRows, C)],
   ['softmax weight (C = 8)', () => lib.softmaxFocalLoss(x8, labels, { numClasses: C, weight: rowW }).loss, () => softmaxFocalWeighted(x8, labels, C, rowW)],
   ['classWeight+posWeight', () => lib.sigmoidFocalLoss(x8, bytes, { classWeight: cw, posWeight: cw }).loss, () => sigmoidFocalClassWeighted(x8, bytes, cw, cw)],
   // The peer here is this library too, after the full transposed copy a user would make.

@@ -436,3 +436,29 @@ export function poly1SigmoidFocal(logits, targets, eps) {
   }
   return sum / n;
 }
+
+/**
+ * Softmax focal loss with soft target rows (SPEC §2, soft targets), mean over rows: `t` a
+ * [N, C] probability matrix, or labels smoothed by `eps` when `t` is an Int32Array.
+ */
+export function softmaxFocalSoft(logits, t, c, eps = 0, alpha = 0.25, gamma = 2) {
+  const rows = logits.length / c;
+  const smoothed = t instanceof Int32Array;
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * c;
+    let m = -Infinity;
+    for (let j = 0; j < c; j++) m = Math.max(m, logits[o + j]);
+    let s = 0;
+    for (let j = 0; j < c; j++) s += Math.exp(logits[o + j] - m);
+    const ls = Math.log(s);
+    for (let j = 0; j < c; j++) {
+      const tj = smoothed ? (t[r] === j ? 1 - eps : 0) + eps / c : t[o + j];
+      if (tj === 0) continue;
+      const logp = logits[o + j] - m - ls;
+      const omp = 1 - Math.exp(logp);
+      sum += -alpha * tj * (gamma === 2 ? omp * omp : Math.pow(omp, gamma)) * logp;
+    }
+  }
+  return sum / rows;
+}
