@@ -37,16 +37,19 @@ const bins = 16;
 const dRows = Math.floor(N / (bins + 1));
 const xd = logits.subarray(0, dRows * (bins + 1));
 const y = Float32Array.from({ length: dRows }, (_, r) => ((r * 7919) % (bins * 100)) / 100);
+// Gradients into preallocated arrays on both sides, as bench/index.mjs does (out.grad for ours).
 const grad = new Float32Array(N);
+const ourGrad = new Float32Array(N);
+const og = (n) => ({ grad: true, out: { grad: ourGrad.subarray(0, n) } });
 const qt = { labels, scores, numClasses: C };
 
 const rowsOut = [
   ['QFL forward', () => lib.qualityFocalLoss(x80, qt).loss, () => qualityFocal(x80, labels, scores, C)],
-  ['QFL forward + gradient', () => lib.qualityFocalLoss(x80, qt, { grad: true }).loss, () => qualityFocal(x80, labels, scores, C, grad)],
+  ['QFL forward + gradient', () => lib.qualityFocalLoss(x80, qt, og(x80.length)).loss, () => qualityFocal(x80, labels, scores, C, grad)],
   ['VFL forward', () => lib.varifocalLoss(logits, q).loss, () => varifocal(logits, q)],
-  ['VFL forward + gradient', () => lib.varifocalLoss(logits, q, { grad: true }).loss, () => varifocal(logits, q, grad)],
+  ['VFL forward + gradient', () => lib.varifocalLoss(logits, q, og(N)).loss, () => varifocal(logits, q, grad)],
   ['DFL forward (17 bins)', () => lib.distributionFocalLoss(xd, y).loss, () => distributionFocal(xd, y, bins + 1)],
-  ['DFL forward + gradient', () => lib.distributionFocalLoss(xd, y, { grad: true }).loss, () => distributionFocal(xd, y, bins + 1, grad)],
+  ['DFL forward + gradient', () => lib.distributionFocalLoss(xd, y, og(xd.length)).loss, () => distributionFocal(xd, y, bins + 1, grad)],
   ['Poly-1 sigmoid forward', () => lib.sigmoidFocalLoss(logits, targets, { poly1: 1 }).loss, () => poly1SigmoidFocal(logits, targets, 1)],
 ];
 console.log(`issue #21, the focal family, N = ${N} (QFL: ${rows} rows × ${C} classes; DFL: ${dRows} rows × ${bins + 1}; mean)`);

@@ -3,8 +3,8 @@
 // core losses do), which the one-shot function and the stream run through `familyPass`, and the
 // thread pool (ts/pool.ts) on its workers.
 
-import { expectArray, expectBoolean, expectFinite, expectInteger, expectOneOf, expectOptions, expectPositive } from './errors';
-import { REDUCTIONS, resolveGamma, scales, SoftRows, unitsPerChunk, type LossFor, type LossResult, type Reduction } from './focal';
+import { expectArray, expectDisjoint, expectBoolean, expectFinite, expectInteger, expectOneOf, expectOptions, expectPositive } from './errors';
+import { REDUCTIONS, resolveGamma, resolveOut, scales, SoftRows, unitsPerChunk, type LossFor, type LossResult, type OutputBuffers, type Reduction } from './focal';
 import { checkLabels } from './inputs';
 import { getExtras, type ExtrasKernels } from './loader';
 import { runChunked, type ChunkInput } from './memory';
@@ -21,6 +21,12 @@ export interface FamilyOptions<R extends Reduction = Reduction, G extends boolea
   lossWeight?: number;
   /** Also return d loss / d logits (`grad` in the result). Default false. */
   grad?: G;
+  /**
+   * Write results into these arrays instead of new ones (zero-copy when they live in wasm
+   * memory, see `createBatch`): `loss` with reduction `'none'` (one per unit), `grad` with
+   * `grad: true` (the logits' length).
+   */
+  out?: OutputBuffers;
 }
 
 /**
@@ -136,18 +142,24 @@ export interface FamilyLoss<Opts = unknown> {
  */
 export function parseFamilyCall<Opts>(fn: string, loss: FamilyLoss<Opts>, logits: unknown, targets: unknown, options: unknown) {
   const x = expectArray(fn, 'logits', logits, Float32Array);
-  const o = expectOptions(fn, options, [...loss.keys, 'weight', ...COMMON_OPTIONS]) as Record<string, unknown>;
+  const o = expectOptions(fn, options, [...loss.keys, 'weight', 'out', ...COMMON_OPTIONS]) as Record<string, unknown>;
   const call = loss.call(fn, x, targets, loss.resolve(fn, o), o.weight);
-  return { x, call, ...commonOptions(fn, o, call.units) };
+  const common = commonOptions(fn, o, call.units);
+  const out = resolveOut(fn, o.out, x.length, common.reduction, call.units);
+  if (out.grad && !common.wantGrad) throw new RangeError(`${fn}: options.out.grad is written with grad: true; pass grad: true`);
+  if (out.loss || out.grad) {
+    expectDisjoint(fn, [['options.out.loss', out.loss], ['options.out.grad', out.grad]], [['logits', x], ...call.inputs.map((s, i): [string, ArrayBufferView | undefined] => [`input ${i + 1}`, s.array])]);
+  }
+  return { x, call, out, ...common };
 }
 
 /** Parses, runs and reduces one call of a family loss. */
 function runFamily<Opts>(fn: string, loss: FamilyLoss<Opts>, logits: unknown, targets: unknown, options: unknown): LossResult {
   const ws = workspace(fn);
   const k = getExtras(fn);
-  const { x, call, reduction, lossWeight, wantGrad, denom, gradScale } = parseFamilyCall(fn, loss, logits, targets, options);
-  const lossArr = reduction === 'none' ? new Float32Array(call.units) : undefined;
-  const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
+  const { x, call, out, reduction, lossWeight, wantGrad, denom, gradScale } = parseFamilyCall(fn, loss, logits, targets, options);
+  const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(call.units)) : undefined;
+  const gradArr = wantGrad ? (out.grad ?? new Float32Array(x.length)) : undefined;
   const sum = familyPass(ws, k, call, x, lossArr, lossWeight, gradArr, gradScale);
   const loss_ = lossArr ? liveView(lossArr, ws.heap.buffer) : (lossWeight * sum) / denom;
   return gradArr ? { loss: loss_, grad: liveView(gradArr, ws.heap.buffer) } : { loss: loss_ };

@@ -136,14 +136,14 @@ export interface OutputBuffers {
   grad?: Float32Array;
 }
 
-export function resolveOut(fn: string, v: unknown, n: number, reduction: Reduction): OutputBuffers {
+export function resolveOut(fn: string, v: unknown, n: number, reduction: Reduction, lossLength = n): OutputBuffers {
   if (v === undefined) return {};
   const o = expectOptions(fn, v, ['loss', 'grad'] as const, 'options.out');
   const res: OutputBuffers = {};
   if (o.loss !== undefined) {
     res.loss = expectArray(fn, 'options.out.loss', o.loss, Float32Array);
     if (reduction !== 'none') throw new RangeError(`${fn}: options.out.loss is only used with reduction 'none'`);
-    if (res.loss.length !== n) throw new RangeError(`${fn}: options.out.loss has length ${res.loss.length}, expected ${n}`);
+    if (res.loss.length !== lossLength) throw new RangeError(`${fn}: options.out.loss has length ${res.loss.length}, expected ${lossLength}`);
   }
   if (o.grad !== undefined) {
     res.grad = expectArray(fn, 'options.out.grad', o.grad, Float32Array);

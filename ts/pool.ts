@@ -417,9 +417,9 @@ export class Pool {
     const pool = this.open(name);
     if (!this.extras) throw noExtras(name);
     if (!pool) return single(logits, targets, options);
-    const { x, call, reduction, lossWeight, wantGrad, denom, gradScale } = parseFamilyCall(fn, loss, logits, targets, options);
-    const lossArr = reduction === 'none' ? new Float32Array(call.units) : undefined;
-    const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
+    const { x, call, out, reduction, lossWeight, wantGrad, denom, gradScale } = parseFamilyCall(fn, loss, logits, targets, options);
+    const lossArr = reduction === 'none' ? (out.loss ?? new Float32Array(call.units)) : undefined;
+    const gradArr = wantGrad ? (out.grad ?? new Float32Array(x.length)) : undefined;
     const sums = new FamilySums();
     await this.runPass(pool, {
       name,
