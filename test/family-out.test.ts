@@ -27,10 +27,11 @@ describe('focal family: options.out', () => {
   const q = Float32Array.from(x, (_, i) => (i % 9 === 0 ? ((i * 13) % 100) / 100 : 0));
   const y = Float32Array.from({ length: rows }, (_, r) => ((r * 7919) % ((C - 1) * 100)) / 100);
 
-  const calls = (l: Lib) => ({
-    quality: (o: object) => l.qualityFocalLoss(x, { labels, scores, numClasses: C }, o),
-    varifocal: (o: object) => l.varifocalLoss(x, q, o),
-    distribution: (o: object) => l.distributionFocalLoss(x, y, o),
+  type Result = { loss: number | Float32Array; grad?: Float32Array };
+  const calls = (l: Lib): Record<'quality' | 'varifocal' | 'distribution', (o: object) => Result> => ({
+    quality: (o) => l.qualityFocalLoss(x, { labels, scores, numClasses: C }, o),
+    varifocal: (o) => l.varifocalLoss(x, q, o),
+    distribution: (o) => l.distributionFocalLoss(x, y, o),
   });
   const units = { quality: rows, varifocal: rows * C, distribution: rows };
 

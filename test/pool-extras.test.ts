@@ -1,4 +1,4 @@
-// The extras losses on the thread pool: `createPool({ extras })` runs qualityFocalLoss,
+// The extras losses on the thread pool: `createPool({ extras: threadedExtras })` runs qualityFocalLoss,
 // varifocalLoss, distributionFocalLoss and sigmoidFocalLoss's poly1 on its workers, bit for bit
 // as the single-thread API for 1, 2 and 3 threads (sizes across several blocks and copy steps,
 // 'none', gradients, weights), with arrays of pool batches read in place; the single-thread
@@ -16,6 +16,7 @@ type Call = (...args: unknown[]) => unknown;
 
 let lib: Lib;
 let extras: Extras;
+let threadedExtras: Extras;
 /** Thread counts under test, with copy steps that make the larger batches take several steps. */
 const CONFIGS = [
   { threads: 1 },
@@ -28,10 +29,10 @@ let fallback: Pool;
 
 beforeAll(async () => {
   lib = await loadLib('simd');
-  ({ extras } = await import('../ts/extras'));
+  ({ extras, threadedExtras } = await import('../ts/extras'));
   await lib.init({ extras });
-  pools = await Promise.all(CONFIGS.map((c) => lib.createPool({ ...c, extras })));
-  fallback = await lib.createPool({ forceFallback: true, extras });
+  pools = await Promise.all(CONFIGS.map((c) => lib.createPool({ ...c, extras: threadedExtras })));
+  fallback = await lib.createPool({ forceFallback: true, extras: threadedExtras });
 });
 
 afterAll(async () => {
@@ -398,12 +399,12 @@ describe('a pool without extras', () => {
       for (const p of plain) {
         expect(p.extras).toBe(false);
         await expect(p.qualityFocalLoss(x, { labels: new Int32Array(4), scores: new Float32Array(4), numClasses: 3 })).rejects.toThrow(
-          "pool.qualityFocalLoss: the pool was created without extras; createPool({ extras }) with `import { extras } from 'focal-ghm/extras'`",
+          "pool.qualityFocalLoss: the pool was created without extras; createPool({ extras: threadedExtras }) with `import { threadedExtras } from 'focal-ghm/extras'`",
         );
-        await expect(p.varifocalLoss(x, new Float32Array(12))).rejects.toThrow('pool.varifocalLoss: the pool was created without extras; createPool({ extras })');
-        await expect(p.distributionFocalLoss(x, new Float32Array(2), { bins: 5 })).rejects.toThrow('pool.distributionFocalLoss: the pool was created without extras; createPool({ extras })');
+        await expect(p.varifocalLoss(x, new Float32Array(12))).rejects.toThrow('pool.varifocalLoss: the pool was created without extras; createPool({ extras: threadedExtras })');
+        await expect(p.distributionFocalLoss(x, new Float32Array(2), { bins: 5 })).rejects.toThrow('pool.distributionFocalLoss: the pool was created without extras; createPool({ extras: threadedExtras })');
         await expect(p.sigmoidFocalLoss(x, t, { poly1: 1 })).rejects.toThrow(
-          'pool.sigmoidFocalLoss: options.poly1 needs the extras kernels: the pool was created without extras; createPool({ extras })',
+          'pool.sigmoidFocalLoss: options.poly1 needs the extras kernels: the pool was created without extras; createPool({ extras: threadedExtras })',
         );
         // The call's own checks come first, as on a pool with extras.
         await expect(p.sigmoidFocalLoss(x, t, { poly1: NaN })).rejects.toThrow('sigmoidFocalLoss: options.poly1');
@@ -431,7 +432,7 @@ describe('a pool without extras', () => {
 
 describe('close()', () => {
   it('a pool with extras returns its memory after every call, and rejects calls once closed', async () => {
-    const p = await lib.createPool({ threads: 2, extras });
+    const p = await lib.createPool({ threads: 2, extras: threadedExtras });
     const rows = 20_001;
     const x = makeLogits(rows * 4, 9);
     const qt = { labels: sigmoidLabels(rows, 4, 10), scores: scores(rows, 11), numClasses: 4 };
@@ -454,7 +455,7 @@ describe('close()', () => {
   });
 
   it('the fallback with extras rejects calls once closed', async () => {
-    const p = await lib.createPool({ forceFallback: true, extras });
+    const p = await lib.createPool({ forceFallback: true, extras: threadedExtras });
     await p.close();
     await expect(p.varifocalLoss(new Float32Array(2), new Float32Array(2))).rejects.toThrow('pool.varifocalLoss: the pool is closed (close() was called)');
   });

@@ -51,12 +51,14 @@ export { scoreStream, sigmoidFocalStream, type ReadableStreamLike, type ScoreLos
 export type { ClassTargets, Targets } from './inputs';
 export { createPool, Pool, type PoolOptions } from './pool';
 
+// (`@__PURE__`: an unused loss's call of Object.assign is then dropped by bundlers, and with it
+// the loss; a page that never calls the focal family carries none of its code.)
 /** Quality Focal Loss (docs/SPEC.md §7), with `.stream(options)`; see {@link qualityFocalLossFn}. Needs `init({ extras })`. */
-export const qualityFocalLoss: typeof qualityFocalLossFn & { stream: typeof qualityFocalStream } = Object.assign(qualityFocalLossFn, { stream: qualityFocalStream });
+export const qualityFocalLoss: typeof qualityFocalLossFn & { stream: typeof qualityFocalStream } = /* @__PURE__ */ Object.assign(qualityFocalLossFn, { stream: qualityFocalStream });
 /** Varifocal Loss (docs/SPEC.md §8), with `.stream(options)`; see {@link varifocalLossFn}. Needs `init({ extras })`. */
-export const varifocalLoss: typeof varifocalLossFn & { stream: typeof varifocalStream } = Object.assign(varifocalLossFn, { stream: varifocalStream });
+export const varifocalLoss: typeof varifocalLossFn & { stream: typeof varifocalStream } = /* @__PURE__ */ Object.assign(varifocalLossFn, { stream: varifocalStream });
 /** Distribution Focal Loss (docs/SPEC.md §9), with `.stream(options)`; see {@link distributionFocalLossFn}. Needs `init({ extras })`. */
-export const distributionFocalLoss: typeof distributionFocalLossFn & { stream: typeof distributionFocalStream } = Object.assign(distributionFocalLossFn, {
+export const distributionFocalLoss: typeof distributionFocalLossFn & { stream: typeof distributionFocalStream } = /* @__PURE__ */ Object.assign(distributionFocalLossFn, {
   stream: distributionFocalStream,
 });
 export type {

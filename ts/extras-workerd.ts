@@ -10,4 +10,6 @@ import extrasModule from './wasm/focal_ghm_extras_simd.wasm';
 
 /** The extras module's SIMD build, a module file: pass to `init({ extras })`. */
 export const extras: Extras = { simd: async () => extrasModule };
+/** As `extras`: workerd has no thread pools, so no shared-memory build. */
+export const threadedExtras: Extras = extras;
 export type { Extras };

@@ -17,19 +17,28 @@ import { cjsAssetUrl } from './asset';
 import { compileUrl, decodeBase64, type Extras } from './loader';
 import { wasmBase64 } from './wasm/extras_simd.generated';
 
+const simd = (): Promise<WebAssembly.Module> => WebAssembly.compile(decodeBase64(wasmBase64));
+const scalar = (): Promise<WebAssembly.Module> =>
+  compileUrl(
+    cjsAssetUrl('focal_ghm_extras_scalar.wasm') ?? new URL('./wasm/focal_ghm_extras_scalar.wasm', import.meta.url),
+    'focal-ghm init (the extras scalar build, for engines without SIMD)',
+  );
+
 /**
- * The extras module's builds (SIMD embedded; scalar fetched from beside the bundle when needed;
- * the shared-memory one for thread pools in a chunk of its own, loaded when a pool with extras
- * starts): pass to `init({ extras })` and `createPool({ extras })`.
+ * The extras module's builds (SIMD embedded; scalar fetched from beside the bundle on engines
+ * without SIMD): pass to `init({ extras })`.
  */
-export const extras: Extras = {
-  simd: () => WebAssembly.compile(decodeBase64(wasmBase64)),
-  scalar: () =>
-    compileUrl(
-      cjsAssetUrl('focal_ghm_extras_scalar.wasm') ?? new URL('./wasm/focal_ghm_extras_scalar.wasm', import.meta.url),
-      'focal-ghm init (the extras scalar build, for engines without SIMD)',
-    ),
-  // A separate chunk: programs that never start a pool with extras do not parse this build.
+export const extras: Extras = { simd, scalar };
+
+/**
+ * {@link extras} with the shared-memory build for thread pools: pass to `createPool({ extras:
+ * threadedExtras })` (and `init` too). A separate export, because bundlers that do not split
+ * code (esbuild without `splitting`) inline the shared build's dynamic import, about 400 KB of
+ * base64, into every bundle that references it; with `extras` alone a page carries none of it.
+ */
+export const threadedExtras: Extras = {
+  simd,
+  scalar,
   shared: async () => {
     const { wasmBase64: shared } = await import('./wasm/extras_shared.generated');
     return shared ? decodeBase64(shared) : undefined;

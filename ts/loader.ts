@@ -66,7 +66,7 @@ export interface ExtrasKernels {
 
 /**
  * The extras module's builds: what `import { extras } from 'focal-ghm/extras'` gives, to pass to
- * `init({ extras })` and `createPool({ extras })`. Each function compiles (or loads) its build
+ * `init({ extras })`, and with `shared` (`threadedExtras`) to `createPool`. Each function compiles (or loads) its build
  * when called.
  */
 export interface Extras {
@@ -75,7 +75,7 @@ export interface Extras {
   /** The scalar build, for engines without SIMD (absent in the workerd entry: every version has SIMD). */
   scalar?(): Promise<WasmModule>;
   /**
-   * The bytes of the shared-memory build, for a thread pool's workers (`createPool({ extras })`),
+   * The bytes of the shared-memory build, for a thread pool's workers (`createPool({ extras: threadedExtras })`),
    * or `undefined` when the package was built without it. Absent in the workerd entry (no pool).
    */
   shared?(): Promise<Uint8Array | undefined>;

@@ -171,7 +171,7 @@ async function compileShared(bytes: Uint8Array<ArrayBuffer>, what: string): Prom
  */
 export async function loadSharedExtras(extras: Extras): Promise<SharedBuild | { reason: string }> {
   if (typeof extras.shared !== 'function') {
-    return { reason: "the extras passed to createPool have no shared-memory build (the workerd entry's extras ship none)" };
+    return { reason: "the extras passed to createPool have no shared-memory build: pass threadedExtras from 'focal-ghm/extras' (the workerd entry's ship none)" };
   }
   const given = await extras.shared();
   if (!given || given.length === 0) {

@@ -111,8 +111,8 @@ const SLOT_BYTES = 1 << 22;
  * @example
  * ```ts
  * import { createPool } from 'focal-ghm';
- * import { extras } from 'focal-ghm/extras';
- * const pool = await createPool({ threads: 4, extras });
+ * import { threadedExtras } from 'focal-ghm/extras';
+ * const pool = await createPool({ threads: 4, extras: threadedExtras });
  * const { loss } = await pool.qualityFocalLoss(logits, { labels, scores, numClasses: 80 });
  * ```
  * @throws (rejects) RangeError/TypeError for bad options; Error when the workers fail to start.
@@ -179,7 +179,7 @@ const ABSENT: ChunkInput = { array: undefined, perUnit: 0 };
 
 /** The error of an extras call on a pool created without extras. */
 function noExtras(name: string, what = ''): Error {
-  return new Error(`${name}: ${what}the pool was created without extras; createPool({ extras }) with \`import { extras } from 'focal-ghm/extras'\``);
+  return new Error(`${name}: ${what}the pool was created without extras; createPool({ extras: threadedExtras }) with \`import { threadedExtras } from 'focal-ghm/extras'\``);
 }
 
 /** At most `free` holders at a time; the others wait, in call order. */
@@ -349,8 +349,8 @@ export class Pool {
    *
    * @example
    * ```ts
-   * import { extras } from 'focal-ghm/extras';
-   * const pool = await createPool({ threads: 4, extras });
+   * import { threadedExtras } from 'focal-ghm/extras';
+   * const pool = await createPool({ threads: 4, extras: threadedExtras });
    * const { loss, grad } = await pool.qualityFocalLoss(logits, { labels, scores, numClasses: 80 }, { grad: true });
    * ```
    * @throws (rejects) as {@link qualityFocalLoss}; Error when the pool was created without extras, or is or gets closed.

@@ -6,7 +6,7 @@
 
 import wasm from 'focal-ghm/simd.wasm';
 import extrasWasm from 'focal-ghm/extras-simd.wasm';
-import { extras, type Extras } from 'focal-ghm/extras';
+import { extras, threadedExtras, type Extras } from 'focal-ghm/extras';
 import {
   Batch,
   createBatch,
@@ -342,14 +342,14 @@ expectType(softmaxFocalLoss(logits, new Float32Array(6), { numClasses: 3, labelS
 // @ts-expect-error QFL targets need scores
 qualityFocalLoss(logits, { labels: new Int32Array(2), numClasses: 3 });
 // On a pool created with the extras: the same result types, as promises.
-const xpool = await createPool({ threads: 2, extras });
+const xpool = await createPool({ threads: 2, extras: threadedExtras });
 expectType(xpool.extras).toBe<boolean>();
 expectType(xpool.qualityFocalLoss(logits, qt)).toBe<Promise<LossResult<number, false>>>();
 expectType(await xpool.qualityFocalLoss(logits, qt, { reduction: 'none', grad: true })).toBe<LossResult<Float32Array, true>>();
 expectType((await xpool.varifocalLoss(logits, new Float32Array(6), { reduction: 'sum' })).loss).toBe<number>();
 expectType((await xpool.distributionFocalLoss(new Float32Array(8), Float32Array.of(1.5), { bins: 7, grad: true })).grad).toBe<Float32Array>();
 expectType((await xpool.sigmoidFocalLoss(logits, binary, { poly1: 1, grad: true })).grad).toBe<Float32Array>();
-const sharedExtras: Promise<Uint8Array | undefined> | undefined = extras.shared?.();
+const sharedExtras: Promise<Uint8Array | undefined> | undefined = threadedExtras.shared?.();
 void sharedExtras;
 await xpool.close();
 
