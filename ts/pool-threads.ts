@@ -166,7 +166,7 @@ async function compileShared(bytes: Uint8Array<ArrayBuffer>, what: string): Prom
 }
 
 /**
- * The compiled shared-memory build of the extras module (`extras.shared()`, see ts/extras.ts), or
+ * The compiled shared-memory build of the extras module (`threadedExtras.shared()`, see ts/extras.ts), or
  * why it cannot be used: then the pool runs single-threaded, as without a shared core build.
  */
 export async function loadSharedExtras(extras: Extras): Promise<SharedBuild | { reason: string }> {
