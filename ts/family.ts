@@ -4,7 +4,7 @@
 // thread pool (ts/pool.ts) on its workers.
 
 import { expectArray, expectDisjoint, expectBoolean, expectFinite, expectInteger, expectOneOf, expectOptions, expectPositive } from './errors';
-import { REDUCTIONS, resolveGamma, resolveOut, scales, SoftRows, unitsPerChunk, type LossFor, type LossResult, type OutputBuffers, type Reduction } from './focal';
+import { reductionOptions, resolveGamma, resolveOut, rowWeights, SoftRows, unitsPerChunk, type LossFor, type LossResult, type OutputBuffers, type Reduction } from './focal';
 import { checkLabels } from './inputs';
 import { getExtras, type ExtrasKernels } from './loader';
 import { runChunked, type ChunkInput } from './memory';
@@ -117,15 +117,6 @@ function familyPass(
   return sums.sum;
 }
 
-/** The common options, checked; `count` is `'mean'`'s divisor without `avgFactor`. */
-function commonOptions(fn: string, o: Record<string, unknown>, count: number) {
-  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
-  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
-  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
-  const { denom, gradScale } = scales(fn, reduction, count, o.avgFactor, lossWeight);
-  return { reduction, lossWeight, wantGrad, denom, gradScale };
-}
-
 /**
  * A loss of the family: its option keys besides the common ones, `resolve` (its own options,
  * checked once per call or stream) and `call` (the inputs of one call or one push, checked).
@@ -144,7 +135,7 @@ export function parseFamilyCall<Opts>(fn: string, loss: FamilyLoss<Opts>, logits
   const x = expectArray(fn, 'logits', logits, Float32Array);
   const o = expectOptions(fn, options, [...loss.keys, 'weight', 'out', ...COMMON_OPTIONS]) as Record<string, unknown>;
   const call = loss.call(fn, x, targets, loss.resolve(fn, o), o.weight);
-  const common = commonOptions(fn, o, call.units);
+  const common = reductionOptions(fn, o, call.units);
   const out = resolveOut(fn, o.out, x.length, common.reduction, call.units);
   if (out.grad && !common.wantGrad) throw new RangeError(`${fn}: options.out.grad is written with grad: true; pass grad: true`);
   if (out.loss || out.grad) {
@@ -166,14 +157,6 @@ function runFamily<Opts>(fn: string, loss: FamilyLoss<Opts>, logits: unknown, ta
 }
 
 const COMMON_OPTIONS = ['reduction', 'avgFactor', 'lossWeight', 'grad'] as const;
-
-/** Row weights (length `rows`) or none. */
-function rowWeights(fn: string, v: unknown, rows: number): Float32Array | undefined {
-  if (v === undefined) return undefined;
-  const w = expectArray(fn, 'options.weight', v, Float32Array);
-  if (w.length !== rows) throw new RangeError(`${fn}: options.weight has length ${w.length}, expected ${rows} (one per row)`);
-  return w;
-}
 
 /** Throws naming the first element of `a` outside [lo, hi) (or [lo, hi] when `closed`), NaN included. */
 function expectValuesIn(fn: string, name: string, a: Float32Array, lo: number, hi: number, closed: boolean, what = 'row'): void {

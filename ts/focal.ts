@@ -237,6 +237,26 @@ export function resolveGamma(fn: string, v: unknown, name = 'options.gamma'): nu
   return g;
 }
 
+/**
+ * The options every loss reduces by (`reduction`, `lossWeight`, `grad`, `avgFactor`), checked;
+ * `count` is `'mean'`'s divisor without `avgFactor`.
+ */
+export function reductionOptions(fn: string, o: { reduction?: unknown; lossWeight?: unknown; grad?: unknown; avgFactor?: unknown }, count: number) {
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
+  const { denom, gradScale } = scales(fn, reduction, count, o.avgFactor, lossWeight);
+  return { reduction, lossWeight, wantGrad, denom, gradScale };
+}
+
+/** Per-row weights (length `rows`), or undefined. */
+export function rowWeights(fn: string, v: unknown, rows: number): Float32Array | undefined {
+  if (v === undefined) return undefined;
+  const w = expectArray(fn, 'options.weight', v, Float32Array);
+  if (w.length !== rows) throw new RangeError(`${fn}: options.weight has length ${w.length}, expected ${rows} (one per row)`);
+  return w;
+}
+
 /** The divisor of the mean, and what the elementwise loss and gradient are scaled by. */
 export function scales(fn: string, reduction: Reduction, count: number, avgFactor: unknown, lossWeight: number) {
   let denom = 1;
@@ -303,10 +323,7 @@ export function parseSigmoidCall(fn: string, logits: unknown, targets: unknown, 
   if (alphaOpt !== null && alphaOpt !== 'auto') expectInRange(fn, 'options.alpha', alphaOpt, 0, 1);
   const gamma = resolveGamma(fn, o.gamma);
   const poly1 = o.poly1 === undefined ? 0 : resolvePoly1(fn, o.poly1, probs ? "options.input 'probabilities'" : undefined);
-  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
-  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
-  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
-  const { denom, gradScale } = scales(fn, reduction, count, o.avgFactor, lossWeight);
+  const { reduction, lossWeight, wantGrad, denom, gradScale } = reductionOptions(fn, o, count);
   const out = resolveOut(fn, o.out, x.length, reduction);
   if (out.loss || out.grad) {
     expectDisjoint(
@@ -476,32 +493,18 @@ export function softmaxFocalLoss(logits: Float32Array, labels: Int32Array | Floa
     throw new TypeError(`${fn}: labels must be an Int32Array of class labels, or a Float32Array of class-probability rows [N, C], got ${describeValue(labels)}`);
   }
   const y = expectArray(fn, 'labels', labels, Int32Array);
-  if (options === undefined) throw new TypeError(`${fn}: options with numClasses are required`);
-  const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
-  const c = expectInteger(fn, 'options.numClasses', o.numClasses, 1, 1 << 24);
-  if (x.length % c !== 0) throw new RangeError(`${fn}: options.numClasses (${c}) does not divide the logits length ${x.length}`);
-  // Checked only when given, as every new option: small calls feel each check.
-  let ax = o.shape === undefined && o.classAxis === undefined ? undefined : parseClassAxis(fn, o.shape, o.classAxis, x.length);
-  if (ax) {
-    expectAxisClasses(fn, ax, c, 'options.numClasses');
-    if (ax.inner === 1) ax = undefined; // already class-last
-  }
-  const rows = x.length / c;
+  const { o, c, rows, ax } = softmaxHead(fn, x, options);
   if (y.length !== rows) throw new RangeError(`${fn}: labels has length ${y.length}, expected ${rows} (one per row of ${c} logits)`);
-  const rowW = o.weight === undefined ? undefined : expectArray(fn, 'options.weight', o.weight, Float32Array);
-  if (rowW && rowW.length !== rows) throw new RangeError(`${fn}: options.weight has length ${rowW.length}, expected ${rows} (one per row)`);
+  const rowW = rowWeights(fn, o.weight, rows);
   const ignoreIndex = expectInteger(fn, 'options.ignoreIndex', o.ignoreIndex ?? -100, -(2 ** 31), 2 ** 31 - 1);
   checkLabels(fn, 'labels', y, 0, c - 1, ignoreIndex);
   const alpha = softmaxAlpha(fn, o.alpha, c);
   const gamma = resolveGamma(fn, o.gamma);
   const smoothing = o.labelSmoothing === undefined ? 0 : expectInRange(fn, 'options.labelSmoothing', o.labelSmoothing, 0, 1);
   const poly1 = o.poly1 === undefined ? 0 : resolvePoly1(fn, o.poly1, smoothing > 0 ? 'options.labelSmoothing' : undefined);
-  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
-  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
-  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
   let counted = 0;
   for (let i = 0; i < rows; i++) if (y[i] !== ignoreIndex) counted++;
-  const { denom } = scales(fn, reduction, Math.max(counted, 1), o.avgFactor, lossWeight);
+  const { reduction, lossWeight, wantGrad, denom } = reductionOptions(fn, o, Math.max(counted, 1));
 
   const lossArr = reduction === 'none' ? new Float32Array(rows) : undefined;
   const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
@@ -594,6 +597,24 @@ function softmaxWeighted(
   return gradArr ? { loss, grad: gradArr } : { loss };
 }
 
+/**
+ * The checks both softmax target forms start with: the options, numClasses, and a class axis
+ * (`undefined` when absent or already the last; checked only when given, as every new option:
+ * small calls feel each check).
+ */
+function softmaxHead(fn: string, x: Float32Array, options: unknown) {
+  if (options === undefined) throw new TypeError(`${fn}: options with numClasses are required`);
+  const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
+  const c = expectInteger(fn, 'options.numClasses', o.numClasses, 1, 1 << 24);
+  if (x.length % c !== 0) throw new RangeError(`${fn}: options.numClasses (${c}) does not divide the logits length ${x.length}`);
+  let ax = o.shape === undefined && o.classAxis === undefined ? undefined : parseClassAxis(fn, o.shape, o.classAxis, x.length);
+  if (ax) {
+    expectAxisClasses(fn, ax, c, 'options.numClasses');
+    if (ax.inner === 1) ax = undefined; // already class-last
+  }
+  return { o, c, rows: x.length / c, ax };
+}
+
 /** α of the softmax focal loss: one per class, from a number, a per-class array or null (1). */
 function softmaxAlpha(fn: string, a: unknown, c: number): Float32Array {
   const alpha = new Float32Array(c);
@@ -623,22 +644,14 @@ const ROW_SUM_TOLERANCE = 1e-3;
  * of values in [0, 1] summing to 1, every row counted.
  */
 function softmaxSoft(fn: string, ws: Workspace, x: Float32Array, targets: Float32Array, options: SoftmaxFocalOptions): LossResult {
-  if (options === undefined) throw new TypeError(`${fn}: options with numClasses are required`);
-  const o = expectOptions(fn, options, SOFTMAX_OPTIONS);
-  const c = expectInteger(fn, 'options.numClasses', o.numClasses, 1, 1 << 24);
-  if (x.length % c !== 0) throw new RangeError(`${fn}: options.numClasses (${c}) does not divide the logits length ${x.length}`);
-  const rows = x.length / c;
+  const { o, c, rows, ax } = softmaxHead(fn, x, options);
   if (targets.length !== x.length) {
     throw new RangeError(`${fn}: a Float32Array of targets is class-probability rows [N, C], as the logits (length ${x.length}), but it has length ${targets.length}; class labels are an Int32Array`);
   }
   // ignoreIndex is accepted and unused: every probability row counts.
   if (o.labelSmoothing !== undefined && o.labelSmoothing !== 0) throw new RangeError(`${fn}: options.labelSmoothing applies to class labels; smooth class-probability targets before passing them`);
   if (o.poly1 !== undefined && o.poly1 !== 0) throw new RangeError(`${fn}: options.poly1 needs class labels (docs/SPEC.md §6 defines it on p_y)`);
-  const ax = o.shape === undefined && o.classAxis === undefined ? undefined : parseClassAxis(fn, o.shape, o.classAxis, x.length);
-  if (ax) {
-    expectAxisClasses(fn, ax, c, 'options.numClasses');
-    if (ax.inner > 1) throw new RangeError(`${fn}: class-probability targets need the class as the last axis (options.classAxis ${o.classAxis} is not)`);
-  }
+  if (ax) throw new RangeError(`${fn}: class-probability targets need the class as the last axis (options.classAxis ${o.classAxis} is not)`);
   for (let r = 0; r < rows; r++) {
     let sum = 0;
     for (let j = r * c; j < (r + 1) * c; j++) {
@@ -648,14 +661,10 @@ function softmaxSoft(fn: string, ws: Workspace, x: Float32Array, targets: Float3
     }
     if (Math.abs(sum - 1) > ROW_SUM_TOLERANCE) throw new RangeError(`${fn}: targets row ${r} sums to ${sum}, expected 1 (class probabilities)`);
   }
-  const rowW = o.weight === undefined ? undefined : expectArray(fn, 'options.weight', o.weight, Float32Array);
-  if (rowW && rowW.length !== rows) throw new RangeError(`${fn}: options.weight has length ${rowW.length}, expected ${rows} (one per row)`);
+  const rowW = rowWeights(fn, o.weight, rows);
   const alpha = softmaxAlpha(fn, o.alpha, c);
   const gamma = resolveGamma(fn, o.gamma);
-  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', REDUCTIONS);
-  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
-  const wantGrad = expectBoolean(fn, 'options.grad', o.grad ?? false);
-  const { denom } = scales(fn, reduction, Math.max(rows, 1), o.avgFactor, lossWeight);
+  const { reduction, lossWeight, wantGrad, denom } = reductionOptions(fn, o, Math.max(rows, 1));
   const lossArr = reduction === 'none' ? new Float32Array(rows) : undefined;
   const gradArr = wantGrad ? new Float32Array(x.length) : undefined;
   const t = { array: targets, perUnit: c, tkind: SoftRows.Probabilities };
