@@ -66,8 +66,8 @@ export interface ExtrasKernels {
 
 /**
  * The extras module's builds: what `import { extras } from 'focal-ghm/extras'` gives, to pass to
- * `init({ extras })`, and with `shared` (`threadedExtras`) to `createPool`. Each function compiles (or loads) its build
- * when called.
+ * `init({ extras })`, and with `shared` (`threadedExtras`) to `createPool`. Each function
+ * compiles (or loads) its build when called.
  */
 export interface Extras {
   /** The SIMD build. */
@@ -75,8 +75,9 @@ export interface Extras {
   /** The scalar build, for engines without SIMD (absent in the workerd entry: every version has SIMD). */
   scalar?(): Promise<WasmModule>;
   /**
-   * The bytes of the shared-memory build, for a thread pool's workers (`createPool({ extras: threadedExtras })`),
-   * or `undefined` when the package was built without it. Absent in the workerd entry (no pool).
+   * The bytes of the shared-memory build, for a thread pool's workers (`createPool({ extras:
+   * threadedExtras })`), or `undefined` when the package was built without it. Absent in the
+   * workerd entry (no pool).
    */
   shared?(): Promise<Uint8Array | undefined>;
 }
@@ -117,7 +118,7 @@ export interface InitResult {
 }
 
 /** The loaded kernels (internal: the public type of what `init` gives is {@link InitResult}). */
-export interface Runtime extends InitResult {
+export interface Runtime extends Omit<InitResult, 'extras'> {
   kernels: Kernels;
   /** The extras module's exports, once loaded. */
   extrasKernels?: ExtrasKernels;
@@ -125,7 +126,7 @@ export interface Runtime extends InitResult {
 
 /** What `init` resolves to: a snapshot of the public fields, not the runtime's internals. */
 export function initResult(rt: Runtime): InitResult {
-  return { simd: rt.simd, extras: rt.extras };
+  return { simd: rt.simd, extras: rt.extrasKernels !== undefined };
 }
 
 let runtime: Runtime | undefined;
@@ -244,7 +245,7 @@ export function initRuntime(opts: InitOptions = {}, builds = entryBuilds): Promi
     pending = (async () => {
       if (!builds) throw new Error('focal-ghm init: no entry point registered its builds (import from "focal-ghm", not its internals)');
       const { module, simd } = await compile(opts, builds);
-      const rt: Runtime = { kernels: await instantiate(module), simd, extras: false };
+      const rt: Runtime = { kernels: await instantiate(module), simd };
       runtime = rt;
       return rt;
     })();
@@ -302,7 +303,6 @@ async function loadExtras(rt: Runtime, extras: Extras): Promise<void> {
   const x = (await WebAssembly.instantiate(module, { env: { memory } })).exports as unknown as ExtrasKernels;
   if ((x.__heap_base.value as number) > HEAP_START) throw new Error('focal-ghm init: the extras build does not fit below the heap (it was linked for another layout)');
   rt.extrasKernels = x;
-  rt.extras = true;
 }
 
 /** Whether `init()` has completed. */
