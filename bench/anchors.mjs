@@ -3,25 +3,10 @@
 // time (> 1: focal-ghm is faster), so that this machine's drift cannot skew the ratio.
 import { getData } from './data.mjs';
 import { ghmcTerms, sigmoidFocalClassWeighted, sigmoidFocalProbForward, sigmoidFocalSmoothForward, softmaxFocalSoft, softmaxFocalWeighted, fromClassLast, toClassLast } from './peers/scalar.mjs';
-import { arg, loadDist, median, time } from './util.mjs';
+import { arg, loadDist, paired } from './util.mjs';
 
 const N = arg('--n', 1e6);
 const lib = await loadDist({ extras: true });
-
-/** Median of peer/ours over `rounds` alternating rounds, after a warm-up; and the two losses. */
-function paired(ours, peer, rounds = 15) {
-  const a = ours();
-  const b = peer();
-  for (let k = 0; k < 3; k++) (ours(), peer());
-  const r = [];
-  const to = [];
-  for (let k = 0; k < rounds; k++) {
-    const t = time(ours);
-    r.push(time(peer) / t);
-    to.push(t);
-  }
-  return { ratio: median(r), oursMs: median(to), ours: a, peer: b };
-}
 
 const { logits, targets } = getData(N);
 const probs = logits.map((x) => 1 / (1 + Math.exp(-x)));

@@ -4,25 +4,10 @@
 // the sigmoid focal forward on the same logits (the issue's bound: ≤ 1.5).
 import { getData } from './data.mjs';
 import { distributionFocal, poly1SigmoidFocal, qualityFocal, varifocal } from './peers/scalar.mjs';
-import { arg, loadDist, median, time } from './util.mjs';
+import { arg, loadDist, paired } from './util.mjs';
 
 const N = arg('--n', 1e6);
 const lib = await loadDist({ extras: true });
-
-/** Median over `rounds` alternating rounds of b's time / a's time, after a warm-up; a's median ms; both results. */
-function paired(a, b, rounds = 15) {
-  const ra = a();
-  const rb = b();
-  for (let k = 0; k < 3; k++) (a(), b());
-  const r = [];
-  const ta = [];
-  for (let k = 0; k < rounds; k++) {
-    const t = time(a);
-    r.push(time(b) / t);
-    ta.push(t);
-  }
-  return { ratio: median(r), ms: median(ta), a: ra, b: rb };
-}
 
 const { logits, targets } = getData(N);
 const C = 80;
@@ -55,8 +40,8 @@ const rowsOut = [
 console.log(`issue #21, the focal family, N = ${N} (QFL: ${rows} rows × ${C} classes; DFL: ${dRows} rows × ${bins + 1}; mean)`);
 for (const [name, ours, peer] of rowsOut) {
   const r = paired(ours, peer);
-  const agree = Math.abs(r.a - r.b) <= 1e-4 * Math.abs(r.b) ? '' : `  WARNING: losses differ (${r.a} vs ${r.b})`;
-  console.log(`  ${name.padEnd(24)} ${r.ms.toFixed(2).padStart(7)} ms/call  ${r.ratio.toFixed(2)}× the scalar peer${agree}`);
+  const agree = Math.abs(r.ours - r.peer) <= 1e-4 * Math.abs(r.peer) ? '' : `  WARNING: losses differ (${r.ours} vs ${r.peer})`;
+  console.log(`  ${name.padEnd(24)} ${r.oursMs.toFixed(2).padStart(7)} ms/call  ${r.ratio.toFixed(2)}× the scalar peer${agree}`);
 }
 const focal = () => lib.sigmoidFocalLoss(x80, targets.subarray(0, rows * C)).loss;
 const qfl = paired(focal, () => lib.qualityFocalLoss(x80, qt).loss);

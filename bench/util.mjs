@@ -20,6 +20,24 @@ export function time(f) {
   return performance.now() - t0;
 }
 
+/**
+ * `ours` against `peer` by alternating calls: the median over `rounds` rounds of peer time / our
+ * time (> 1: ours is faster), after a warm-up; our median milliseconds; and each one's result.
+ */
+export function paired(ours, peer, rounds = 15) {
+  const a = ours();
+  const b = peer();
+  for (let k = 0; k < 3; k++) (ours(), peer());
+  const r = [];
+  const to = [];
+  for (let k = 0; k < rounds; k++) {
+    const t = time(ours);
+    r.push(time(peer) / t);
+    to.push(t);
+  }
+  return { ratio: median(r), oursMs: median(to), ours: a, peer: b };
+}
+
 /** The package as built (dist/index.js), initialized; with `extras`, the extras module too. */
 export async function loadDist({ extras = false } = {}) {
   const here = path.dirname(fileURLToPath(import.meta.url));
