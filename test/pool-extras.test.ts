@@ -350,8 +350,6 @@ describe('validation: the single-thread messages, before any job', () => {
 
   const x34 = makeLogits(34, 2);
   const DFL: Array<[string, () => unknown[]]> = [
-    ['targets range', () => [x34, Float32Array.of(3, 16)]],
-    ['targets negative', () => [x34, Float32Array.of(-0.5, 1)]],
     ['bins cannot be told', () => [x34, Float32Array.of(1, 2, 3)]],
     ['bins do not divide', () => [x34, Float32Array.of(1, 2), { bins: 10 }]],
     ['weight length', () => [x34, Float32Array.of(1, 2), { weight: new Float32Array(34) }]],
@@ -379,6 +377,22 @@ describe('validation: the single-thread messages, before any job', () => {
       const before = p.memoryInUse;
       await expect(p.varifocalLoss(x, q, { grad: true })).rejects.toThrow('varifocalLoss: targets[50000] is 1.25, expected a number in [0, 1] (element 50000)');
       expect(p.memoryInUse).toBe(before);
+    }
+  });
+
+  it('distributionFocalLoss: targets outside [0, bins) reject with the single-thread message (from the kernels\' range, after the pass)', async () => {
+    const rows = 5_000;
+    const x = makeLogits(rows * 17, 7);
+    for (const [row, bad] of [[4_321, 16], [17, -0.5], [rows - 1, NaN]] as const) {
+      const y = Float32Array.from({ length: rows }, (_, r) => (r * 37) % 1600 / 100);
+      y[row] = bad;
+      const message = `distributionFocalLoss: targets[${row}] is ${bad}, expected a number in [0, 16) (row ${row})`;
+      expect(() => lib.distributionFocalLoss(x, y)).toThrow(message);
+      for (const p of [...pools, fallback]) {
+        const before = p.memoryInUse;
+        await expect(p.distributionFocalLoss(x, y, { grad: true })).rejects.toThrow(message);
+        expect(p.memoryInUse).toBe(before);
+      }
     }
   });
 

@@ -71,6 +71,15 @@ pub(crate) fn row_max(row: &[f32]) -> f32 {
 /// that `log p_y` and `1 − p_y` depend on there, was off by up to 1% (x = [12, 0.5, 0, 0, 0]).
 #[inline(always)]
 pub(crate) fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 {
+    let (at_max, rest) = row_exp_sum_parts(row, m, park);
+    at_max + rest
+}
+
+/// [`row_exp_sum`] as the count of terms at the max and the sum of the rest, for callers that
+/// need `s − 1` to keep its relative accuracy past f64's (a row whose terms besides the max are
+/// all below 1e-11).
+#[inline(always)]
+pub(crate) fn row_exp_sum_parts(row: &[f32], m: f32, park: Option<&mut [f32]>) -> (f64, f64) {
     let c = row.len();
     let mv = F32x4::splat(m);
     let mut s = SumF64::new();
@@ -94,7 +103,7 @@ pub(crate) fn row_exp_sum(row: &[f32], m: f32, park: Option<&mut [f32]>) -> f64 
         j += 4;
     }
     let t = at_max.to_array();
-    -((t[0] + t[1]) + (t[2] + t[3])) as f64 + s.total()
+    (-((t[0] + t[1]) + (t[2] + t[3])) as f64, s.total())
 }
 
 // Not inlined: each (γ path, gradient) variant stays its own wasm function, so an engine

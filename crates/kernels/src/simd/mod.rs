@@ -63,6 +63,22 @@ impl F32x4 {
         F32x4::from_bits(self.to_bits().min_u(I32x4::from_mask(m)))
     }
 
+    /// Lane k: `v[k]`'s four lanes combined by `f` (a sum, a max), for four rows at once: a 4×4
+    /// transpose folded into the reduction, six shuffles and three `f`s for all four.
+    #[inline(always)]
+    pub fn across4(v: [F32x4; 4], f: impl Fn(F32x4, F32x4) -> F32x4) -> F32x4 {
+        // [v0₀ v1₀ v0₁ v1₁] with [v0₂ v1₂ v0₃ v1₃], then the halves of the two pairs.
+        let a = f(v[0].shuffle::<0, 4, 1, 5>(v[1]), v[0].shuffle::<2, 6, 3, 7>(v[1]));
+        let b = f(v[2].shuffle::<0, 4, 1, 5>(v[3]), v[2].shuffle::<2, 6, 3, 7>(v[3]));
+        f(a.shuffle::<0, 1, 4, 5>(b), a.shuffle::<2, 3, 6, 7>(b))
+    }
+
+    /// Lane `K` in every lane.
+    #[inline(always)]
+    pub fn lane_splat<const K: usize>(self) -> F32x4 {
+        self.shuffle::<K, K, K, K>(self)
+    }
+
     /// Loads the first `len` (0..=4) lanes from `p` and fills the others with `fill`.
     ///
     /// # Safety

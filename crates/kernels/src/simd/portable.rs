@@ -112,6 +112,12 @@ impl F32x4 {
     pub fn pmin(self, o: F32x4) -> F32x4 {
         F32x4(zip(self.0, o.0, |a, b| if b < a { b } else { a }))
     }
+    /// wasm `i32x4.shuffle`: lanes 0–3 from `self`, 4–7 from `o`.
+    #[inline(always)]
+    pub fn shuffle<const A: usize, const B: usize, const C: usize, const D: usize>(self, o: F32x4) -> F32x4 {
+        let ab = [self.0[0], self.0[1], self.0[2], self.0[3], o.0[0], o.0[1], o.0[2], o.0[3]];
+        F32x4([ab[A], ab[B], ab[C], ab[D]])
+    }
     /// wasm `f32x4.pmax`: `self < o ? o : self`.
     #[inline(always)]
     pub fn pmax(self, o: F32x4) -> F32x4 {

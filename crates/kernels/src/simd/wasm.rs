@@ -92,6 +92,12 @@ impl F32x4 {
     pub fn pmin(self, o: F32x4) -> F32x4 {
         F32x4(f32x4_pmin(self.0, o.0))
     }
+    /// Lanes picked from `self` (0–3) and `o` (4–7), as wasm's `i32x4.shuffle`: one `shufps`,
+    /// `unpcklps` or the like on x64 for the patterns [`F32x4::across4`] uses.
+    #[inline(always)]
+    pub fn shuffle<const A: usize, const B: usize, const C: usize, const D: usize>(self, o: F32x4) -> F32x4 {
+        F32x4(i32x4_shuffle::<A, B, C, D>(self.0, o.0))
+    }
     /// `self < o ? o : self`, wasm's pseudo-maximum (see `pmin`). NaN in `self` is kept.
     #[inline(always)]
     pub fn pmax(self, o: F32x4) -> F32x4 {
