@@ -4,13 +4,8 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { extras } from '../ts/extras';
+import { expectSameBits } from './helpers/close';
 import { loadLib, type Lib } from './support/lib';
-
-/** Bit-identical arrays (a byte compare: toEqual on 350k elements takes seconds). */
-function expectSameBits(a: Float32Array, b: Float32Array): void {
-  expect(a.length).toBe(b.length);
-  expect(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(0);
-}
 
 describe('focal family: options.out', () => {
   let lib: Lib;
@@ -44,14 +39,14 @@ describe('focal family: options.out', () => {
       const got = call({ reduction: 'none', grad: true, out: { loss, grad } }) as { loss: Float32Array; grad: Float32Array };
       expect(got.loss).toBe(loss);
       expect(got.grad).toBe(grad);
-      expectSameBits(loss, want.loss);
-      expectSameBits(grad, want.grad);
+      expectSameBits(loss, want.loss, 'loss');
+      expectSameBits(grad, want.grad, 'grad');
       const mean = call({ grad: true }) as { loss: number; grad: Float32Array };
       const b = lib.createBatch({ length: x.length, targets: 'f32', grad: true });
       const viaBatch = call({ grad: true, out: { grad: b.grad } }) as { loss: number; grad: Float32Array };
       expect(viaBatch.loss).toBe(mean.loss);
       expect(viaBatch.grad.buffer, 'the batch view, not a copy').toBe(b.grad.buffer);
-      expectSameBits(b.grad, mean.grad);
+      expectSameBits(b.grad, mean.grad, 'batch grad');
       b.free();
     });
 

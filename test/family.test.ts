@@ -25,7 +25,6 @@ import {
   cutsOf,
   expectGradMatchesFd,
   expectMatchesRef,
-  expectSameBits,
   f32Below,
   familyLogits,
   gradScale,
@@ -33,6 +32,7 @@ import {
   rowWeights,
   unitScores,
 } from './helpers/family';
+import { expectSameBits } from './helpers/close';
 import { expectElementsClose, expectReducedClose } from './helpers/golden';
 import { binaryTargets, LOGIT_MIXES, rng, runs, sigmoidLabels, softmaxLabels, uniformLogits, type LogitMix } from './helpers/random';
 import {

@@ -6,6 +6,7 @@
 // single-thread fallback; close() leaves nothing behind.
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { expectSameBits } from './helpers/close';
 import { binaryTargets, logits as makeLogits, rng, sigmoidLabels, softTargets, weights } from './helpers/random';
 import { loadLib, type Lib } from './support/lib';
 import type { Extras } from '../ts/loader';
@@ -38,18 +39,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([...pools, fallback].map((p) => p?.close()));
 });
-
-/** Bit-for-bit equality of float arrays (distinguishes -0 and NaN payloads), first mismatch named. */
-function expectSameBits(a: Float32Array | undefined, b: Float32Array | undefined, label: string): void {
-  expect(a === undefined, `${label}: presence`).toBe(b === undefined);
-  if (!a || !b) return;
-  expect(a.length, `${label}: length`).toBe(b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) throw new Error(`${label}: [${i}] ${a[i]} vs ${b[i]} (bits differ)`);
-  }
-}
 
 function expectSameResult(a: AnyResult, b: AnyResult, label: string): void {
   if (typeof b.loss === 'number') expect(Object.is(a.loss, b.loss), `${label}: loss ${String(a.loss)} vs ${b.loss}`).toBe(true);

@@ -7,6 +7,7 @@ import { resolveObjectURL } from 'node:buffer';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker as NodeWorker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { expectSameBits } from './helpers/close';
 import { expectElementsClose, expectExactlyEqual, expectReducedClose } from './helpers/golden';
 import { binaryTargets, logits as makeLogits, regression, sigmoidLabels, softTargets, weights } from './helpers/random';
 import { exec } from './support/exec';
@@ -33,18 +34,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.close()));
 });
-
-/** Bit-for-bit equality of float arrays (distinguishes -0 and NaN payloads), first mismatch named. */
-function expectSameBits(a: Float32Array | undefined, b: Float32Array | undefined, label: string): void {
-  expect(a === undefined, `${label}: presence`).toBe(b === undefined);
-  if (!a || !b) return;
-  expect(a.length, `${label}: length`).toBe(b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) throw new Error(`${label}: [${i}] ${a[i]} vs ${b[i]} (bits differ)`);
-  }
-}
 
 function expectSameResult(a: { loss: number | Float32Array; grad?: Float32Array }, b: typeof a, label: string): void {
   if (typeof a.loss === 'number') expect(Object.is(a.loss, b.loss), `${label}: loss ${a.loss} vs ${String(b.loss)}`).toBe(true);

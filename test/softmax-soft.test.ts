@@ -12,7 +12,8 @@
 
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { expectGradMatchesFd, expectMatchesRef, expectSameBits, familyLogits, gradScale, REL, rowWeights } from './helpers/family';
+import { expectSameBits } from './helpers/close';
+import { expectGradMatchesFd, expectMatchesRef, familyLogits, gradScale, REL, rowWeights } from './helpers/family';
 import { expectElementsClose, expectReducedClose } from './helpers/golden';
 import { LOGIT_MIXES, rng, runs, softmaxLabels, uniformLogits, type LogitMix } from './helpers/random';
 import { refSoftmaxFocal, refSoftmaxSoft, type Reduction } from './helpers/reference';

@@ -16,3 +16,22 @@ export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, wha
 export function expectRel(got: number, want: number, what: string, rel = 1e-5): void {
   if (!(Math.abs(got - want) <= rel * Math.abs(want))) throw new Error(`${what}: ${got} vs ${want}`);
 }
+
+/**
+ * The same results bit for bit: numbers and array elements by their bit patterns (so -0 is not
+ * +0), except that any NaN equals any NaN. WebAssembly leaves a NaN result's sign and payload to
+ * the engine, and V8's baseline and optimizing compilers pick different ones (which tier runs a
+ * call depends on timing), so NaN bits are not part of a result.
+ */
+export function expectSameBits(a: number | Float32Array | undefined, b: number | Float32Array | undefined, label: string): void {
+  if (typeof a === 'number' || a === undefined || typeof b === 'number' || b === undefined) {
+    expect(Object.is(a, b), `${label}: ${String(a)} vs ${String(b)}`).toBe(true);
+    return;
+  }
+  expect(a.length, `${label}: length`).toBe(b.length);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) throw new Error(`${label}[${i}]: ${a[i]} vs ${b[i]} (bits differ)`);
+  }
+}

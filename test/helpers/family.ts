@@ -122,22 +122,6 @@ export function expectMatchesRef(
   else expect(r.grad, `${label}grad`).toBeUndefined();
 }
 
-/** The same bits: numbers by Object.is (NaN equals NaN), arrays elementwise by their bit patterns. */
-export function expectSameBits(a: number | Float32Array | undefined, b: number | Float32Array | undefined, label: string): void {
-  if (typeof a === 'number' || a === undefined) {
-    expect(Object.is(a, b), `${label}: ${String(a)} vs ${String(b)}`).toBe(true);
-    return;
-  }
-  expect(b, label).toBeInstanceOf(Float32Array);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const fb = b as Float32Array;
-  const ub = new Uint32Array(fb.buffer, fb.byteOffset, fb.length);
-  expect(ua.length, `${label}: length`).toBe(ub.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) throw new Error(`${label}[${i}]: ${a[i]} vs ${fb[i]} (bits differ)`);
-  }
-}
-
 /** Cut points [0, …, n] with multiples of `unit` between (repeats give empty pieces). */
 export function cutsOf(points: number[], n: number, unit = 1): number[] {
   return [0, ...points.map((p) => Math.min(n, p * unit)).sort((a, b) => a - b), n];

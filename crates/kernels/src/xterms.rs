@@ -302,6 +302,15 @@ impl Sided {
         let r = F32x4::ONE / self.d;
         self.e * (r * r)
     }
+    /// [`Self::p_minus_t`] and [`Self::pq`] from one division (`r = 1/d`; p − t as `(u − e·v)·r`,
+    /// one more rounding than the quotient): for gradients that need both, where the divisions
+    /// were the costliest instructions.
+    #[inline(always)]
+    pub fn p_minus_t_pq(&self) -> (F32x4, F32x4) {
+        let r = F32x4::ONE / self.d;
+        let m = (self.u - self.e * self.v) * r;
+        (F32x4::from_bits(m.to_bits().xor(self.sign)), self.e * (r * r))
+    }
 }
 
 /// The sigmoid pieces for targets that are exactly 0 or 1 (binary bytes, class indices): what

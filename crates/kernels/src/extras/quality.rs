@@ -103,7 +103,9 @@ fn exp_neg_f64(a: f64) -> f64 {
 fn lanes<G: Cancels, const GRAD: bool>(x: F32x4, xt: XTerms, t: F32x4, g: G) -> (F32x4, F32x4) {
     let s = Sided::with(x, t, F32x4::ONE - t, xt);
     let bce = s.bce();
-    let mut pmt = s.p_minus_t();
+    // p − t and (for the gradient) σ(1 − σ) from one division; the forward computes p − t the
+    // same way, so that its loss is the gradient call's bit for bit.
+    let (mut pmt, pq) = if G::FOCUSES { s.p_minus_t_pq() } else { (s.p_minus_t(), F32x4::ZERO) };
     if g.cancels() {
         let (a, b) = (s.u, s.e * s.v);
         if (a - b).abs().lt((a + b) * F32x4::splat(NEAR)).any() {
@@ -117,10 +119,13 @@ fn lanes<G: Cancels, const GRAD: bool>(x: F32x4, xt: XTerms, t: F32x4, g: G) -> 
         return (loss, F32x4::ZERO);
     }
     let grad = if G::FOCUSES {
-        // β·m^(β−1)·sign(σ − y), 0 where m = 0 (SPEC §7; β = 1's factor is 1 there).
+        // β·m^(β−1)·sign(σ − y), 0 where m = 0 (SPEC §7; `factors` gives 0 there but for β = 1).
         let sign = pmt.to_bits().and(I32x4::splat(i32::MIN));
-        let sdpw = F32x4::from_bits(dpw.to_bits().xor(sign)).keep(m.gt(F32x4::ZERO));
-        pmt * pw + bce * sdpw * s.pq()
+        let mut sdpw = F32x4::from_bits(dpw.to_bits().xor(sign));
+        if G::UNIT_SLOPE_AT_0 {
+            sdpw = sdpw.keep(m.gt(F32x4::ZERO));
+        }
+        pmt * pw + bce * sdpw * pq
     } else {
         // β = 0: PyTorch's `pow` backward is 0 for exponent 0 (no 0·∞ at infinite x); NaN x
         // must make the gradient NaN by itself.

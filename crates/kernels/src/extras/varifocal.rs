@@ -20,7 +20,9 @@ use crate::xterms::{nan_where_nan, Sided, Staged, Tiles, XTerms, TILE};
 fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, q: F32x4, w: F32x4, alpha: F32x4, iou: M32x4, g: G) -> (F32x4, F32x4) {
     let s = Sided::with(x, q, F32x4::ONE - q, xt);
     let bce = s.bce();
-    let pmt = s.p_minus_t();
+    // p − t and (for the gradient) σ(1 − σ) from one division; the forward computes p − t the
+    // same way, so that its loss is the gradient call's bit for bit.
+    let (pmt, pq) = if G::FOCUSES { s.p_minus_t_pq() } else { (s.p_minus_t(), F32x4::ZERO) };
     let m = pmt.abs();
     let (pw, dpw) = g.factors(m);
     let positive = q.gt(F32x4::ZERO);
@@ -30,12 +32,16 @@ fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, q: F32x4, w: F32x4
         return (loss, F32x4::ZERO);
     }
     let grad = if G::FOCUSES {
-        // dw/dx = α·γ·m^(γ−1)·sign(σ − q)·σ(1 − σ) where q ≤ 0, 0 where m = 0 (as SPEC §7's).
-        // Where q > 0 it is a zero, not masked out of `bce·dw`: at an infinite logit the
-        // product is NaN, as autograd's 0·bce through mmdetection's `(target <= 0)` factor.
+        // dw/dx = α·γ·m^(γ−1)·sign(σ − q)·σ(1 − σ) where q ≤ 0, 0 where m = 0 (as SPEC §7's;
+        // `factors` gives 0 there but for γ = 1). Where q > 0 it is a zero, not masked out of
+        // `bce·dw`: at an infinite logit the product is NaN, as autograd's 0·bce through
+        // mmdetection's `(target <= 0)` factor. (A NaN q, refused by the caller, keeps its dw.)
         let sign = pmt.to_bits().and(I32x4::splat(i32::MIN));
-        let sdpw = F32x4::from_bits(dpw.to_bits().xor(sign)).keep(m.gt(F32x4::ZERO));
-        let dw = (alpha * sdpw * s.pq()).keep(q.le(F32x4::ZERO));
+        let mut sdpw = F32x4::from_bits(dpw.to_bits().xor(sign));
+        if G::UNIT_SLOPE_AT_0 {
+            sdpw = sdpw.keep(m.gt(F32x4::ZERO));
+        }
+        let dw = (alpha * sdpw * pq).keep(positive.not());
         w * (pmt * fw + bce * dw)
     } else {
         // γ = 0: w is constant (`pow`'s backward is 0 for exponent 0); NaN x must make the

@@ -19,6 +19,9 @@ pub trait Focusing: Copy {
     /// Whether the loss has §6's Poly-1 term `ε·m^(γ+1)` (see [`Poly1`]). Every use of the term in
     /// a kernel is behind this constant, so the plain losses compile as if it did not exist.
     const POLY: bool = false;
+    /// Whether `factors`' second value may be nonzero where m = 0: γ = 1's slope, 1 everywhere
+    /// (callers that need 0 there mask it; the others may skip the mask).
+    const UNIT_SLOPE_AT_0: bool = true;
     /// `(m^γ, γ·m^(γ-1))` for `m` in [0, 1]; the second is 0 where m = 0 and γ ≠ 1
     /// (SPEC §1: the term vanishes where pt = 0 and γ < 1; for γ > 1 it is 0 anyway).
     fn factors(self, m: F32x4) -> (F32x4, F32x4);
@@ -45,6 +48,7 @@ pub struct GammaAny(pub f32);
 
 impl Focusing for Gamma0 {
     const FOCUSES: bool = false;
+    const UNIT_SLOPE_AT_0: bool = false;
     #[inline(always)]
     fn factors(self, _m: F32x4) -> (F32x4, F32x4) {
         (F32x4::ONE, F32x4::ZERO)
@@ -57,12 +61,14 @@ impl Focusing for Gamma1 {
     }
 }
 impl Focusing for Gamma2 {
+    const UNIT_SLOPE_AT_0: bool = false;
     #[inline(always)]
     fn factors(self, m: F32x4) -> (F32x4, F32x4) {
         (m * m, m + m)
     }
 }
 impl Focusing for GammaAny {
+    const UNIT_SLOPE_AT_0: bool = false;
     #[inline(always)]
     fn factors(self, m: F32x4) -> (F32x4, F32x4) {
         // m^γ = exp(-(-γ·ln m)) with -γ·ln m ≥ 0 (m ≤ 1), so the cheap exp applies; its floor of
@@ -107,6 +113,7 @@ impl<G: Focusing> Poly1<G> {
 impl<G: Focusing> Focusing for Poly1<G> {
     const FOCUSES: bool = G::FOCUSES;
     const POLY: bool = true;
+    const UNIT_SLOPE_AT_0: bool = G::UNIT_SLOPE_AT_0;
     #[inline(always)]
     fn factors(self, m: F32x4) -> (F32x4, F32x4) {
         self.g.factors(m)
