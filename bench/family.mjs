@@ -37,6 +37,21 @@ const rowsOut = [
   ['DFL forward + gradient', () => lib.distributionFocalLoss(xd, y, og(xd.length)).loss, () => distributionFocal(xd, y, bins + 1, grad)],
   ['Poly-1 sigmoid forward', () => lib.sigmoidFocalLoss(logits, targets, { poly1: 1 }).loss, () => poly1SigmoidFocal(logits, targets, 1)],
 ];
+// The same calls on zero-copy batches (logits, Varifocal's targets and the gradient in wasm
+// memory; the small per-row inputs as arrays): at N = 10^6 the arrays' copies in and out are
+// memory traffic (12 MB for Varifocal with its gradient) that the peer's loop spreads over its
+// much longer run and ours cannot.
+const batch = lib.createBatch({ length: N, targets: 'f32', grad: true });
+batch.logits.set(logits);
+batch.targets.set(q);
+const bx = (n) => batch.logits.subarray(0, n);
+const bg = (n) => ({ grad: true, out: { grad: batch.grad.subarray(0, n) } });
+rowsOut.push(
+  ['QFL fwd + grad, batch', () => lib.qualityFocalLoss(bx(x80.length), qt, bg(x80.length)).loss, () => qualityFocal(x80, labels, scores, C, grad)],
+  ['VFL fwd + grad, batch', () => lib.varifocalLoss(batch.logits, batch.targets, bg(N)).loss, () => varifocal(logits, q, grad)],
+  ['DFL forward, batch', () => lib.distributionFocalLoss(bx(xd.length), y).loss, () => distributionFocal(xd, y, bins + 1)],
+  ['DFL fwd + grad, batch', () => lib.distributionFocalLoss(bx(xd.length), y, bg(xd.length)).loss, () => distributionFocal(xd, y, bins + 1, grad)],
+);
 console.log(`issue #21, the focal family, N = ${N} (QFL: ${rows} rows × ${C} classes; DFL: ${dRows} rows × ${bins + 1}; mean)`);
 for (const [name, ours, peer] of rowsOut) {
   const r = paired(ours, peer);
