@@ -6,6 +6,7 @@
 // single-thread fallback; close() leaves nothing behind.
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { rejectOutside } from '../ts/family';
 import { expectSameBits } from './helpers/close';
 import { binaryTargets, logits as makeLogits, rng, sigmoidLabels, softTargets, weights } from './helpers/random';
 import { loadLib, type Lib } from './support/lib';
@@ -383,6 +384,16 @@ describe('validation: the single-thread messages, before any job', () => {
         expect(p.memoryInUse).toBe(before);
       }
     }
+  });
+
+  it('a range the kernels saw bad but the targets no longer show (changed while a pool call ran) still rejects', () => {
+    expect(() => rejectOutside('distributionFocalLoss', 'targets', Float32Array.of(3, 16), 0, 16, false)).toThrow('distributionFocalLoss: targets[1] is 16, expected a number in [0, 16) (row 1)');
+    expect(() => rejectOutside('distributionFocalLoss', 'targets', Float32Array.of(3, 15), 0, 16, false)).toThrow(
+      'distributionFocalLoss: targets held a value outside [0, 16) during the call, and was changed before it ended',
+    );
+    expect(() => rejectOutside('varifocalLoss', 'targets', Float32Array.of(0.5), 0, 1, true, 'element')).toThrow(
+      'varifocalLoss: targets held a value outside [0, 1] during the call, and was changed before it ended',
+    );
   });
 
   it('createPool: options.extras must be the extras export', async () => {

@@ -164,6 +164,17 @@ function expectValuesIn(fn: string, name: string, a: Float32Array, lo: number, h
   if (i >= 0) throw new RangeError(`${fn}: ${name}[${i}] is ${a[i]}, expected a number in [${lo}, ${hi}${closed ? ']' : ')'} (${what} ${i})`);
 }
 
+/**
+ * After a pass whose kernel saw a value of `a` outside the interval: names the first one, or, if
+ * none is there now, says that `a` changed while the call ran (a pool's call reads its inputs
+ * while it awaits its workers, and the caller may write them meanwhile): never a result
+ * computed from clamped values. Exported for its test.
+ */
+export function rejectOutside(fn: string, name: string, a: Float32Array, lo: number, hi: number, closed: boolean, what = 'row'): never {
+  expectValuesIn(fn, name, a, lo, hi, closed, what);
+  throw new RangeError(`${fn}: ${name} held a value outside [${lo}, ${hi}${closed ? ']' : ')'} during the call, and was changed before it ended`);
+}
+
 // One loop per interval kind: a loop testing `closed` per element took twice the time (V8), a
 // tenth of a DFL call's at 17 bins.
 function firstOutsideOpen(a: Float32Array, lo: number, hi: number): number {
@@ -304,7 +315,7 @@ export const varifocal: FamilyLoss<{ alpha: number; gamma: number; iou: number }
       a: [alpha, gamma, iou],
       checkRange: (min, max) => {
         // The call may have grown the memory since: a batch view of the targets is read afresh.
-        if (!(min >= 0 && max <= 1)) expectValuesIn(fn, 'targets', liveView(q, workspace(fn).heap.buffer), 0, 1, true, 'element');
+        if (!(min >= 0 && max <= 1)) rejectOutside(fn, 'targets', liveView(q, workspace(fn).heap.buffer), 0, 1, true, 'element');
       },
     };
   },
@@ -378,7 +389,7 @@ export const distribution: FamilyLoss<{ bins: number | undefined }> = {
       a: [c, SoftRows.TwoHot, 0, 0, 0],
       // From the kernel's range of y (it clamps the rest), as Varifocal's: a scan before the pass cost a tenth of the call.
       checkRange: (min, max) => {
-        if (!(min >= 0 && max < bins)) expectValuesIn(fn, 'targets', liveView(y, workspace(fn).heap.buffer), 0, bins, false);
+        if (!(min >= 0 && max < bins)) rejectOutside(fn, 'targets', liveView(y, workspace(fn).heap.buffer), 0, bins, false);
       },
     };
   },

@@ -111,11 +111,13 @@ pub fn exp_neg_finish(r: F32x4, scale: I32x4) -> F32x4 {
 /// e^(-a) for a ≥ 0 as the terms of a softmax's sum need it, where a term's error counts in
 /// proportion to the term: cheaper than [`exp_neg`] by reducing 2^(-a·log2 e) straight from the
 /// rounded product, no Cody–Waite split (three instructions of its 21 per vector). That rounding
-/// costs a·5.3e-8 relative on top of the polynomial's 2e-7: 6e-7 at a = 10 (a term of 4.5e-5),
-/// 1.1e-6 at a = 20; so a sum of such terms, and a sum less its exact 1s (`s − 1` of a
-/// confident row), keeps 1.2e-6 relative, and a term over the sum (a softmax probability) 2.2e-8
-/// absolute. For a·log2 e > 125 (and +inf, and +NaN, by the clamp of [`exp_neg`]) the result is
-/// 2^-125·2^f, under 3.4e-38.
+/// (and f32's log2 e) costs up to a·7.5e-8 relative on top of the polynomial's 2e-7: 9.5e-7 at
+/// a = 10 (a term of 4.5e-5), 1.7e-6 at a = 20, 6.7e-6 at the clamp (a = 86.6). A sum of such
+/// terms, and a sum less its exact 1s (`s − 1` of a confident row), is as accurate as its
+/// largest terms: about 2.6e-6 relative for rows whose other terms sit 20–40 below the max; a
+/// term over the sum (a softmax probability) keeps 5e-8 absolute. For a·log2 e > 125 (and +inf,
+/// and +NaN, by the clamp of [`exp_neg`]) the result is 2^-125·2^f, under 3.4e-38; a −NaN
+/// passes the clamp and gives no reliable NaN.
 #[inline(always)]
 pub fn exp_neg_term(a: F32x4) -> F32x4 {
     let u = a * F32x4::splat(core::f32::consts::LOG2_E);

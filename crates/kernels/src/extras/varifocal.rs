@@ -16,7 +16,7 @@ use crate::xterms::{nan_where_nan, Sided, Staged, Tiles, XTerms, TILE};
 
 /// `(loss, d loss/dx)` per lane, unscaled, for targets `q` and element weights `w`; `floor` 0
 /// when the positives' weight is q, 1 when it is 1 (as `max(q, floor)`, q in [0, 1]: one `maxps`
-/// where a select is three instructions).
+/// where a select is three instructions; a q above 1, refused by the caller, would weigh q).
 #[inline(always)]
 fn lanes<G: Focusing, const GRAD: bool>(x: F32x4, xt: XTerms, q: F32x4, w: F32x4, alpha: F32x4, floor: F32x4, g: G) -> (F32x4, F32x4) {
     let s = Sided::with(x, q, F32x4::ONE - q, xt);
