@@ -25,6 +25,8 @@ pub mod math;
 pub mod simd;
 pub mod source;
 mod xterms;
+#[cfg(test)]
+mod test_rng;
 
 #[cfg(target_arch = "wasm32")]
 mod ffi_common;

@@ -261,18 +261,14 @@ unsafe fn four_rows(
 mod tests {
     use super::*;
     use crate::extras::soft::{softmax_focal_soft, SoftRows};
+    use crate::test_rng::Rng;
 
     /// The fast path equals the general soft kernel's two-hot rows (γ = 0, no α) within f32
     /// rounding, for every row length, weight and output combination.
     #[test]
     fn equals_the_soft_kernel() {
-        let mut seed = 0x2545f4914f6cdd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = Rng(0x2545f4914f6cdd1d);
+        let mut next = || rng.unif();
         for trial in 0..2000 {
             let c = 2 + trial % 20;
             let rows = 1 + (trial * 7) % 13;

@@ -325,6 +325,7 @@ fn run<G: Cancels, const GRAD: bool>(p: Problem, g: G, out: Out, infinities: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::{logit, Rng};
 
     fn sigmoid(x: f64) -> f64 {
         if x >= 0.0 {
@@ -369,32 +370,6 @@ mod tests {
             }
         }
         (rows, grad)
-    }
-
-    /// xorshift, for reproducible cases.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn unit(&mut self) -> f32 {
-            (self.next() >> 40) as f32 / (1u64 << 24) as f32
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    /// Logits: mostly moderate, some extreme.
-    fn logit(rng: &mut Rng) -> f32 {
-        match rng.below(20) {
-            0 => [20.0, -20.0, 88.0, -88.0, 1e4, -1e4, 0.0, -0.0][rng.below(8)],
-            1 => (rng.unit() - 0.5) * 60.0,
-            _ => (rng.unit() - 0.5) * 12.0,
-        }
     }
 
     fn score(rng: &mut Rng) -> f32 {
