@@ -68,6 +68,8 @@ const avgFactorArb = fc.option(sane(0.01, 1e5), { nil: undefined, freq: 3 });
 const lossWeightArb = fc.option(fc.oneof(fc.constantFrom(0, 1, 2.5), sane(-2, 5, 1e-3)), { nil: undefined });
 const mixArb = fc.constantFrom<LogitMix>(...LOGIT_MIXES);
 const seedArb = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+/** What every family case draws last, in this order: the reduction options, the logits' mix and seed, grad. */
+const callArbs = { reduction: reductionArb, avgFactor: avgFactorArb, lossWeight: lossWeightArb, mix: mixArb, seed: seedArb, grad: fc.boolean() };
 const classesArb = fc.oneof(fc.constantFrom(1, 2, 3, 7, 80), fc.integer({ min: 1, max: 100 }));
 
 /** The common options of a spec, as the library takes them (absent ones left out). */
@@ -112,12 +114,7 @@ const poly1SigmoidArb: fc.Arbitrary<Poly1SigmoidSpec> = fc.record({
   alpha: fc.oneof(fc.constantFrom<number | null | 'auto'>(null, 'auto', 0, 1, 0.25), sane(0, 1)),
   gamma: exponentArb,
   eps: epsArb,
-  reduction: reductionArb,
-  avgFactor: avgFactorArb,
-  lossWeight: lossWeightArb,
-  mix: mixArb,
-  seed: seedArb,
-  grad: fc.boolean(),
+  ...callArbs,
 });
 
 type SigmoidTargets = Uint8Array | Float32Array | { labels: Int32Array; numClasses: number; ignoreIndex?: number };
@@ -199,12 +196,7 @@ const poly1SoftmaxArb: fc.Arbitrary<Poly1SoftmaxSpec> = fc.record({
   ignoreIndex: fc.option(fc.constantFrom(-100, -1, 255), { nil: undefined }),
   pIgnore: fc.constantFrom(0, 0.2, 1),
   weighted: fc.boolean(),
-  reduction: reductionArb,
-  avgFactor: avgFactorArb,
-  lossWeight: lossWeightArb,
-  mix: mixArb,
-  seed: seedArb,
-  grad: fc.boolean(),
+  ...callArbs,
 });
 
 function poly1SoftmaxInputs(s: Poly1SoftmaxSpec) {
@@ -261,12 +253,7 @@ const qualityArb: fc.Arbitrary<QualitySpec> = fc.record({
   beta: exponentArb,
   pBackground: fc.constantFrom(0, 0.4, 1),
   weighted: fc.boolean(),
-  reduction: reductionArb,
-  avgFactor: avgFactorArb,
-  lossWeight: lossWeightArb,
-  mix: mixArb,
-  seed: seedArb,
-  grad: fc.boolean(),
+  ...callArbs,
 });
 
 /** Keeps each labelled score clear of σ(x) where QFL's gradient is singular (β ≤ 1; see the header). */
@@ -330,12 +317,7 @@ const varifocalArb: fc.Arbitrary<VarifocalSpec> = fc.record({
   iouWeighted: fc.option(fc.boolean(), { nil: undefined }),
   pNeg: fc.constantFrom(0, 0.5, 0.9, 1),
   weighted: fc.boolean(),
-  reduction: reductionArb,
-  avgFactor: avgFactorArb,
-  lossWeight: lossWeightArb,
-  mix: mixArb,
-  seed: seedArb,
-  grad: fc.boolean(),
+  ...callArbs,
 });
 
 /** VFL targets: 0 (and −0) for negatives, a share pNeg; positives in (0, 1], 1 and tiny ones included. */
@@ -391,12 +373,7 @@ const distributionArb: fc.Arbitrary<DistributionSpec> = fc.record({
   bins: fc.oneof(fc.constantFrom(1, 2, 4, 7, 16), fc.integer({ min: 1, max: 40 })),
   passBins: fc.boolean(),
   weighted: fc.boolean(),
-  reduction: reductionArb,
-  avgFactor: avgFactorArb,
-  lossWeight: lossWeightArb,
-  mix: mixArb,
-  seed: seedArb,
-  grad: fc.boolean(),
+  ...callArbs,
 });
 
 /** DFL targets in [0, n): exactly 0, n − 1 and other integers, the float32 just below n, tiny ones, fractions. */

@@ -3,11 +3,12 @@
 // core losses do), which the one-shot function and the stream run through `familyPass`, and the
 // thread pool (ts/pool.ts) on its workers.
 
-import { expectArray, expectDisjoint, expectBoolean, expectFinite, expectInteger, expectOneOf, expectOptions, expectPositive } from './errors';
+import { expectArray, expectDisjoint, expectBoolean, expectFinite, expectInteger, expectOptions } from './errors';
 import { reductionOptions, resolveGamma, resolveOut, rowWeights, SoftRows, unitsPerChunk, type LossFor, type LossResult, type OutputBuffers, type Reduction } from './focal';
 import { checkLabels } from './inputs';
 import { getExtras, type ExtrasKernels } from './loader';
 import { runChunked, type ChunkInput } from './memory';
+import { streamReduction } from './stream';
 import { liveView } from './views';
 import { workspace, type Workspace } from './workspace';
 
@@ -452,10 +453,7 @@ function familyStream<Opts, T>(fn: string, loss: FamilyLoss<Opts>, options: unkn
   getExtras(fn);
   const o = expectOptions(fn, options, [...loss.keys, 'reduction', 'avgFactor', 'lossWeight']) as Record<string, unknown>;
   const opts = loss.resolve(fn, o);
-  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', ['mean', 'sum'] as const);
-  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
-  const avgFactor = o.avgFactor === undefined ? undefined : expectPositive(fn, 'options.avgFactor', o.avgFactor);
-  if (avgFactor !== undefined && reduction === 'sum') throw new RangeError(`${fn}: options.avgFactor cannot be used with reduction 'sum'`);
+  const reduce = streamReduction(fn, o);
   let sum = 0;
   let length = 0;
   let done = false;
@@ -477,8 +475,7 @@ function familyStream<Opts, T>(fn: string, loss: FamilyLoss<Opts>, options: unkn
     finish() {
       if (done) throw new Error(`${fn}.finish: the stream has already finished`);
       done = true;
-      const denom = reduction === 'mean' ? (avgFactor ?? length) : 1;
-      return { loss: (lossWeight * sum) / denom, length };
+      return { loss: reduce(sum, length), length };
     },
   };
 }

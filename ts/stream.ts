@@ -61,10 +61,7 @@ export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): Sigmoid
   const gamma = resolveGamma(fn, o.gamma);
   const poly1 = o.poly1 === undefined ? 0 : resolvePoly1(fn, o.poly1, probs ? "options.input 'probabilities'" : undefined);
   if (poly1 !== 0) getExtras(fn);
-  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', ['mean', 'sum'] as const);
-  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
-  const avgFactor = o.avgFactor === undefined ? undefined : expectPositive(fn, 'options.avgFactor', o.avgFactor);
-  if (avgFactor !== undefined && reduction === 'sum') throw new RangeError(`${fn}: options.avgFactor cannot be used with reduction 'sum'`);
+  const reduce = streamReduction(fn, o);
   // Σ aw·rest = α·Σ t·rest + (1-α)·Σ (1-t)·rest: two sums cover every α, including 'auto'.
   // (Poly-1's term carries no α: each of the two sums holds it once, and α + (1 − α) = 1.)
   const split = alphaOpt === 'auto';
@@ -112,10 +109,21 @@ export function sigmoidFocalStream(options?: SigmoidFocalStreamOptions): Sigmoid
         alpha = alphaOf(pos, neg);
         total = alpha * sumPos + (1 - alpha) * sumNeg;
       }
-      const denom = reduction === 'mean' ? (avgFactor ?? length) : 1;
-      return { loss: (lossWeight * total) / denom, alpha, length };
+      return { loss: reduce(total, length), alpha, length };
     },
   };
+}
+
+/**
+ * A stream's reduction options (`reduction` 'mean' or 'sum', `avgFactor`, `lossWeight`), checked
+ * when the stream is made; gives the loss of a finished stream from its Σ and length.
+ */
+export function streamReduction(fn: string, o: { reduction?: unknown; lossWeight?: unknown; avgFactor?: unknown }): (sum: number, length: number) => number {
+  const reduction = expectOneOf(fn, 'options.reduction', o.reduction ?? 'mean', ['mean', 'sum'] as const);
+  const lossWeight = expectFinite(fn, 'options.lossWeight', o.lossWeight ?? 1);
+  const avgFactor = o.avgFactor === undefined ? undefined : expectPositive(fn, 'options.avgFactor', o.avgFactor);
+  if (avgFactor !== undefined && reduction === 'sum') throw new RangeError(`${fn}: options.avgFactor cannot be used with reduction 'sum'`);
+  return (sum, length) => (lossWeight * sum) / (reduction === 'mean' ? (avgFactor ?? length) : 1);
 }
 
 /** One piece of a scored stream. */
